@@ -1,0 +1,50 @@
+# Build and test entry points. `make test` sets up everything on a fresh Debian machine.
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+SYSTEM_PACKAGES := redis-server chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help venv system-packages test run lint clean
+
+# help: list the targets
+help:
+	@echo "make venv             create .venv and install the project with its test extras"
+	@echo "make system-packages  install redis-server and chromium (Debian) when missing"
+	@echo "make test             set everything up and run the test suite (PYTEST_ARGS=... to narrow)"
+	@echo "make run              set up and start the service with gunicorn (gunicorn.conf.py)"
+	@echo "make lint             run ruff over the repository"
+	@echo "make clean            remove .venv and caches"
+
+# venv: the virtual environment, reinstalled only when pyproject.toml changes
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $@
+
+# system-packages: Debian packages the tests need (installs as root, else says what to run)
+system-packages:
+	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
+
+# test: the whole suite against real redis-server, gunicorn and chromium processes
+test: venv system-packages
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+# run: the service on gunicorn; needs neither redis nor chromium (filesystem store by default)
+run: venv
+	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py app:app
+
+# lint: ruff with the settings in pyproject.toml (installed into the venv on first use)
+lint: venv
+	$(VPY) -m ruff --version >/dev/null 2>&1 || $(VPY) -m pip install -q ruff
+	$(VPY) -m ruff check .
+
+# clean: remove the virtual environment and tool caches
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info build
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,198 @@
+"""Self-tests of tests/support: the helpers really start, stop and drive real processes."""
+
+from __future__ import annotations
+
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+
+from tests.support.gunicorn_server import GunicornServer
+from tests.support.ports import HOST, free_port
+from tests.support.redis_server import RedisServer
+
+TINY_APP = "tests.infra.tiny_app:app"
+
+
+def _port_accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def test_free_port_is_bindable_on_loopback():
+    port = free_port()
+    with socket.socket() as sock:
+        sock.bind((HOST, port))
+        assert sock.getsockname() == (HOST, port)
+
+
+# -- redis ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run", ["first", "second"])
+def test_redis_url_fixture_gives_an_empty_working_database(redis_server, redis_url, run):
+    """Whichever run comes second proves the fixture flushed what the first one wrote."""
+    assert redis_url == f"redis://127.0.0.1:{redis_server.port}/0"
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.dbsize() == 0
+        client.set("left-behind", run)
+    with redis_server.client() as client:
+        assert client.get("left-behind") == run.encode()
+
+
+def test_redis_stop_refuses_connections_and_start_comes_back_on_same_port():
+    with RedisServer() as server:
+        port = server.port
+        with server.client() as client:
+            assert client.incr("n") == 1
+
+            server.stop()
+            assert not server.running
+            assert not _port_accepts(port)
+            started = time.monotonic()
+            with pytest.raises(redis.ConnectionError):
+                client.incr("n")
+            # No retries: the failure is immediate, not 10 backed-off attempts.
+            assert time.monotonic() - started < 1.0
+
+            server.start()
+            assert server.port == port
+            assert server.url == f"redis://127.0.0.1:{port}/0"
+            # No persistence: the restarted server is empty.
+            assert client.get("n") is None
+            assert client.incr("n") == 1
+        assert "Ready to accept connections" in server.log_tail()
+    assert not _port_accepts(port)
+    assert not server.dir.exists()
+
+
+def test_redis_server_has_no_persistence_and_binds_loopback_only(redis_server):
+    with redis_server.client() as client:
+        assert client.config_get("save")["save"] == ""
+        assert client.config_get("appendonly")["appendonly"] == "no"
+        assert client.config_get("bind")["bind"] == "127.0.0.1"
+        assert client.config_get("protected-mode")["protected-mode"] == "yes"
+        assert client.config_get("dir")["dir"] == str(redis_server.dir.resolve())
+
+
+# -- gunicorn ------------------------------------------------------------------------------
+
+
+def _pid(url: str) -> int:
+    response = requests.get(url + "/pid", timeout=10)
+    response.raise_for_status()
+    return response.json()["pid"]
+
+
+def _pids_seen(url: str, want: int, attempts: int = 200) -> set[int]:
+    """Send concurrent requests (a new connection each) until `want` distinct pids answered."""
+    seen: set[int] = set()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(attempts // 8):
+            seen.update(pool.map(lambda _: _pid(url), range(8)))
+            if len(seen) >= want:
+                break
+    return seen
+
+
+def test_gunicorn_serves_from_several_worker_processes(gunicorn_server):
+    server = gunicorn_server(TINY_APP, workers=2, threads=4)
+    assert server.url.startswith("http://127.0.0.1:")
+    workers = server.worker_pids()
+    assert len(workers) == 2
+    assert server.pid not in workers
+
+    seen = _pids_seen(server.url, want=2)
+    assert seen == set(workers)
+
+    response = requests.get(server.url + "/healthz", timeout=10)
+    assert response.json() == {"status": "ok"}
+    assert "Booting worker" in server.log_text()
+
+
+def test_gunicorn_replaces_a_killed_worker(gunicorn_server):
+    server = gunicorn_server(TINY_APP, workers=2, threads=2)
+    before = server.worker_pids()
+    victim = before[0]
+
+    server.kill_worker(victim)
+
+    after = server.wait_for_workers(exclude=[victim])
+    assert len(after) == 2
+    assert victim not in after
+    survivor = before[1]
+    assert survivor in after
+    replacement = (set(after) - {survivor}).pop()
+    # The replacement really serves requests.
+    assert replacement in _pids_seen(server.url, want=2)
+    with pytest.raises(ValueError):
+        server.kill_worker(victim)
+
+
+def test_gunicorn_stop_ends_master_and_workers():
+    with GunicornServer(TINY_APP, workers=2, threads=1) as server:
+        port = server.port
+        workers = server.worker_pids()
+        assert _pid(server.url) in workers
+        server.stop()
+        assert not server.running
+        assert server.worker_pids() == []
+        assert not _port_accepts(port)
+    for pid in workers:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                assert stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except FileNotFoundError:
+            pass  # gone, as it should be
+
+
+def test_gunicorn_start_failure_reports_the_log():
+    server = GunicornServer("tests.infra.no_such_module:app", workers=1, ready_timeout=20)
+    try:
+        with pytest.raises(RuntimeError) as excinfo:
+            server.start()
+        assert "no_such_module" in str(excinfo.value)
+    finally:
+        server.close()
+
+
+def test_gunicorn_env_reaches_the_app(gunicorn_server, tmp_path):
+    marker = tmp_path / "marker"
+    server = gunicorn_server(
+        "tests.infra.tiny_app:app",
+        workers=1,
+        threads=1,
+        env={"TINY_APP_MARKER": str(marker)},
+    )
+    assert requests.get(server.url + "/env/TINY_APP_MARKER", timeout=10).json() == {
+        "value": str(marker)
+    }
+
+
+# -- browser -------------------------------------------------------------------------------
+
+
+def test_browser_reads_text_from_a_data_url(browser):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto("data:text/html,<p id='greeting'>hello from chromium</p>")
+        assert page.locator("#greeting").inner_text() == "hello from chromium"
+    finally:
+        context.close()
+
+
+def test_browser_loads_a_page_served_by_gunicorn(browser, gunicorn_server):
+    server = gunicorn_server(TINY_APP, workers=2, threads=2)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        response = page.goto(server.url + "/")
+        assert response is not None and response.status == 200
+        assert int(page.locator("#pid").inner_text()) in server.worker_pids()
+    finally:
+        context.close()
