@@ -1,0 +1,70 @@
+"""Exceptions raised by flask_session, and the once-per-outage log."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+
+class SessionConfigError(ValueError):
+    """A ``SESSION_*`` setting is missing or invalid. Raised by ``Session.init_app``.
+
+    The message always names the config key to fix.
+    """
+
+
+class StoreUnavailable(Exception):
+    """The session store cannot be reached or cannot write (Redis down, disk full, ...).
+
+    This is the one exception type an app needs to handle to answer 503. ``Session(app)``
+    registers a plain 503 handler for it unless the app registered its own. Nothing that
+    raised it was retried, so an increment that failed with it was counted at most once;
+    if the failure struck after the store applied it, it was counted once but not
+    acknowledged.
+    """
+
+    #: seconds a client should wait before retrying (sent as ``Retry-After``)
+    retry_after = 1
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+class SessionLockTimeout(StoreUnavailable):
+    """Another request held this session's lock for longer than ``SESSION_LOCK_TIMEOUT``.
+
+    A subclass of :class:`StoreUnavailable`, so the same 503 handler covers it.
+    """
+
+
+class OutageLog:
+    """Logs a store failure once when it starts and once when it ends, not per request.
+
+    Every request that hits a dead store fails the same way; one line per failed
+    request would bury the log. ``failed`` logs the first failure of a run of
+    failures at ERROR, the rest at DEBUG; ``succeeded`` logs the recovery once.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self._logger = logger
+        self._what = what
+        self._down = False
+        self._guard = threading.Lock()
+
+    def failed(self, error: BaseException) -> None:
+        with self._guard:
+            first, self._down = not self._down, True
+        if first:
+            self._logger.error("%s is unavailable: %s", self._what, error)
+        else:
+            self._logger.debug("%s still unavailable: %s", self._what, error)
+
+    def succeeded(self) -> None:
+        if not self._down:  # the common path: one attribute read, no lock
+            return
+        with self._guard:
+            was_down, self._down = self._down, False
+        if was_down:
+            self._logger.warning("%s is available again", self._what)

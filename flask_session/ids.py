@@ -1,0 +1,28 @@
+"""Session ids: unguessable, and strictly checked before anything else looks at them."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+
+
+def new_session_id(nbytes: int) -> str:
+    """A fresh id with ``nbytes`` bytes of randomness from the OS, URL-safe base64."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def session_id_length(nbytes: int) -> int:
+    """Characters in an id made by ``new_session_id(nbytes)`` (base64 without padding)."""
+    return (4 * nbytes + 2) // 3
+
+
+def is_well_formed(value: str, nbytes: int) -> bool:
+    """True if ``value`` has exactly the shape of an id we issue.
+
+    This is the gate in front of every store: a cookie that fails it never reaches a
+    store key or a file name. Passing it does not make an id valid; only the store
+    knows whether we issued it.
+    """
+    return len(value) == session_id_length(nbytes) and _URLSAFE.fullmatch(value) is not None

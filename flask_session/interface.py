@@ -1,0 +1,125 @@
+"""The Flask session interface: cookie in, cookie out, and the store in between."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from flask.sessions import SessionInterface
+
+from .codecs import CODECS
+from .errors import StoreUnavailable
+from .ids import is_well_formed
+from .session import RequestPolicy, ServerSideSession
+
+if TYPE_CHECKING:
+    from flask import Flask, Request, Response
+
+    from .settings import SessionSettings
+    from .stores.base import Store
+
+
+class ServerSideSessionInterface(SessionInterface):
+    """Owns the cookie and the session id; the store owns the data.
+
+    ``open_session`` does no I/O: it only checks that the cookie has the exact shape of
+    an id we issue. Anything else (unknown, malformed, overlong, path characters) starts
+    a fresh session, and only the store can say whether a well-formed id is live.
+    """
+
+    session_class = ServerSideSession
+
+    def __init__(self, settings: SessionSettings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.codec = CODECS[settings.serialization_format]
+
+    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        sid = cookie if cookie and is_well_formed(cookie, self.settings.id_bytes) else None
+        policy = RequestPolicy(
+            store=self.store,
+            codec=self.codec,
+            id_bytes=self.settings.id_bytes,
+            locking=self.settings.locking,
+            permanent_default=self.settings.permanent,
+            ttl=app.permanent_session_lifetime.total_seconds(),
+            refresh_each_request=app.config["SESSION_REFRESH_EACH_REQUEST"],
+        )
+        return self.session_class(policy, sid)
+
+    def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:  # type: ignore[override]
+        if session.accessed:
+            response.vary.add("Cookie")
+        try:
+            commit = session.commit()
+        except StoreUnavailable as error:
+            session.release_lock()
+            _become_error_response(app, error, response)
+            return
+        if not commit.touched:
+            return  # nothing looked at the session: no store work, no cookie
+        name = self.get_cookie_name(app)
+        domain = self.get_cookie_domain(app)
+        path = self.get_cookie_path(app)
+        secure = self.get_cookie_secure(app)
+        samesite = self.get_cookie_samesite(app)
+        httponly = self.get_cookie_httponly(app)
+        partitioned = self.get_cookie_partitioned(app)
+        if not commit.exists:
+            if commit.existed:  # the session was cleared: make the browser forget it
+                response.delete_cookie(
+                    name,
+                    domain=domain,
+                    path=path,
+                    secure=secure,
+                    httponly=httponly,
+                    samesite=samesite,
+                    partitioned=partitioned,
+                )
+            return
+        permanent = session.is_permanent()
+        refresh = permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]
+        if commit.issued or commit.wrote or refresh:
+            expires = (
+                datetime.now(timezone.utc) + app.permanent_session_lifetime if permanent else None
+            )
+            response.set_cookie(
+                name,
+                session.sid,  # type: ignore[arg-type]
+                expires=expires,
+                domain=domain,
+                path=path,
+                secure=secure,
+                httponly=httponly,
+                samesite=samesite,
+                partitioned=partitioned,
+            )
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        # Flask's default is None (no attribute); a session cookie should be Lax unless the
+        # app chose otherwise.
+        return app.config["SESSION_COOKIE_SAMESITE"] or "Lax"
+
+    def regenerate(self, session: ServerSideSession) -> None:
+        """Give the session a new id, keeping its data; the old id stops working at once.
+
+        Call it when privileges change (after a login) to defeat session fixation.
+        """
+        session.regenerate()
+
+
+def _become_error_response(app: Flask, error: StoreUnavailable, response: Response) -> None:
+    """Turn ``response`` into the app's answer to ``error`` (a 503 by default).
+
+    A failure while saving comes after the view returned, where Flask would turn any
+    exception into a 500; the handler registered for StoreUnavailable is used instead,
+    and its response replaces this one in place (Flask ignores save_session's return).
+    """
+    try:
+        raise error
+    except StoreUnavailable as raised:
+        replacement = app.make_response(app.handle_user_exception(raised))
+    response.status = replacement.status
+    response.headers = replacement.headers.copy()
+    response.set_data(replacement.get_data())

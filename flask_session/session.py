@@ -1,0 +1,290 @@
+"""The session object a view sees as ``flask.session``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask.sessions import SessionMixin
+
+from .codecs import DecodeError
+from .ids import new_session_id
+from .stores.base import PERMANENT_KEY
+
+if TYPE_CHECKING:
+    from .codecs import Codec
+    from .stores.base import Store
+
+
+@dataclass(frozen=True)
+class RequestPolicy:
+    """What one request's session needs to know from the app's settings."""
+
+    store: Store
+    codec: Codec
+    id_bytes: int
+    locking: bool
+    permanent_default: bool
+    ttl: float  # PERMANENT_SESSION_LIFETIME in seconds: the server-side idle timeout
+    refresh_each_request: bool
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What saving the session did, for the interface's cookie decision."""
+
+    touched: bool  # loaded or incremented during the request
+    exists: bool  # a live session is in the store under ``sid`` now
+    existed: bool  # the request's cookie named a live session
+    wrote: bool  # the store was written by this request
+    issued: bool  # ``sid`` was created (or regenerated) by this request
+
+
+class ServerSideSession(SessionMixin):
+    """A dict-like session whose data lives in a store, keyed by ``sid``.
+
+    Nothing touches the store until the session is first read or written. With
+    ``SESSION_LOCKING`` on, that first access also takes the session's lock, held
+    until the response is saved, so read-modify-write code such as
+    ``session["n"] += 1`` is serialized per session. At save only the keys whose
+    value changed are written, merged into the stored session; nested changes are
+    found by comparing encodings, so ``modified = True`` is not needed for them.
+    """
+
+    def __init__(self, policy: RequestPolicy, sid: str | None) -> None:
+        self._policy = policy
+        #: the session id; None until one is needed (a fresh session issues one on write)
+        self.sid = sid
+        self.accessed = False  # set by Flask when the ``session`` proxy is used
+        self._values: dict[str, Any] | None = None  # decoded data; None = not loaded
+        self._stored: dict[str, bytes] = {}  # encoded values as the store has them
+        self._lock: Any = None
+        self._existed = False  # the cookie's sid named a live session
+        self._issued = False
+        self._incremented = False
+        self._incr_permanent: bytes | None = None
+        self._modified_flag = False
+
+    # -- the mapping -------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._data()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data().get(key, default)
+
+    def clear(self) -> None:
+        self._data().clear()
+
+    def __repr__(self) -> str:
+        shown = "not loaded" if self._values is None else repr(self._values)
+        sid = f"{self.sid[:6]}…" if self.sid else "new"
+        return f"<{type(self).__name__} {sid} {shown}>"
+
+    # -- Flask's SessionMixin ----------------------------------------------------------
+
+    @property
+    def permanent(self) -> bool:
+        return bool(self.get(PERMANENT_KEY, self._policy.permanent_default))
+
+    @permanent.setter
+    def permanent(self, value: bool) -> None:
+        self[PERMANENT_KEY] = bool(value)
+
+    @property
+    def new(self) -> bool:  # type: ignore[override]
+        """True unless the request's cookie named a live session."""
+        self._data()
+        return not self._existed
+
+    @property
+    def modified(self) -> bool:  # type: ignore[override]
+        """True if this request changed the session (found by comparing encodings)."""
+        if self._modified_flag or self._incremented or self._issued:
+            return True
+        if self._values is None:
+            return False
+        changed, deleted = self._changes()
+        return bool(changed or deleted)
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        # Kept for code written for Flask; changes are found without it.
+        self._modified_flag = value
+
+    # -- atomic increment --------------------------------------------------------------
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        """Add ``amount`` to the integer at ``key`` (missing counts as 0); return the result.
+
+        Atomic across threads, processes and machines without holding the session's
+        lock for the request: the store adds it in one step. If this request already
+        holds the lock, or changed ``key`` itself, the add happens in the request's
+        copy and is committed with the response. Raises TypeError if ``key`` holds
+        something other than an int.
+        """
+        if not isinstance(key, str):
+            raise TypeError(f"session keys are strings, not {type(key).__name__}")
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise TypeError(f"incr amount must be an int, not {type(amount).__name__}")
+        values = self._values
+        if values is not None and (self._lock is not None or self.sid is None or self._is_dirty(key)):
+            current = values.get(key, 0)
+            if type(current) is not int:
+                raise TypeError(f"session[{key!r}] holds {type(current).__name__}, not an int")
+            values[key] = current + amount
+            return values[key]
+        return self._store_incr(key, amount)
+
+    def _store_incr(self, key: str, amount: int) -> int:
+        policy = self._policy
+        result = None
+        if self.sid is not None:
+            result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=False)
+            if result is not None:
+                self._existed = self._existed or not self._issued
+        if result is None:  # no session yet, or the cookie's is gone: start a fresh one
+            self._start_fresh()
+            self.sid = new_session_id(policy.id_bytes)
+            result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=True)
+            self._issued = True
+            if self._values is not None:
+                self._values = {}  # the fresh session holds only this key
+        self._incremented = True
+        self._incr_permanent = result.permanent
+        if self._values is not None:
+            self._values[key] = result.value
+            self._stored[key] = policy.codec.encode(result.value)
+        return result.value
+
+    # -- the interface's side ----------------------------------------------------------
+
+    def _data(self) -> dict[str, Any]:
+        """The decoded data, loading it (and taking the lock) on first use."""
+        if self._values is None:
+            self._load()
+        return self._values  # type: ignore[return-value]
+
+    def _load(self) -> None:
+        policy = self._policy
+        if self.sid is None:
+            self._values = {}
+            return
+        refresh = policy.ttl if policy.refresh_each_request else None
+        loaded = policy.store.load(self.sid, lock=policy.locking, refresh_ttl=refresh)
+        if loaded is None:  # unknown, expired, corrupt or foreign: a fresh session
+            self._start_fresh()
+            self._values = {}
+            return
+        self._lock = loaded.lock
+        try:
+            self._values = {key: policy.codec.decode(raw) for key, raw in loaded.values.items()}
+        except DecodeError:
+            self.release_lock()
+            self._start_fresh()
+            self._values = {}
+            return
+        self._stored = loaded.values
+        self._existed = True
+
+    def _start_fresh(self) -> None:
+        """Forget the cookie's id: a new one is issued if anything is written."""
+        self.sid = None
+        self._stored = {}
+        self._existed = False
+
+    def _is_dirty(self, key: str) -> bool:
+        values = self._values or {}
+        if key not in values:
+            return key in self._stored
+        return self._stored.get(key) != self._policy.codec.encode(values[key])
+
+    def _changes(self) -> tuple[dict[str, bytes], list[str]]:
+        encode = self._policy.codec.encode
+        values = self._values or {}
+        changed = {}
+        for key, value in values.items():
+            raw = encode(value)
+            if self._stored.get(key) != raw:
+                changed[key] = raw
+        deleted = [key for key in self._stored if key not in values]
+        return changed, deleted
+
+    def commit(self) -> Commit:
+        """Write this request's changes and release the lock. Called by save_session."""
+        touched = self._values is not None or self._incremented
+        wrote = self._incremented
+        exists = self.sid is not None and (self._existed or self._issued)
+        if self._values is not None:
+            changed, deleted = self._changes()  # may raise TypeError: nothing written yet
+            lock, self._lock = self._lock, None
+            policy = self._policy
+            if self.sid is None:
+                if changed:
+                    self.sid = new_session_id(policy.id_bytes)
+                    exists = policy.store.save(self.sid, changed, [], ttl=policy.ttl, create=True)
+                    self._issued = wrote = True
+            elif changed or deleted:
+                exists = policy.store.save(
+                    self.sid, changed, deleted, ttl=policy.ttl, create=False, lock=lock
+                )
+                wrote = True
+            elif lock is not None:
+                policy.store.release(self.sid, lock)
+            self._stored = {**self._stored, **changed}
+            for key in deleted:
+                self._stored.pop(key, None)
+        return Commit(touched, exists, self._existed, wrote, self._issued)
+
+    def release_lock(self) -> None:
+        """Give up the lock without writing. Safe to call twice; never raises."""
+        lock, self._lock = self._lock, None
+        if lock is not None and self.sid is not None:
+            try:
+                self._policy.store.release(self.sid, lock)
+            except Exception:  # the store is down: its lease (or the kernel) frees it
+                pass
+
+    def is_permanent(self) -> bool:
+        """``permanent`` without loading the session just to answer."""
+        if self._values is not None:
+            return bool(self._values.get(PERMANENT_KEY, self._policy.permanent_default))
+        if self._incr_permanent is not None:
+            try:
+                return bool(self._policy.codec.decode(self._incr_permanent))
+            except DecodeError:
+                pass
+        return self._policy.permanent_default
+
+    def regenerate(self) -> None:
+        """Move the data to a new id and delete the old one (after login, say)."""
+        values = self._data()
+        old_sid, lock = self.sid, self._lock
+        if old_sid is None:
+            return  # never stored: a new id is issued when it is
+        policy = self._policy
+        self._lock = None
+        encoded = {key: policy.codec.encode(value) for key, value in values.items()}
+        new_sid = new_session_id(policy.id_bytes)
+        if encoded:
+            policy.store.save(new_sid, encoded, [], ttl=policy.ttl, create=True)
+        policy.store.delete(old_sid, lock=lock)
+        self.sid = new_sid if encoded else None
+        self._stored = encoded
+        self._issued = bool(encoded)

@@ -1,0 +1,160 @@
+"""The contract every session store keeps.
+
+A store is a small class with a handful of verbs. It knows nothing of cookies, Flask or
+requests: the session interface owns those. Values cross this boundary already encoded
+(``dict[str, bytes]``, one encoded value per session key), so a store merges changes key
+by key without decoding them, and the session detects changes by comparing encodings.
+
+Every verb either succeeds or raises :class:`~flask_session.StoreUnavailable` (or its
+subclass :class:`~flask_session.SessionLockTimeout`). Nothing is retried: a verb that
+failed was applied at most once.
+
+Rules every store proves in ``tests/flask_session/test_store_contract.py``:
+
+* A session that is missing, expired, corrupt or in a foreign format loads as ``None``
+  (corrupt and foreign data also log one warning). Nothing is created by looking.
+* ``save`` merges: only the keys passed are written or deleted. It never brings back a
+  session that is gone unless told ``create=True``; a session left with no keys is
+  deleted.
+* ``incr`` is atomic across threads and processes and waits for the session's lock.
+* A lock is exclusive across processes, dies with its process (or within
+  ``lock_timeout`` on a network store), and waiting for one is bounded by
+  ``lock_timeout``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..codecs import Codec
+from ..errors import SessionLockTimeout
+
+#: The key Flask keeps ``session.permanent`` under; ``incr`` reports it (see IncrResult).
+PERMANENT_KEY = "_permanent"
+
+
+@dataclass
+class Loaded:
+    """A session read from a store: its encoded values, and its lock if one was taken."""
+
+    values: dict[str, bytes]
+    lock: Any = None
+
+
+@dataclass
+class IncrResult:
+    """The value after an increment, and the session's stored ``_permanent`` (raw, or None).
+
+    ``permanent`` lets a request that only incremented set the cookie's expiry right
+    without a second round trip to load the session.
+    """
+
+    value: int
+    permanent: bytes | None = field(default=None)
+
+
+@dataclass
+class CleanupReport:
+    """What ``Store.cleanup`` removed and kept."""
+
+    expired_removed: int = 0
+    temp_removed: int = 0
+    live_kept: int = 0
+    removed_paths: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+class Store(ABC):
+    """Where sessions live. Subclasses implement the verbs below."""
+
+    #: the name used for SESSION_TYPE
+    name: str
+
+    def __init__(self, *, codec: Codec, key_prefix: str, lock_timeout: float) -> None:
+        self.codec = codec
+        self.key_prefix = key_prefix
+        self.lock_timeout = lock_timeout
+
+    @abstractmethod
+    def load(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
+        """Read a session, or None if no live session has this id.
+
+        ``lock=True`` waits (up to ``lock_timeout``) for the session's lock and returns
+        holding it in ``Loaded.lock``. ``refresh_ttl`` (seconds) pushes the expiry out.
+        """
+
+    @abstractmethod
+    def save(
+        self,
+        sid: str,
+        changed: dict[str, bytes],
+        deleted: Iterable[str],
+        *,
+        ttl: float,
+        create: bool,
+        lock: Any = None,
+    ) -> bool:
+        """Merge ``changed`` and ``deleted`` into the session, set its expiry to ``ttl``.
+
+        Releases ``lock`` (taken by ``load``) whatever happens. Returns whether the
+        session exists afterwards: False when it was gone (and ``create`` is false) or was
+        left with no keys and so deleted.
+        """
+
+    @abstractmethod
+    def delete(self, sid: str, *, lock: Any = None) -> None:
+        """Remove the session if it exists; releases ``lock``."""
+
+    @abstractmethod
+    def incr(self, sid: str, key: str, amount: int, *, ttl: float, create: bool) -> IncrResult | None:
+        """Atomically add ``amount`` to the integer at ``key`` (missing counts as 0).
+
+        Waits for the session's lock if another request holds it, so an increment never
+        lands inside someone's read-modify-write. (A request that holds the lock itself
+        increments its loaded copy and commits it with ``save``.) Returns None if the
+        session does not exist and ``create`` is false. Raises TypeError if the key holds
+        something other than an integer.
+        """
+
+    @abstractmethod
+    def release(self, sid: str, lock: Any) -> None:
+        """Give up a lock taken by ``load`` without writing anything."""
+
+    @abstractmethod
+    def cleanup(self, *, stale_temp_after: float) -> CleanupReport:
+        """Remove expired sessions (and any leftovers of crashed writers). Never a live one."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+
+
+class LockWait:
+    """The waiting half of taking a lock: sleep between attempts, give up at a deadline.
+
+    Capped, jittered exponential backoff: short sleeps keep latency low when a lock is
+    held for a few milliseconds (the usual case); the cap keeps a long holder from being
+    polled hard.
+    """
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self.timeout = timeout
+        self.what = what
+        self._deadline = time.monotonic() + timeout
+        self._delay = 0.0005
+
+    def pause(self) -> None:
+        """Sleep before the next attempt; raise SessionLockTimeout once time is up."""
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise SessionLockTimeout(
+                f"{self.what} stayed locked by another request for over {self.timeout:g} s"
+                " (SESSION_LOCK_TIMEOUT)"
+            )
+        time.sleep(min(remaining, self._delay * (0.5 + random.random())))
+        self._delay = min(self._delay * 2, 0.01)

@@ -1,0 +1,280 @@
+"""The filesystem store: one file per session in ``SESSION_FILE_DIR``; no server needed.
+
+Layout and rules:
+
+* A session's file is ``sha256(SESSION_KEY_PREFIX + sid).session``. No path is ever
+  built from cookie text, and a directory listing does not reveal live session ids.
+* The file holds one JSON or msgpack document (key -> value). Its **mtime is its expiry
+  time**: refreshing a session is one ``utime`` call instead of a rewrite, and cleanup
+  needs only ``stat``.
+* Writes are atomic: a temp file (``.*.tmp``, mode 0600) in the same directory, then
+  ``os.replace``. A reader never sees a half-written file, even if a writer is killed.
+* Every write (save, incr, delete, cleanup) happens under the file's flock, so merges
+  and increments are atomic across processes. Readers need no lock.
+
+Why not cachelib's ``FileSystemCache``: its ``get`` answers ``None`` both for a missing
+key and for an I/O error, so a failing disk would look like an empty session and the
+next write would overwrite real data; it has no lock that spans read-modify-write across
+processes, so merges and ``inc`` lose updates; and its temp-file replace changes the
+file's inode, so a lock cannot be taken on the data file itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+
+from ..codecs import DecodeError
+from ..errors import OutageLog, SessionConfigError, StoreUnavailable
+from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
+from .filelock import is_still_at, lock_existing, try_lock
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".session"
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+_SESSION_NAME_LENGTH = 64 + len(SUFFIX)  # sha256 hex digest + suffix
+
+_FRIENDLY_ERRORS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "it is on a read-only filesystem",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+class FileSystemStore(Store):
+    name = "filesystem"
+
+    def __init__(self, *, directory: str, **common) -> None:
+        super().__init__(**common)
+        self.directory = os.path.abspath(directory)
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        except OSError as error:
+            raise SessionConfigError(
+                f"SESSION_FILE_DIR {self.directory!r} cannot be created: {error.strerror}"
+            ) from error
+        self._outage = OutageLog(logger, f"session directory {self.directory}")
+
+    # -- the store verbs ---------------------------------------------------------------
+
+    def load(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
+        path = self._path(sid)
+        with self._errors():
+            if lock:
+                fd = lock_existing(path, self.lock_timeout, "session")
+                if fd is None:
+                    return None
+            else:
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    return None
+            keep_open = False
+            try:
+                values = self._read_live(fd, path)
+                if values is None:
+                    return None
+                if refresh_ttl is not None:
+                    _set_expiry(fd, refresh_ttl)
+                keep_open = lock
+                return Loaded(values, lock=fd if lock else None)
+            finally:
+                if not keep_open:
+                    os.close(fd)
+
+    def save(
+        self,
+        sid: str,
+        changed: dict[str, bytes],
+        deleted: Iterable[str],
+        *,
+        ttl: float,
+        create: bool,
+        lock: int | None = None,
+    ) -> bool:
+        path = self._path(sid)
+        with self._errors(), self._locked(path, lock) as fd:
+            values = self._read_live(fd, path) if fd is not None else None
+            if values is None:
+                if not create:
+                    return False  # gone (cleared, expired): never bring it back
+                values = {}
+            values.update(changed)
+            for key in deleted:
+                values.pop(key, None)
+            if not values:
+                if fd is not None:
+                    os.unlink(path)
+                return False
+            self._write(path, values, ttl)
+            return True
+
+    def delete(self, sid: str, *, lock: int | None = None) -> None:
+        path = self._path(sid)
+        with self._errors(), self._locked(path, lock) as fd:
+            if fd is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    def incr(self, sid: str, key: str, amount: int, *, ttl: float, create: bool) -> IncrResult | None:
+        path = self._path(sid)
+        with self._errors(), self._locked(path, None) as fd:
+            values = self._read_live(fd, path) if fd is not None else None
+            if values is None:
+                if not create:
+                    return None
+                values = {}
+            new_value = self._decode_int(values.get(key), key) + amount
+            values[key] = self.codec.encode(new_value)
+            self._write(path, values, ttl)
+            return IncrResult(new_value, values.get(PERMANENT_KEY))
+
+    def release(self, sid: str, lock: int) -> None:
+        os.close(lock)
+
+    def cleanup(self, *, stale_temp_after: float) -> CleanupReport:
+        report = CleanupReport()
+        now_ns = time.time_ns()
+        stale_before = time.time() - stale_temp_after
+        with self._errors(), os.scandir(self.directory) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(SUFFIX) and len(name) == _SESSION_NAME_LENGTH:
+                    try:
+                        expired = entry.stat(follow_symlinks=False).st_mtime_ns <= now_ns
+                    except FileNotFoundError:
+                        continue
+                    if expired and self._remove_if_expired(entry.path):
+                        report.expired_removed += 1
+                        report.removed_paths.append(entry.path)
+                    else:
+                        report.live_kept += 1
+                elif name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+                    # A writer's temp file lives for microseconds; an old one is what a
+                    # killed writer left behind. ctime, because writers set the mtime.
+                    try:
+                        if entry.stat(follow_symlinks=False).st_ctime < stale_before:
+                            os.unlink(entry.path)
+                            report.temp_removed += 1
+                            report.removed_paths.append(entry.path)
+                    except FileNotFoundError:
+                        continue
+        return report
+
+    def ping(self) -> None:
+        with self._errors():
+            if not os.access(self.directory, os.R_OK | os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), self.directory)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _path(self, sid: str) -> str:
+        digest = hashlib.sha256((self.key_prefix + sid).encode()).hexdigest()
+        return os.path.join(self.directory, digest + SUFFIX)
+
+    @contextlib.contextmanager
+    def _locked(self, path: str, held: int | None) -> Iterator[int | None]:
+        """The file's lock for one write: the caller's (``held``) or a short one of ours.
+
+        Either way it is released on the way out: a held lock ends with the request's
+        save, and a write replaces the file, which ends any lock on the old one.
+        """
+        fd = held if held is not None else lock_existing(path, self.lock_timeout, "session")
+        try:
+            yield fd
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _read_live(self, fd: int, path: str) -> dict[str, bytes] | None:
+        """The session in ``fd``, or None if it has expired or cannot be decoded."""
+        if os.fstat(fd).st_mtime_ns <= time.time_ns():
+            return None
+        os.lseek(fd, 0, os.SEEK_SET)  # a held lock's descriptor was read to the end by load
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        try:
+            return self.codec.decode_document(b"".join(chunks))
+        except DecodeError as error:
+            logger.warning(
+                "ignoring unreadable session file %s (not %s): %s; the client gets a new session",
+                path,
+                self.codec.name,
+                error,
+            )
+            return None
+
+    def _decode_int(self, raw: bytes | None, key: str) -> int:
+        if raw is None:
+            return 0
+        try:
+            value = self.codec.decode(raw)
+        except DecodeError:
+            value = raw
+        if type(value) is not int:
+            raise TypeError(f"session[{key!r}] holds {type(value).__name__}, not an int")
+        return value
+
+    def _write(self, path: str, values: dict[str, bytes], ttl: float) -> None:
+        """Replace ``path`` atomically with ``values``, expiring ``ttl`` seconds from now."""
+        data = self.codec.encode_document(values)
+        try:
+            fd, temp_path = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, self.directory)
+        except FileNotFoundError:  # the directory was removed under us: make it again
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            fd, temp_path = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, self.directory)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                _set_expiry(fd, ttl)  # before the rename: a reader never sees a wrong expiry
+            finally:
+                os.close(fd)
+            os.replace(temp_path, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_path)
+            raise
+
+    def _remove_if_expired(self, path: str) -> bool:
+        """Delete an expired session file unless a request holds it or renewed it."""
+        fd = try_lock(path)
+        if fd is None:
+            return False  # in use right now, so not expired in any way that matters
+        try:
+            if os.fstat(fd).st_mtime_ns > time.time_ns() or not is_still_at(fd, path):
+                return False
+            os.unlink(path)
+            return True
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn OS errors into StoreUnavailable, logged once per outage."""
+        try:
+            yield
+        except OSError as error:
+            self._outage.failed(error)
+            reason = _FRIENDLY_ERRORS.get(error.errno, error.strerror or str(error))
+            raise StoreUnavailable(
+                f"the session directory {self.directory} cannot be used: {reason}"
+            ) from error
+        else:
+            self._outage.succeeded()
+
+
+def _set_expiry(fd: int, ttl: float) -> None:
+    expires_ns = time.time_ns() + int(ttl * 1_000_000_000)
+    os.utime(fd, ns=(expires_ns, expires_ns))
