@@ -171,9 +171,15 @@ class FileSystemStore(Store):
         return report
 
     def ping(self) -> None:
+        # Really write: permission bits say nothing to root, and only a write finds a
+        # full disk.
         with self._errors():
-            if not os.access(self.directory, os.R_OK | os.W_OK | os.X_OK):
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), self.directory)
+            fd, temp_path = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, self.directory)
+            try:
+                os.write(fd, b"ping")
+            finally:
+                os.close(fd)
+                os.unlink(temp_path)
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -224,7 +224,7 @@ class RedisStore(Store):
         if status == 1:
             return IncrResult(int(reply[1]), reply[2] if len(reply) > 2 else None)
         if status == 3:
-            raise TypeError(f"session[{key!r}] does not hold an int")
+            raise TypeError(f"session[{key!r}] holds something that is not an int")
         if status == 4:
             logger.warning("session data in redis is not %s; the client gets a new session", self.codec.name)
         return None

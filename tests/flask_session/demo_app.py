@@ -1,0 +1,70 @@
+"""A small app exercising flask_session, for the contract tests and their gunicorn runs.
+
+Served by gunicorn as ``tests.flask_session.demo_app:create_app()``, configured through
+``FLASK_*`` environment variables (``FLASK_SESSION_TYPE=redis`` ...).
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, jsonify, request, session
+
+from flask_session import Session
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_prefixed_env()
+    app.config.update(config or {})
+    Session(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return "ok"  # never touches the session
+
+    @app.post("/rmw/<key>")
+    def read_modify_write(key: str):
+        # The seed's recipe, made safe by the session lock.
+        value = session.get(key, 0)
+        time.sleep(float(request.args.get("delay", 0)))
+        session[key] = value + 1
+        return jsonify(value=session[key])
+
+    @app.post("/incr/<key>")
+    def incr(key: str):
+        return jsonify(value=session.incr(key, int(request.args.get("by", 1))))
+
+    @app.get("/get")
+    def get():
+        return jsonify(dict(session))
+
+    @app.post("/set/<key>")
+    def set_key(key: str):
+        session.get(key)  # read first, so a delay below happens with the session loaded
+        time.sleep(float(request.args.get("delay", 0)))
+        session[key] = request.args.get("value", "x")
+        return jsonify(dict(session))
+
+    @app.post("/delete/<key>")
+    def delete_key(key: str):
+        session.pop(key, None)
+        return jsonify(dict(session))
+
+    @app.post("/clear")
+    def clear():
+        time.sleep(float(request.args.get("delay", 0)))
+        session.clear()
+        return jsonify({})
+
+    @app.post("/regenerate")
+    def regenerate():
+        session.get("x")
+        app.session_interface.regenerate(session)
+        return jsonify(dict(session))
+
+    @app.get("/untouched")
+    def untouched():
+        return "no session here"
+
+    return app

@@ -1,0 +1,264 @@
+"""The store contract (flask_session/stores/base.py), proven on every store.
+
+These talk to the store objects directly; test_session_contract.py proves the same
+promises through Flask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from flask_session import SessionLockTimeout
+from flask_session.ids import new_session_id
+
+from .conftest import stored_session_count
+
+TTL = 60.0
+
+
+def enc(store, value):
+    return store.codec.encode(value)
+
+
+def test_loading_an_unknown_session_finds_nothing_and_creates_nothing(app, store):
+    sid = new_session_id(32)
+    assert store.load(sid, lock=False, refresh_ttl=None) is None
+    assert store.load(sid, lock=True, refresh_ttl=TTL) is None
+    assert store.incr(sid, "n", 1, ttl=TTL, create=False) is None
+    assert store.save(sid, {"a": enc(store, 1)}, [], ttl=TTL, create=False) is False
+    store.delete(sid)
+    assert stored_session_count(app) == 0
+    if store.name == "redis":
+        assert store.redis.dbsize() == 0  # no stray lock keys either
+
+
+def test_save_creates_and_load_reads_back(store):
+    sid = new_session_id(32)
+    values = {"a": enc(store, 1), "b": enc(store, {"nested": [1, "x"]})}
+    assert store.save(sid, values, [], ttl=TTL, create=True) is True
+    assert store.load(sid, lock=False, refresh_ttl=None).values == values
+
+
+def test_save_merges_only_the_keys_it_is_given(store):
+    sid = new_session_id(32)
+    store.save(sid, {"a": enc(store, 1), "b": enc(store, 2), "c": enc(store, 3)}, [], ttl=TTL, create=True)
+    store.save(sid, {"a": enc(store, 10)}, [], ttl=TTL, create=False)  # request one
+    store.save(sid, {"d": enc(store, 4)}, ["c"], ttl=TTL, create=False)  # request two
+    assert store.load(sid, lock=False, refresh_ttl=None).values == {
+        "a": enc(store, 10),
+        "b": enc(store, 2),
+        "d": enc(store, 4),
+    }
+
+
+def test_a_session_left_with_no_keys_is_deleted(app, store):
+    sid = new_session_id(32)
+    store.save(sid, {"a": enc(store, 1)}, [], ttl=TTL, create=True)
+    assert store.save(sid, {}, ["a"], ttl=TTL, create=False) is False
+    assert store.load(sid, lock=False, refresh_ttl=None) is None
+    assert stored_session_count(app) == 0
+
+
+def test_a_deleted_session_is_never_brought_back_by_a_late_save(store):
+    sid = new_session_id(32)
+    store.save(sid, {"a": enc(store, 1)}, [], ttl=TTL, create=True)
+    store.delete(sid)
+    assert store.save(sid, {"b": enc(store, 2)}, [], ttl=TTL, create=False) is False
+    assert store.incr(sid, "n", 1, ttl=TTL, create=False) is None
+    assert store.load(sid, lock=False, refresh_ttl=None) is None
+
+
+def test_incr_counts_and_reports_permanent(store):
+    sid = new_session_id(32)
+    assert store.incr(sid, "n", 1, ttl=TTL, create=True).value == 1
+    assert store.incr(sid, "n", 5, ttl=TTL, create=False).value == 6
+    assert store.incr(sid, "n", -7, ttl=TTL, create=False).value == -1
+    store.save(sid, {"_permanent": enc(store, False)}, [], ttl=TTL, create=False)
+    result = store.incr(sid, "other", 2, ttl=TTL, create=False)
+    assert (result.value, store.codec.decode(result.permanent)) == (2, False)
+    values = store.load(sid, lock=False, refresh_ttl=None).values
+    assert store.codec.decode(values["n"]) == -1
+
+
+def test_incr_refuses_a_value_that_is_not_an_int(store):
+    sid = new_session_id(32)
+    store.save(sid, {"s": enc(store, "text"), "f": enc(store, 1.5), "b": enc(store, True)}, [], ttl=TTL, create=True)
+    for key in ("s", "f", "b"):
+        with pytest.raises(TypeError):
+            store.incr(sid, key, 1, ttl=TTL, create=False)
+    assert store.codec.decode(store.load(sid, lock=False, refresh_ttl=None).values["s"]) == "text"
+
+
+def test_incr_is_atomic_across_threads(store):
+    sid = new_session_id(32)
+    store.incr(sid, "n", 0, ttl=TTL, create=True)
+
+    def work():
+        for _ in range(50):
+            store.incr(sid, "n", 1, ttl=TTL, create=False)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.codec.decode(store.load(sid, lock=False, refresh_ttl=None).values["n"]) == 400
+
+
+def test_a_lock_excludes_other_lockers_and_incr_until_released(store):
+    sid = new_session_id(32)
+    store.save(sid, {"n": enc(store, 1)}, [], ttl=TTL, create=True)
+    held = store.load(sid, lock=True, refresh_ttl=None)
+    finished = []
+    incrementer = threading.Thread(
+        target=lambda: finished.append(store.incr(sid, "n", 1, ttl=TTL, create=False).value)
+    )
+    incrementer.start()
+    time.sleep(0.3)
+    assert finished == [], "incr ran while another request held the session lock"
+    store.save(sid, {"n": enc(store, 10)}, [], ttl=TTL, create=False, lock=held.lock)
+    incrementer.join(5)
+    assert finished == [11]
+
+
+def test_waiting_for_a_lock_is_bounded_by_the_lock_timeout(store):
+    sid = new_session_id(32)
+    store.save(sid, {"n": enc(store, 1)}, [], ttl=TTL, create=True)
+    held = store.load(sid, lock=True, refresh_ttl=None)
+    store.lock_timeout = 0.3
+    started = time.monotonic()
+    with pytest.raises(SessionLockTimeout, match="SESSION_LOCK_TIMEOUT"):
+        store.load(sid, lock=True, refresh_ttl=None)
+    assert 0.25 < time.monotonic() - started < 2
+    store.release(sid, held.lock)
+    store.load(sid, lock=True, refresh_ttl=None)  # free again
+
+
+def test_a_killed_holder_frees_the_lock_within_the_lock_timeout(app, store, store_config, tmp_path):
+    """A worker killed with SIGKILL while holding a session lock blocks nobody for long."""
+    sid = new_session_id(32)
+    store.save(sid, {"n": enc(store, 1)}, [], ttl=TTL, create=True)
+    ready = tmp_path / "locked"
+    child = textwrap.dedent(
+        f"""
+        import time
+        from tests.flask_session.demo_app import create_app
+        app = create_app({{**{store_config!r}, "SESSION_LOCK_TIMEOUT": 1}})
+        app.session_interface.store.load({sid!r}, lock=True, refresh_ttl=None)
+        open({str(ready)!r}, "w").close()
+        time.sleep(60)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", child], cwd=os.getcwd())
+    try:
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            assert process.poll() is None and time.monotonic() < deadline, "child never locked"
+            time.sleep(0.02)
+        store.lock_timeout = 0.2
+        with pytest.raises(SessionLockTimeout):
+            store.load(sid, lock=True, refresh_ttl=None)  # really held by the child
+    finally:
+        process.kill()
+        process.wait()
+    store.lock_timeout = 1.5  # the child's lease was 1 s (redis); flock frees at once
+    started = time.monotonic()
+    assert store.load(sid, lock=True, refresh_ttl=None) is not None
+    assert time.monotonic() - started < 1.5
+
+
+def test_sessions_expire_and_refresh_pushes_expiry_out(store):
+    short, kept = new_session_id(32), new_session_id(32)
+    store.save(short, {"a": enc(store, 1)}, [], ttl=0.4, create=True)
+    store.save(kept, {"a": enc(store, 1)}, [], ttl=0.4, create=True)
+    time.sleep(0.25)
+    assert store.load(kept, lock=False, refresh_ttl=2.0) is not None
+    time.sleep(0.3)
+    assert store.load(short, lock=False, refresh_ttl=None) is None
+    assert store.save(short, {"b": enc(store, 2)}, [], ttl=TTL, create=False) is False
+    assert store.load(kept, lock=False, refresh_ttl=None) is not None
+
+
+def test_the_lock_follows_the_session_after_each_save(store):
+    """Saves replace the data (files: by rename); a waiter must lock the new copy."""
+    sid = new_session_id(32)
+    store.save(sid, {"n": enc(store, 0)}, [], ttl=TTL, create=True)
+
+    def read_modify_write():
+        for _ in range(25):
+            loaded = store.load(sid, lock=True, refresh_ttl=None)
+            value = store.codec.decode(loaded.values["n"])
+            store.save(sid, {"n": enc(store, value + 1)}, [], ttl=TTL, create=False, lock=loaded.lock)
+
+    threads = [threading.Thread(target=read_modify_write) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.codec.decode(store.load(sid, lock=False, refresh_ttl=None).values["n"]) == 150
+
+
+def test_corrupt_or_foreign_data_loads_as_nothing_with_one_warning(app, store, caplog):
+    sid = new_session_id(32)
+    store.save(sid, {"a": enc(store, 1)}, [], ttl=TTL, create=True)
+    corrupt_stored_session(store, sid)
+    with caplog.at_level(logging.WARNING, logger="flask_session"):
+        assert store.load(sid, lock=True, refresh_ttl=None) is None
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    store.lock_timeout = 0.5
+    assert store.load(sid, lock=True, refresh_ttl=None) is None  # the lock was not kept
+
+
+def corrupt_stored_session(store, sid):
+    if store.name == "redis":
+        key = store._keys(sid)[0]
+        other = "msgpack" if store.codec.name == "json" else "json"
+        store.redis.hset(key, b"\xff", other)  # written by an app using the other format
+    else:
+        path = store._path(sid)
+        expiry = os.stat(path).st_mtime_ns
+        with open(path, "r+b") as file:
+            file.truncate(3)  # a torn write from outside our atomic writer
+        os.utime(path, ns=(expiry, expiry))
+
+
+@pytest.mark.parametrize("store_type", ["filesystem"])
+def test_files_are_written_atomically_with_private_mode(store):
+    sid = new_session_id(32)
+    store.save(sid, {"a": enc(store, "x" * 10_000)}, [], ttl=TTL, create=True)
+    path = store._path(sid)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert sid not in os.path.basename(path)  # file names never come from cookie text
+    assert [name for name in os.listdir(store.directory) if name.endswith(".tmp")] == []
+
+
+def test_values_are_json_or_msgpack_never_pickle(make_app, store_type):
+    for fmt, looks_right in (
+        ("json", lambda raw: raw.startswith(b"{")),
+        ("msgpack", lambda raw: raw[0] in range(0x80, 0x90)),
+    ):
+        app = make_app(SESSION_SERIALIZATION_FORMAT=fmt)
+        store = app.session_interface.store
+        sid = new_session_id(32)
+        store.save(sid, {"a": enc(store, [1, 2])}, [], ttl=TTL, create=True)
+        if store_type == "filesystem":
+            with open(store._path(sid), "rb") as file:
+                assert looks_right(file.read())
+        else:
+            assert store.redis.hget(store._keys(sid)[0], "a") == enc(store, [1, 2])
+            assert store.redis.hget(store._keys(sid)[0], b"\xff") == fmt.encode()
+        assert store.incr(sid, "n", 41, ttl=TTL, create=False).value == 41
+        assert store.incr(sid, "n", 1, ttl=TTL, create=False).value == 42
+        store.delete(sid)
+
+
+def test_ping(store):
+    store.ping()
