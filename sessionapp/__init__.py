@@ -1,0 +1,49 @@
+"""The counter service: a counter per user, and one shared counter, exact under any load.
+
+Each browser or cookie-carrying client has its own counter in a server-side session
+(``flask_session``); everybody shares one counter that hands out unique numbers. Both
+live in the configured store (files with locks, or Redis), never in process memory, so
+they stay exact with any number of threads, worker processes and app servers.
+
+``create_app()`` builds the app; ``app.py`` at the top of the repository exposes one for
+``gunicorn app:app`` and ``flask --app app run``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from flask_session import Session
+
+from . import shared_counter, views
+from .errors import register_error_handlers
+
+#: The defaults: ``config.py`` at the top of the repository, next to ``app.py``. Loaded
+#: by path rather than ``from_object("config")``, so another module named ``config``
+#: on sys.path (a common name) can never be picked up instead, whatever the working
+#: directory.
+DEFAULT_CONFIG_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "config.py")
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the service.
+
+    Settings, later ones winning: ``config.py``; ``FLASK_*`` environment variables
+    (``FLASK_SESSION_TYPE=redis``, ``FLASK_SESSION_REDIS_URL=...``); ``test_config``.
+    Bad settings fail here, with the setting's name in the message.
+    """
+    app = Flask(__name__)
+    app.config.from_pyfile(DEFAULT_CONFIG_FILE)
+    app.config.from_prefixed_env()
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+
+    register_error_handlers(app)  # first, so Session(app) leaves our 503 handler in place
+    Session(app)
+    shared_counter.init_app(app)
+    app.register_blueprint(views.bp)
+    return app
