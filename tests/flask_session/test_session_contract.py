@@ -9,9 +9,11 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import requests
 from flask import Flask, session
 
 from flask_session import ServerSideSession, Session, SessionConfigError
@@ -36,23 +38,41 @@ def sid_of(client, name="session"):
 # -- 1. the extension's surface -----------------------------------------------------------
 
 
-def test_the_seed_demo_runs_unchanged(tmp_path, monkeypatch):
-    """The usual Flask-Session demo: config from a module, Session(app), += 1."""
-    monkeypatch.chdir(tmp_path)
-    SESSION_TYPE = "filesystem"  # noqa: N806, F841 (read by from_mapping below)
-    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
-    app.config.from_mapping({k: v for k, v in locals().items() if k.isupper()})
-    Session(app)
+SEED_DEMO = """
+from flask import Flask, session
+from flask_session import Session
 
-    @app.route("/")
-    def index():
-        session["counter"] = session.get("counter", 0) + 1
-        return str(session["counter"])
+app = Flask(__name__)
+SESSION_TYPE = 'filesystem'
+app.config.from_object(__name__)
+Session(app)
 
-    client = app.test_client()
-    assert [client.get("/").text for _ in range(3)] == ["1", "2", "3"]
-    assert isinstance(app.session_interface.store.directory, str)
-    assert os.path.isdir(tmp_path / "instance" / "flask_session")
+
+@app.route('/')
+def index():
+    session["counter"] = session.get("counter", 0) + 1
+    return str(session["counter"])
+"""
+
+
+def test_the_seed_demo_runs_unchanged_and_stops_losing_updates(tmp_path, gunicorn_server):
+    """The usual Flask-Session demo, verbatim, under 2 workers x 4 threads: 320 of 320."""
+    (tmp_path / "seed_demo.py").write_text(SEED_DEMO)
+    server = gunicorn_server("seed_demo:app", cwd=str(tmp_path), ready_path="/")
+    first = requests.get(server.url + "/", timeout=10)
+    cookie = first.cookies["session"]
+
+    def increments(_):
+        with requests.Session() as client:
+            client.cookies.set("session", cookie)
+            return [client.get(server.url + "/", timeout=30).status_code for _ in range(20)]
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = [status for batch in pool.map(increments, range(16)) for status in batch]
+    assert statuses == [200] * 320
+    final = requests.get(server.url + "/", cookies={"session": cookie}, timeout=10).text
+    assert final == str(1 + 320 + 1)
+    assert (tmp_path / "instance" / "flask_session").is_dir()  # Flask's instance folder
 
 
 def test_init_app_style_and_defaults(tmp_path):
