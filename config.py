@@ -15,7 +15,8 @@ runs are in ``gunicorn.conf.py`` (``SESSIONAPP_BIND``, ``SESSIONAPP_WORKERS``,
 
 import os
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+# Lower case, so Flask does not take it for a setting.
+_repo_root = os.path.dirname(os.path.abspath(__file__))
 
 # --- Where sessions (and the shared counter) live -----------------------------------------
 
@@ -26,7 +27,7 @@ SESSION_TYPE = "filesystem"
 
 # The filesystem store's directory (created with mode 0700 if missing). The shared
 # counter is a file in the same directory.
-SESSION_FILE_DIR = os.path.join(_HERE, "instance", "flask_session")
+SESSION_FILE_DIR = os.path.join(_repo_root, "instance", "flask_session")
 
 # The Redis store's server, e.g. "redis://127.0.0.1:6379/0" or
 # "rediss://:password@redis.internal:6380/0". There is deliberately no default: with
@@ -93,6 +94,10 @@ SESSION_COOKIE_SECURE = False
 # Cookie Domain and Path attributes; None means Flask's defaults (this host only, "/").
 SESSION_COOKIE_DOMAIN = None
 SESSION_COOKIE_PATH = None
+
+# CHIPS "Partitioned" attribute: only for a service embedded in other sites' frames
+# (it needs SESSION_COOKIE_SECURE). The counter page is not meant to be framed, so it stays off.
+SESSION_COOKIE_PARTITIONED = False
 
 # --- The shared counter --------------------------------------------------------------------
 

@@ -1,0 +1,180 @@
+"""Fixtures for the counter service's tests: every store-dependent test runs on both stores.
+
+Real parts only: a real redis-server (tests/conftest.py), real directories, real gunicorn
+processes, a real Chromium. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from sessionapp import create_app
+from sessionapp.shared_counter import EXTENSION_KEY
+from tests.support.ports import HOST
+from tests.support.procs import stop_process, track, untrack
+
+STORE_TYPES = ["filesystem", "redis"]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def no_flask_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests set exactly the FLASK_* variables they mean; a developer's shell's don't leak in.
+
+    Also cleans the environment gunicorn subprocesses inherit.
+    """
+    for name in list(os.environ):
+        if name.startswith(("FLASK_", "SESSIONAPP_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(params=STORE_TYPES)
+def store_type(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def session_dir(tmp_path: Path) -> Path:
+    return tmp_path / "sessions"
+
+
+@pytest.fixture
+def store_config(store_type: str, session_dir: Path, request: pytest.FixtureRequest) -> dict:
+    """SESSION_* settings pointing at a fresh, empty store of ``store_type``."""
+    if store_type == "redis":
+        return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": request.getfixturevalue("redis_url")}
+    return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(session_dir)}
+
+
+@pytest.fixture
+def store_env(store_config: dict) -> dict:
+    """The same settings as FLASK_* environment variables, for gunicorn runs."""
+    return {f"FLASK_{key}": str(value) for key, value in store_config.items()}
+
+
+@pytest.fixture
+def make_app(store_config: dict) -> Callable[..., Flask]:
+    """Build the service on the test's store; keyword arguments override config."""
+
+    def make(**overrides: object) -> Flask:
+        return create_app({"TESTING": True, **store_config, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+def stored_items(app: Flask) -> list[str]:
+    """Everything in the app's store, looked up directly: file names or Redis keys."""
+    store = app.session_interface.store
+    if store.name == "redis":
+        return sorted(key.decode() for key in store.redis.scan_iter("*"))
+    return sorted(os.listdir(store.directory))
+
+
+def shared_counter_of(app: Flask):
+    return app.extensions[EXTENSION_KEY]
+
+
+COUNTER_IN_PAGE = re.compile(r'id="counter"[^>]*>\s*(-?\d+)\s*<')
+SHARED_IN_PAGE = re.compile(r'id="shared-counter"[^>]*>\s*(-?\d+)\s*<')
+
+
+def page_numbers(html: str) -> tuple[int, int]:
+    """(caller's counter, shared counter) as shown on the page."""
+    own, shared = COUNTER_IN_PAGE.search(html), SHARED_IN_PAGE.search(html)
+    assert own and shared, html
+    return int(own.group(1)), int(shared.group(1))
+
+
+# -- servers started exactly as an operator would ------------------------------------------
+
+
+class CommandServer:
+    """A server process started from a command line (gunicorn -c ..., flask run).
+
+    Unlike tests/support's GunicornServer it adds no flags of its own, so what is tested
+    is the command as written in the README and Makefile.
+    """
+
+    def __init__(self, args: list[str], env: Mapping[str, str], port: int, log: Path) -> None:
+        self.args, self.port, self.log = args, port, log
+        full_env = {**os.environ, **env}
+        full_env.pop("GUNICORN_CMD_ARGS", None)
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                args,
+                cwd=REPO_ROOT,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        track(self.proc)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def wait_until_healthy(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.args} exited early:\n{self.log_text()}")
+            conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+            try:
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.1)
+        raise AssertionError(f"{self.args} not healthy in {timeout} s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        stop_process(self.proc, signal.SIGTERM, timeout=10)
+        untrack(self.proc)
+
+
+@pytest.fixture
+def command_server(tmp_path: Path) -> Iterator[Callable[..., CommandServer]]:
+    """Factory: ``command_server(args, env=..., port=...)`` -> a started, healthy server."""
+    servers: list[CommandServer] = []
+
+    def start(args: list[str], *, env: Mapping[str, str], port: int) -> CommandServer:
+        server = CommandServer(args, env, port, tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        server.wait_until_healthy()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+PYTHON = sys.executable
