@@ -1,0 +1,174 @@
+"""Fixtures for the reliability and security tests: real stores, real servers, real mounts.
+
+Everything runs against real processes (redis-server, gunicorn) and real filesystems
+(tmpfs mounts for disk-full and read-only); nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+STORE_TYPES = ["filesystem", "redis"]
+
+#: gunicorn spec of the flask_session demo app (configured by FLASK_* variables)
+DEMO_APP = "tests.flask_session.demo_app:create_app()"
+#: gunicorn spec of the counter service, exactly as operators run it
+SERVICE_APP = "app:app"
+#: the service plus a test-only hook that delays a response before its session is saved
+SLOW_SERVICE_APP = "tests.reliability.slow_service:app"
+
+SESSION_FILE_NAME_LENGTH = 64 + len(".session")
+
+
+@pytest.fixture(params=STORE_TYPES)
+def store_type(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def session_dir(tmp_path: Path) -> Path:
+    return tmp_path / "sessions"
+
+
+@pytest.fixture
+def store_env(store_type: str, session_dir: Path, request: pytest.FixtureRequest) -> dict:
+    """FLASK_* variables pointing an app at a fresh, empty store of ``store_type``."""
+    if store_type == "redis":
+        url = request.getfixturevalue("redis_url")
+        return {"FLASK_SESSION_TYPE": "redis", "FLASK_SESSION_REDIS_URL": url}
+    return {"FLASK_SESSION_TYPE": "filesystem", "FLASK_SESSION_FILE_DIR": str(session_dir)}
+
+
+@pytest.fixture
+def store_config(store_env: dict) -> dict:
+    """The same settings as an app config dict (for Flask's test client)."""
+    return {key.removeprefix("FLASK_"): value for key, value in store_env.items()}
+
+
+def needs_service() -> None:
+    """Skip unless the counter service (issue 3) is importable."""
+    try:
+        import sessionapp  # noqa: F401
+        from sessionapp import create_app  # noqa: F401
+    except ImportError as error:  # pragma: no cover - only while issue 3 is being built
+        pytest.skip(f"the counter service is not importable yet: {error}")
+
+
+# -- looking into stores ----------------------------------------------------------------------
+
+
+def file_name_for(sid: str, prefix: str = "session:") -> str:
+    """The filesystem store's file name for a session id."""
+    return hashlib.sha256((prefix + sid).encode()).hexdigest() + ".session"
+
+
+def session_files(directory: Path) -> set[str]:
+    """Names of session files (not temp files, not other files) in ``directory``."""
+    if not directory.exists():
+        return set()
+    return {
+        name
+        for name in os.listdir(directory)
+        if name.endswith(".session") and len(name) == SESSION_FILE_NAME_LENGTH
+    }
+
+
+def redis_session_ids(client, prefix: str = "session:") -> set[str]:
+    """Session ids that have a data key in Redis (``session:{sid}``)."""
+    ids = set()
+    for key in client.scan_iter(f"{prefix}*"):
+        name = key.decode()
+        if name.endswith(":lock"):
+            continue
+        ids.add(name[len(prefix) :].strip("{}"))
+    return ids
+
+
+def redis_lock_keys(client, prefix: str = "session:") -> set[str]:
+    return {key.decode() for key in client.scan_iter(f"{prefix}*:lock")}
+
+
+# -- mounts ---------------------------------------------------------------------------------------
+
+
+class Mount:
+    """A tmpfs the test mounted itself; ``fill()`` takes all its space, ``read_only()``..."""
+
+    def __init__(self, path: Path, size: str) -> None:
+        self.path = path
+        self.size = size
+        self.filler = path / "filler.bin"
+
+    def mount(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _run(["mount", "-t", "tmpfs", "-o", f"size={self.size},mode=0700", "tmpfs", str(self.path)])
+
+    def fill(self) -> int:
+        """Write a file until the disk is full; returns the bytes written."""
+        written = 0
+        with open(self.filler, "ab") as file:
+            block = b"\0" * 4096
+            while True:
+                try:
+                    file.write(block)
+                    file.flush()
+                    written += len(block)
+                except OSError:
+                    break
+        # Fill the last partial page, too.
+        with contextlib.suppress(OSError), open(self.filler, "ab") as file:
+            while True:
+                file.write(b"\0")
+                file.flush()
+        return written
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def remount(self, mode: str) -> None:
+        """``mode`` is "ro" or "rw". Retries while a writer still has a file open."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                _run(["mount", "-o", f"remount,{mode}", str(self.path)])
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def unmount(self) -> None:
+        try:
+            _run(["umount", str(self.path)])
+        except RuntimeError:
+            _run(["umount", "-l", str(self.path)])  # busy: detach now, free when unused
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Mount]:
+    """A 512 KiB tmpfs at tmp_path/"mnt", unmounted at teardown; skips unless mounting works."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs for disk-full/read-only tests needs root")
+    mount = Mount(tmp_path / "mnt", "512k")
+    try:
+        mount.mount()
+    except RuntimeError as error:
+        pytest.skip(f"cannot mount a tmpfs here: {error}")
+    try:
+        yield mount
+    finally:
+        mount.unmount()
