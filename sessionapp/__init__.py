@@ -19,7 +19,7 @@ from flask import Flask
 
 from flask_session import Session
 
-from . import shared_counter, views
+from . import security, shared_counter, views
 from .errors import register_error_handlers
 
 #: The defaults: ``config.py`` at the top of the repository, next to ``app.py``. Loaded
@@ -46,4 +46,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Session(app)
     shared_counter.init_app(app)
     app.register_blueprint(views.bp)
+    security.init_app(app)
     return app
