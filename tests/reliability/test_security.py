@@ -249,9 +249,9 @@ def test_hsts_only_when_configured():
     ],
 )
 def test_service_sends_security_headers_on_every_answer(service, method, path, headers):
-    response = service.test_client().open(path, method=method, headers=headers)
-    assert response.status_code < 500
-    assert_security_headers(response.headers, f"{method} {path} -> {response.status_code}")
+    with service.test_client().open(path, method=method, headers=headers) as response:
+        assert response.status_code < 500
+        assert_security_headers(response.headers, f"{method} {path} -> {response.status_code}")
 
 
 def test_service_sends_security_headers_on_a_503(store_config, store_type, redis_server):
