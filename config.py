@@ -116,3 +116,10 @@ SHARED_COUNTER_FILE = "shared-counter"
 # store, so nothing is signed with it. Set it (FLASK_SECRET_KEY) if you add something
 # that signs data, such as Flask's flash messages on a cookie session.
 SECRET_KEY = None
+
+# --- Security headers (sessionapp/security.py) ---------------------------------------------
+
+# Strict-Transport-Security max-age in seconds; 0 sends no HSTS header. Set it (for
+# example 31536000, one year) only once the service is reached over HTTPS alone:
+# browsers remember it and will refuse plain HTTP to this host for that long.
+SECURITY_HSTS_SECONDS = 0

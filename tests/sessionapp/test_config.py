@@ -58,7 +58,8 @@ def test_every_session_setting_flask_session_reads_has_a_default_here(defaults, 
     read_by_the_app = {
         key
         for key in app.config
-        if key.startswith(("SESSION_", "SHARED_COUNTER_")) or key == "PERMANENT_SESSION_LIFETIME"
+        if key.startswith(("SESSION_", "SHARED_COUNTER_", "SECURITY_"))
+        or key == "PERMANENT_SESSION_LIFETIME"
     }
     assert read_by_the_app <= set(defaults), read_by_the_app - set(defaults)
 

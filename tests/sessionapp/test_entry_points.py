@@ -82,11 +82,8 @@ def test_gunicorn_with_the_config_file_serves_the_filesystem_default(command_ser
     with requests.Session() as http:
         health = http.get(server.url + "/healthz", timeout=10)
         assert health.json() == {"status": "ok", "store": "filesystem"}
-        assert [http.post(server.url + "/inc", timeout=10).json()["counter"] for _ in range(3)] == [
-            1,
-            2,
-            3,
-        ]
+        counts = [http.post(server.url + "/inc", timeout=10).json()["counter"] for _ in range(3)]
+        assert counts == [1, 2, 3]
         page = http.get(server.url + "/", headers={"Accept": "text/html"}, timeout=10)
         assert 'id="counter" aria-live="polite">3<' in page.text
         assert http.get(server.url + "/static/app.js", timeout=10).status_code == 200

@@ -430,7 +430,9 @@ def test_a_session_held_past_the_lock_timeout_answers_503_busy(make_app):
     app = make_app(SESSION_LOCK_TIMEOUT=0.3)
     client = app.test_client()
     client.post("/inc")
-    store = app.session_interface.store
+    # Held by another app server whose Redis lock lease (its lock timeout) is longer
+    # than this app's wait, so the lease cannot run out while this app waits.
+    store = make_app(SESSION_LOCK_TIMEOUT=10).session_interface.store
     held = store.load(session_cookie(client), lock=True, refresh_ttl=None)
     try:
         response = client.get("/counter")
