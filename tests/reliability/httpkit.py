@@ -137,8 +137,15 @@ class PendingRequest:
                 raise TimeoutError(f"no worker of {worker_pids} accepted port {self.local_port}")
             time.sleep(0.01)
 
-    def send(self, method: str, path: str, *, cookie: str | None = None) -> PendingRequest:
-        headers = {"Accept": "application/json", "Content-Length": "0"}
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        cookie: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> PendingRequest:
+        headers = {"Accept": "application/json", "Content-Length": "0", **(headers or {})}
         if cookie is not None:
             headers["Cookie"] = cookie
         self.started = time.monotonic()
