@@ -6,7 +6,6 @@ Everything runs against real processes (redis-server, gunicorn) and real filesys
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import subprocess
@@ -112,22 +111,18 @@ class Mount:
         _run(["mount", "-t", "tmpfs", "-o", f"size={self.size},mode=0700", "tmpfs", str(self.path)])
 
     def fill(self) -> int:
-        """Write a file until the disk is full; returns the bytes written."""
+        """Write a file until the disk is full (ENOSPC); returns the bytes written."""
         written = 0
-        with open(self.filler, "ab") as file:
-            block = b"\0" * 4096
-            while True:
-                try:
-                    file.write(block)
-                    file.flush()
-                    written += len(block)
-                except OSError:
-                    break
-        # Fill the last partial page, too.
-        with contextlib.suppress(OSError), open(self.filler, "ab") as file:
-            while True:
-                file.write(b"\0")
-                file.flush()
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (65536, 4096, 1):
+                while True:
+                    try:
+                        written += os.write(fd, b"\0" * size)
+                    except OSError:
+                        break
+        finally:
+            os.close(fd)
         return written
 
     def free(self) -> None:
