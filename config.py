@@ -51,9 +51,9 @@ SESSION_ID_LENGTH = 32
 # --- Concurrency ---------------------------------------------------------------------------
 
 # Serialize read-modify-write code on one session (session["n"] += 1) with a per-session
-# lock taken on first access and released when the response is saved. The counter
-# routes use the atomic session.incr, which needs no lock; keep this on anyway so any
-# code reading the session sees a consistent value.
+# lock taken on first access and released when the response is saved. /inc and /dec use
+# the atomic session.incr, which needs no lock; /reset (read, then write 0) and reads of
+# the session run under it, so an increment never lands in the middle of a reset.
 SESSION_LOCKING = True
 
 # Seconds a request waits for a session's lock (and a crashed holder's Redis lock lives)

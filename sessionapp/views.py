@@ -130,7 +130,7 @@ def shared_reset() -> Response:
 
 
 @bp.get("/healthz")
-def healthz() -> tuple[Response, int] | Response:
+def healthz() -> Response:
     # Never touches the session: a probe must not create sessions or set cookies.
     store = current_app.session_interface.store
     try:
