@@ -87,7 +87,14 @@ def counting_run(server, *, post_path: str, read_path: str, read_value, kills: i
 
 
 def assert_nothing_acknowledged_was_lost(results, server) -> None:
-    """final >= answered 200, and final <= 200s + requests that died without an answer."""
+    """final >= answered 200, and final <= 200s + requests that died without an answer.
+
+    A 503 is allowed: on Redis, requests queued on a session whose lock holder was killed
+    wait for its lease (SESSION_LOCK_TIMEOUT) to run out; the first gets the lock, and one
+    queued almost as early can reach its own equal wait limit before its turn and answer
+    503 "session busy" without applying anything. It still counts in the upper bound,
+    which only makes the bound looser. Never a 500.
+    """
     lines = []
     for number, (tally, final) in enumerate(results):
         lines.append(
@@ -97,10 +104,10 @@ def assert_nothing_acknowledged_was_lost(results, server) -> None:
     report = "\n".join(lines)
     print(report)
     for tally, final in results:
+        assert set(tally.other) <= {503}, f"answers other than 200/503:\n{report}"
+        refused = tally.other[503]
         assert final >= tally.ok, f"an acknowledged increment was lost:\n{report}"
-        assert final <= tally.ok + tally.no_answer, f"counted more than was sent:\n{report}"
-        assert not tally.other, f"answers other than 200:\n{report}\n{server.log_tail()}"
-    assert sum(t.no_answer for t, _ in results) >= 0  # (how many died depends on timing)
+        assert final <= tally.ok + tally.no_answer + refused, f"counted more than sent:\n{report}"
     log = server.log_text()
     for marker in UNREADABLE_MARKERS:
         assert marker not in log, f"{marker!r} in the gunicorn log:\n{server.log_tail(80)}"

@@ -1,13 +1,14 @@
 """Issue 4, point 6: a bounded soak of the service under gunicorn, both stores.
 
 SOAK_REQUESTS requests per store (default 30,000, so 60,000 over the two stores) over
-SOAK_SESSIONS sessions (default 200) from 8 client threads on keep-alive connections; each thread owns its sessions, so
-every single answer can be checked exactly (``/inc`` answers the previous value + 1, and
-so on). Afterwards: no errors, exact counters, unique shared numbers, the same worker
-processes with flat memory (RSS of each worker from /proc after warm-up and at the end,
-printed), and, after ``flask session cleanup`` (filesystem), a session directory that
-holds only the live sessions. Bounded in time as well (SOAK_TIME_LIMIT seconds per store,
-default 150): on a slow machine the run stops there and checks what it did.
+SOAK_SESSIONS sessions (default 200) from 8 client threads on keep-alive connections; each
+thread owns its sessions, so every single answer can be checked exactly (``/inc`` answers
+the previous value + 1, and so on). Afterwards: no errors, exact counters, unique shared
+numbers, the same worker processes with flat memory (RSS of each worker from /proc after
+warm-up and at the end, printed), and, after ``flask session cleanup`` (filesystem), a
+session directory that holds only the live sessions. Bounded in time as well
+(SOAK_TIME_LIMIT seconds per store, default 150): on a slow machine the run stops there
+and checks what it did.
 
     SOAK_REQUESTS=5000 .venv/bin/python -m pytest tests/reliability/test_soak.py -s   # quick
     SOAK_REQUESTS=60000 .venv/bin/python -m pytest tests/reliability/test_soak.py -s  # long
