@@ -9,6 +9,9 @@ workers) must fail (exit 1); an unreachable or unhealthy URL is a clear one-line
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import subprocess
 import sys
 
@@ -124,3 +127,33 @@ def test_cookie_jar_follows_set_cookie_like_a_browser():
     assert jar.header() == "session=def"
     jar.update(["session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"])
     assert jar.header() is None
+
+
+def test_progress_bar_is_drawn_when_stderr_is_a_terminal(gunicorn_server):
+    """Without --progress the bar appears only on a terminal: stderr on a real pty here."""
+    server = gunicorn_server("tests.reliability.broken_app:app", workers=1, threads=2)
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "sessionapp.loadcheck", server.url,
+             "--clients", "5", "--requests", "3", "--threads", "2"],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=follower, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        os.close(follower)
+        follower = -1
+        drawn = b""
+        while select.select([leader], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the other end is closed and everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    assert done.returncode == 1  # the broken app fails the same-cookie check
+    assert b"\r[" in drawn and b"requests" in drawn and b"100%" in drawn, drawn[-300:]
