@@ -6,7 +6,8 @@ thread owns its sessions, so every single answer can be checked exactly (``/inc`
 the previous value + 1, and so on). Afterwards: no errors, exact counters, unique shared
 numbers, the same worker processes with flat memory (RSS of each worker from /proc after
 warm-up and at the end, printed), and, after ``flask session cleanup`` (filesystem), a
-session directory that holds only the live sessions. Bounded in time as well
+session directory that holds only the live sessions (the same command also runs twice in
+the middle of the load, as cron would, and must remove nothing). Bounded in time as well
 (SOAK_TIME_LIMIT seconds per store, default 150): on a slow machine the run stops there
 and checks what it did.
 
@@ -172,8 +173,26 @@ def test_soak(gunicorn_server, store_env, store_type, session_dir, redis_server)
 
     sampler = threading.Thread(target=sample_after_warm_up)
     sampler.start()
+    cleanups: list[subprocess.CompletedProcess[str]] = []
+    cron = None
+    if store_type == "filesystem":
+        # The cleanup command as cron runs it, in the middle of the load: it must never
+        # take a live session (every answer is checked, so a removed one would show).
+        def cron_job() -> None:
+            warm.wait()
+            for _ in range(2):
+                cleanups.append(run_cleanup(store_env))
+                time.sleep(1)
+
+        cron = threading.Thread(target=cron_job)
+        cron.start()
     elapsed = soak(server, cookies, expected, tally, warm)
     sampler.join()
+    if cron is not None:
+        cron.join()
+        for done in cleanups:
+            assert done.returncode == 0, done.stderr
+            assert "Removed 0 expired session(s) and 0 stale temp file(s)" in done.stdout
     rss_end = {pid: httpkit.rss_kib(pid) for pid in workers}
 
     print(f"\nsoak [{store_type}]: {tally.done} requests over {SESSIONS} sessions in"
@@ -219,19 +238,23 @@ def check_cleanup_leaves_only_live_sessions(server, store_env, session_dir, sids
         os.utime(session_dir / file_name_for(sid), ns=(past, past))  # mtime is the expiry
     (session_dir / ".left-by-a-killed-writer.tmp").write_bytes(b'{"half":')
 
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", "session", "cleanup",
-         "--stale-temp-after", "0"],
-        cwd=REPO_ROOT,
-        env={**os.environ, **store_env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )  # fmt: skip
+    done = run_cleanup(store_env, "--stale-temp-after", "0")  # the service is idle now
     print("  " + done.stdout.strip())
     assert done.returncode == 0, done.stderr
     assert "Removed 20 expired session(s) and 1 stale temp file(s)" in done.stdout
     assert f"kept {len(sids)} live session(s)" in done.stdout
     live = {file_name_for(sid) for sid in sids}
     assert set(os.listdir(session_dir)) == live | {"shared-counter"}
+
+
+def run_cleanup(store_env: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    """``flask --app app session cleanup`` with the service's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "session", "cleanup", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **store_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
