@@ -111,7 +111,7 @@ def write_chart(rows: list[dict], meta: dict, path: Path) -> None:
             f"  ·  other processes' CPU during runs: median {meta['other_cpu_median']:.0%},"
             f" max {meta['other_cpu_max']:.0%}"
         )
-        if meta["other_cpu_max"] > 0.10:
+        if meta.get("busy"):
             noise += " (BUSY MACHINE: rough figures)"
     fig.text(
         0.01,

@@ -49,6 +49,7 @@ TARGETS = {
     "C": "plain Flask, no session extension (the ceiling)",
 }
 STORES = ("filesystem", "redis")
+BUSY = 0.10  # share of CPU taken by other processes above which a run is flagged as noisy
 GUNICORN_DESC = "4 workers x 4 threads, gthread, 127.0.0.1 (bench/gunicorn.bench.conf.py)"
 
 
@@ -324,8 +325,10 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 def _busy_ticks() -> int:
     with open("/proc/stat") as f:
         parts = f.readline().split()[1:]
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in parts[:8])
-    return user + nice + system + irq + softirq + steal
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = (int(x) for x in parts[:8])
+    # irq/softirq time is left out: loopback traffic between wrk and the servers is mostly
+    # softirq work that no process is charged for, and it is ours, not a neighbour's.
+    return user + nice + system + steal
 
 
 def _group_ticks(pgids: set[int]) -> int:
@@ -709,6 +712,16 @@ def run_store(ctx: Ctx, store: str, names: list[str], scenarios: list[Scenario])
                     else:
                         res = ctx.timed(t, sc.method, sc.path, t.cookie_file)
                         record(ctx, store, sc.key, sc.label, t.name, rnd, res)
+        if store == "filesystem":
+            for t in targets:  # sanity: B's store prunes past 500 files, which would skew it
+                ctx.checks.append(
+                    {
+                        "kind": "files",
+                        "store": store,
+                        "target": t.name,
+                        "files": sum(len(fs) for _, _, fs in os.walk(t.file_dir)),
+                    }
+                )
     finally:
         for t in targets:
             t.stop()
@@ -1046,10 +1059,14 @@ def check_targets(ctx: Ctx, rows: list[dict]) -> list[tuple[str, str, str]]:
         )
     else:
         out.append(("cleanup of 100,000 files < 10 s, no request > 2x p99", "not measured", "—"))
+    caveats = []
     if ctx.args.quick:
-        out = [
-            (d, v, v_ if v_ == "—" else v_ + " (quick run: indicative only)") for d, v, v_ in out
-        ]
+        caveats.append("quick run")
+    if max((r.get("other_cpu", 0) for r in ctx.runs), default=0) > BUSY:
+        caveats.append("busy machine")
+    if caveats:
+        note = f" ({', '.join(caveats)}: indicative only)"
+        out = [(d, v, v_ if v_ == "—" else v_ + note) for d, v, v_ in out]
     return out
 
 
@@ -1114,7 +1131,7 @@ def markdown(ctx: Ctx, rows: list[dict], meta: dict) -> str:
             + (
                 " — **the machine was busy: treat these figures as rough and run again on an"
                 " idle machine**."
-                if busy > 0.10
+                if busy > BUSY
                 else "."
             )
         )
@@ -1446,6 +1463,7 @@ def main(argv: list[str]) -> int:
     shares = [r["other_cpu"] for r in ctx.runs if "other_cpu" in r]
     meta["other_cpu_median"] = statistics.median(shares) if shares else None
     meta["other_cpu_max"] = max(shares) if shares else None
+    meta["busy"] = bool(shares) and max(shares) > BUSY
     md = markdown(ctx, rows, meta)
     results.mkdir(parents=True, exist_ok=True)
     (results / "latest.md").write_text(md)
