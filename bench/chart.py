@@ -41,7 +41,7 @@ def _bars(ax, groups: list[str], series: dict[str, list], title: str) -> None:
         for x, h, row in zip(xs, hs, [r for r in series[t] if r], strict=True):
             ax.text(
                 x,
-                h + top * 0.015 + (row["rps_max"] - row["rps"]),
+                h + top * 0.03 + (row["rps_max"] - row["rps"]),
                 f"{h:,.0f}\n{row['p99_ms']:.0f} ms",
                 ha="center",
                 va="bottom",
