@@ -18,6 +18,11 @@ from tests.support.gunicorn_server import GunicornServer
 
 WORKERS, THREADS = 2, 4
 TIMEOUT = 30  # seconds per request: generous, a stuck request fails the test instead of hanging
+# gunicorn closes a keep-alive connection after 2 idle seconds by default. On a loaded test
+# machine a client thread can sit unscheduled that long, then send its next POST on a
+# connection the server is closing; that POST fails and must not be retried (it might
+# count twice). Idle connections are kept for longer than any such pause instead.
+KEEP_ALIVE = ("--keep-alive", "60")
 
 
 @pytest.fixture
@@ -25,7 +30,9 @@ def start_service(gunicorn_server, store_env) -> Callable[[], GunicornServer]:
     """Start ``app:app`` on the test's store; every call is another app server."""
 
     def start() -> GunicornServer:
-        server = gunicorn_server("app:app", env=store_env, workers=WORKERS, threads=THREADS)
+        server = gunicorn_server(
+            "app:app", env=store_env, workers=WORKERS, threads=THREADS, extra_args=KEEP_ALIVE
+        )
         assert len(server.worker_pids()) == WORKERS
         return server
 

@@ -139,22 +139,23 @@ def test_a_corrupt_file_is_refused_rather_than_guessed_and_reset_repairs_it(file
 
 
 def test_a_held_lock_makes_increments_wait_and_then_give_up(session_dir):
-    counter = shared_counter_of(file_app(session_dir, SESSION_LOCK_TIMEOUT=0.3))
-    counter.increment()
-    with open(counter.path, "rb") as holder:
+    impatient = shared_counter_of(file_app(session_dir, SESSION_LOCK_TIMEOUT=0.3))
+    patient = shared_counter_of(file_app(session_dir, SESSION_LOCK_TIMEOUT=30))
+    impatient.increment()
+    with open(impatient.path, "rb") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
         started = time.monotonic()
         with pytest.raises(StoreUnavailable, match="stayed locked"):
-            counter.increment()
+            impatient.increment()
         assert time.monotonic() - started >= 0.3
         # A waiter gets through as soon as the holder lets go.
         result: list[int] = []
-        waiter = threading.Thread(target=lambda: result.append(counter.increment()))
+        waiter = threading.Thread(target=lambda: result.append(patient.increment()))
         waiter.start()
-        time.sleep(0.1)
+        time.sleep(0.2)
         assert result == []
         fcntl.flock(holder, fcntl.LOCK_UN)
-        waiter.join(5)
+        waiter.join(30)
     assert result == [2]
 
 
