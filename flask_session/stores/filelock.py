@@ -45,28 +45,15 @@ def lock_existing(path: str, timeout: float, what: str) -> int | None:
             os.close(fd)
 
 
-def try_lock(path: str) -> int | None:
-    """Lock ``path`` if nobody holds it right now; None if it is busy or gone."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    if not is_still_at(fd, path):
-        os.close(fd)
-        return None
-    return fd
-
-
 def is_still_at(fd: int, path: str) -> bool:
     """True if ``path`` still names the file open as ``fd``."""
+    return same_file(os.fstat(fd), path)
+
+
+def same_file(opened: os.stat_result, path: str) -> bool:
+    """True if ``path`` names the file whose fstat is ``opened``."""
     try:
         here = os.stat(path)
     except FileNotFoundError:
         return False
-    mine = os.fstat(fd)
-    return (here.st_ino, here.st_dev) == (mine.st_ino, mine.st_dev)
+    return (here.st_ino, here.st_dev) == (opened.st_ino, opened.st_dev)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import logging
 import os
@@ -33,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
-from .filelock import is_still_at, lock_existing, try_lock
+from .filelock import lock_existing, same_file
 
 logger = logging.getLogger(__name__)
 
@@ -255,12 +256,18 @@ class FileSystemStore(Store):
 
     def _remove_if_expired(self, path: str) -> bool:
         """Delete an expired session file unless a request holds it or renewed it."""
-        fd = try_lock(path)
-        if fd is None:
-            return False  # in use right now, so not expired in any way that matters
         try:
-            if os.fstat(fd).st_mtime_ns > time.time_ns() or not is_still_at(fd, path):
-                return False
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a request is using it right now: not expired in any way that matters
+            mine = os.fstat(fd)
+            if mine.st_mtime_ns > time.time_ns() or not same_file(mine, path):
+                return False  # renewed, or replaced by a writer, while we looked
             os.unlink(path)
             return True
         finally:
