@@ -52,6 +52,27 @@ def store_config(store_env: dict) -> dict:
     return {key.removeprefix("FLASK_"): value for key, value in store_env.items()}
 
 
+@pytest.fixture
+def in_process_app() -> Iterator:
+    """Build apps for Flask's test client: ``in_process_app(factory, config)``.
+
+    At teardown it closes each app's Redis connections, so no socket is left for the
+    garbage collector (which, with warnings as errors, fails the run at exit).
+    """
+    apps = []
+
+    def make(factory, config: dict):
+        app = factory(config)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        client = getattr(app.session_interface.store, "redis", None)
+        if client is not None:
+            client.connection_pool.disconnect()
+
+
 def needs_service() -> None:
     """Skip unless the counter service (issue 3) is importable."""
     try:

@@ -53,12 +53,12 @@ TRAVERSAL = [
 
 
 @pytest.fixture
-def service(store_config, store_type, tmp_path, redis_server):
+def service(store_config, store_type, tmp_path, redis_server, in_process_app):
     """The service on a fresh store, a victim session with a known counter, and checks."""
     needs_service()
     from sessionapp import create_app
 
-    app = create_app({"TESTING": True, **store_config})
+    app = in_process_app(create_app, {"TESTING": True, **store_config})
     return HostileRun(app, store_type, tmp_path, redis_server)
 
 

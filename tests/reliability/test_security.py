@@ -41,11 +41,11 @@ EXPECTED_HEADERS = {
 
 
 @pytest.fixture
-def service(store_config):
+def service(store_config, in_process_app):
     needs_service()
     from sessionapp import create_app
 
-    return create_app({"TESTING": True, **store_config})
+    return in_process_app(create_app, {"TESTING": True, **store_config})
 
 
 def set_cookie_header(response, name: str = "session") -> str:
@@ -76,11 +76,12 @@ def test_session_cookie_is_httponly_samesite_lax_and_not_secure_by_default(servi
     assert "domain" not in attrs
 
 
-def test_secure_is_switched_on_by_config(store_config):
+def test_secure_is_switched_on_by_config(store_config, in_process_app):
     needs_service()
     from sessionapp import create_app
 
-    app = create_app({"TESTING": True, **store_config, "SESSION_COOKIE_SECURE": True})
+    config = {"TESTING": True, **store_config, "SESSION_COOKIE_SECURE": True}
+    app = in_process_app(create_app, config)
     client = app.test_client()
     response = client.post("/inc", base_url="https://localhost")
     assert "secure" in attributes(set_cookie_header(response))
@@ -143,8 +144,10 @@ def test_ids_are_43_url_safe_characters_carrying_256_bits(service):
     assert {sid[-1] for sid in ids} <= LAST_CHARACTER_OF_256_BITS
 
 
-def test_regenerate_kills_the_old_id(store_config, store_type, session_dir, redis_server):
-    app = create_demo_app({"TESTING": True, **store_config})
+def test_regenerate_kills_the_old_id(
+    store_config, store_type, session_dir, redis_server, in_process_app
+):
+    app = in_process_app(create_demo_app, {"TESTING": True, **store_config})
     client = app.test_client()
     client.post("/set/x?value=secret")
     old = client.get_cookie("session").value
@@ -255,12 +258,14 @@ def test_service_sends_security_headers_on_every_answer(service, method, path, h
 
 
 @pytest.mark.parametrize("store_type", ["redis"])  # the outage: redis-server stopped
-def test_service_sends_security_headers_on_a_503(store_config, store_type, redis_server):
+def test_service_sends_security_headers_on_a_503(
+    store_config, store_type, redis_server, in_process_app
+):
     """A store outage during the view: the app's 503 still carries the headers."""
     needs_service()
     from sessionapp import create_app
 
-    app = create_app({"TESTING": True, **store_config})
+    app = in_process_app(create_app, {"TESTING": True, **store_config})
     redis_server.stop()
     try:
         response = app.test_client().post("/inc")
@@ -278,13 +283,13 @@ def test_service_sends_security_headers_on_a_503(store_config, store_type, redis
 )
 @pytest.mark.parametrize("store_type", ["redis"])  # the outage: redis-server stopped
 def test_service_sends_security_headers_on_a_503_raised_while_saving(
-    store_config, store_type, redis_server
+    store_config, store_type, redis_server, in_process_app
 ):
     """POST /reset loads the session (locked), then the store dies before the save."""
     needs_service()
     from sessionapp import create_app
 
-    app = create_app({"TESTING": True, **store_config})
+    app = in_process_app(create_app, {"TESTING": True, **store_config})
     client = app.test_client()
     client.post("/inc")
 
@@ -335,6 +340,8 @@ def test_the_page_fits_the_content_security_policy(service):
 def test_the_page_works_in_a_real_browser_without_csp_violations(
     gunicorn_server, browser, tmp_path
 ):
+    from playwright.sync_api import expect
+
     needs_service()
     env = {"FLASK_SESSION_FILE_DIR": str(tmp_path / "sessions")}
     server = gunicorn_server(SERVICE_APP, env=env, workers=1, threads=2)
@@ -346,7 +353,9 @@ def test_the_page_works_in_a_real_browser_without_csp_violations(
         response = page.goto(server.url + "/")
         assert_security_headers(response.all_headers(), "GET / in Chromium")
         page.get_by_role("button", name="Increment").click()
-        page.wait_for_function("document.getElementById('counter').textContent.trim() === '1'")
+        # (expect() polls from Playwright's own script: a wait_for_function string would
+        # be an eval, which this very policy forbids.)
+        expect(page.locator("#counter")).to_have_text("1", timeout=15_000)
         assert page.url.rstrip("/") == server.url  # updated in place by the script
         cookies = context.cookies()
         session_cookie = next(c for c in cookies if c["name"] == "session")
