@@ -64,11 +64,32 @@ def store_env(store_config: dict) -> dict:
 
 
 @pytest.fixture
-def make_app(store_config: dict) -> Callable[..., Flask]:
+def build_app() -> Iterator[Callable[[dict], Flask]]:
+    """``build_app(config)`` is ``create_app(config)``, cleaned up after the test.
+
+    At teardown it closes each app's Redis connections: left to the garbage collector,
+    an open socket is a ResourceWarning, which with warnings as errors fails the run.
+    """
+    apps: list[Flask] = []
+
+    def build(config: dict) -> Flask:
+        app = create_app(config)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        client = getattr(app.session_interface.store, "redis", None)
+        if client is not None:
+            client.connection_pool.disconnect()
+
+
+@pytest.fixture
+def make_app(build_app, store_config: dict) -> Callable[..., Flask]:
     """Build the service on the test's store; keyword arguments override config."""
 
     def make(**overrides: object) -> Flask:
-        return create_app({"TESTING": True, **store_config, **overrides})
+        return build_app({"TESTING": True, **store_config, **overrides})
 
     return make
 

@@ -71,10 +71,10 @@ def test_the_app_uses_the_defaults(tmp_path):
     assert app.permanent_session_lifetime == timedelta(days=31)
 
 
-def test_environment_switches_to_redis(monkeypatch, redis_url):
+def test_environment_switches_to_redis(monkeypatch, redis_url, build_app):
     monkeypatch.setenv("FLASK_SESSION_TYPE", "redis")
     monkeypatch.setenv("FLASK_SESSION_REDIS_URL", redis_url)
-    app = create_app({"TESTING": True})
+    app = build_app({"TESTING": True})
     assert app.session_interface.store.name == "redis"
     assert app.test_client().get("/healthz").get_json() == {"status": "ok", "store": "redis"}
 

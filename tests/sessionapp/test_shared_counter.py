@@ -206,15 +206,20 @@ def test_a_symlink_in_place_of_the_file_is_refused(file_counter, tmp_path):
 # -- the Redis key -------------------------------------------------------------------------
 
 
-def redis_app(redis_url, **overrides):
-    """The service on the Redis store only (these tests are about the key)."""
-    config = {"TESTING": True, "SESSION_TYPE": "redis", "SESSION_REDIS_URL": redis_url}
-    return create_app({**config, **overrides})
+@pytest.fixture
+def redis_app(redis_url, build_app):
+    """Factory: the service on the Redis store only (these tests are about the key)."""
+
+    def make(**overrides):
+        config = {"TESTING": True, "SESSION_TYPE": "redis", "SESSION_REDIS_URL": redis_url}
+        return build_app({**config, **overrides})
+
+    return make
 
 
 @pytest.fixture
-def redis_counter(redis_url):
-    return shared_counter_of(redis_app(redis_url))
+def redis_counter(redis_app):
+    return shared_counter_of(redis_app())
 
 
 def test_the_redis_counter_is_one_plain_integer_key(redis_counter):
@@ -225,8 +230,8 @@ def test_the_redis_counter_is_one_plain_integer_key(redis_counter):
     assert redis_counter.redis.exists("sessionapp:shared-counter") == 0
 
 
-def test_the_redis_key_is_configurable(redis_url):
-    counter = shared_counter_of(redis_app(redis_url, SHARED_COUNTER_KEY="tickets"))
+def test_the_redis_key_is_configurable(redis_app):
+    counter = shared_counter_of(redis_app(SHARED_COUNTER_KEY="tickets"))
     counter.increment()
     assert counter.redis.get("tickets") == b"1"
 
