@@ -109,17 +109,30 @@ class ServerSideSessionInterface(SessionInterface):
         session.regenerate()
 
 
+#: Headers that describe the original body or session and must not survive the swap.
+_REPLACED_HEADERS = frozenset(
+    {"content-type", "content-length", "content-encoding", "content-range", "content-disposition",
+     "content-language", "content-location", "location", "set-cookie", "etag", "last-modified"}
+)
+
+
 def _become_error_response(app: Flask, error: StoreUnavailable, response: Response) -> None:
     """Turn ``response`` into the app's answer to ``error`` (a 503 by default).
 
     A failure while saving comes after the view returned, where Flask would turn any
     exception into a 500; the handler registered for StoreUnavailable is used instead,
     and its response replaces this one in place (Flask ignores save_session's return).
+    Headers added by ``after_request`` hooks (security headers, Vary) are kept; those
+    that describe the discarded body or would set a cookie are dropped.
     """
     try:
         raise error
     except StoreUnavailable as raised:
         replacement = app.make_response(app.handle_user_exception(raised))
+    kept = [(name, value) for name, value in response.headers if name.lower() not in _REPLACED_HEADERS]
     response.status = replacement.status
-    response.headers = replacement.headers.copy()
+    response.headers.clear()
+    response.headers.extend(kept)
+    for name in {name for name, _ in replacement.headers}:
+        response.headers.setlist(name, replacement.headers.getlist(name))
     response.set_data(replacement.get_data())

@@ -142,10 +142,10 @@ class LockWait:
     polled hard.
     """
 
-    def __init__(self, timeout: float, what: str) -> None:
+    def __init__(self, timeout: float, what: str, *, grace: float = 0.0) -> None:
         self.timeout = timeout
         self.what = what
-        self._deadline = time.monotonic() + timeout
+        self._deadline = time.monotonic() + timeout + grace
         self._delay = 0.0005
 
     def pause(self) -> None:

@@ -85,7 +85,7 @@ class FileSystemStore(Store):
                 if values is None:
                     return None
                 if refresh_ttl is not None:
-                    _set_expiry(fd, refresh_ttl)
+                    self._refresh(fd, path, refresh_ttl)
                 keep_open = lock
                 return Loaded(values, lock=fd if lock else None)
             finally:
@@ -253,6 +253,17 @@ class FileSystemStore(Store):
             with contextlib.suppress(OSError):
                 os.unlink(temp_path)
             raise
+
+    def _refresh(self, fd: int, path: str, ttl: float) -> None:
+        """Push the expiry out, if the filesystem lets us: a read must not fail for it.
+
+        On a read-only or otherwise refusing filesystem the session is still served from
+        what was read; its expiry simply stays where it was until writes work again.
+        """
+        try:
+            _set_expiry(fd, ttl)
+        except OSError as error:
+            logger.debug("could not push out the expiry of %s: %s", path, error)
 
     def _remove_if_expired(self, path: str) -> bool:
         """Delete an expired session file unless a request holds it or renewed it."""

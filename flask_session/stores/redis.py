@@ -30,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 MARKER = b"\xff"
 
+#: Seconds a waiter waits beyond a lock's lease. Requests queued behind a crashed
+#: worker's lock all become free when its lease ends; without the grace, those that
+#: queued first would time out at that very moment instead of taking their turn.
+LEASE_GRACE = 1.0
+
 # KEYS: data, lock. ARGV: lock token ('' = no lock), lock lease ms, refresh ttl ms ('0' = no).
 # Returns nil (no such session), 0 (locked by another request), -1 (not a hash: someone
 # else's data) or the hash's fields.
@@ -172,7 +177,7 @@ class RedisStore(Store):
         keys = self._keys(sid)
         token = secrets.token_hex(16) if lock else ""
         refresh = _ms(refresh_ttl) if refresh_ttl is not None else "0"
-        wait = LockWait(self.lock_timeout, "session") if lock else None
+        wait = LockWait(self.lock_timeout, "session", grace=LEASE_GRACE) if lock else None
         with self._errors():
             while (reply := self._load(keys, [token, self._lock_ms, refresh])) == 0:
                 wait.pause()
@@ -216,7 +221,7 @@ class RedisStore(Store):
 
     def incr(self, sid: str, key: str, amount: int, *, ttl: float, create: bool) -> IncrResult | None:
         args = [key, amount, _ms(ttl), "1" if create else "0", self._format]
-        wait = LockWait(self.lock_timeout, "session")
+        wait = LockWait(self.lock_timeout, "session", grace=LEASE_GRACE)
         with self._errors():
             while (reply := self._incr(self._keys(sid), args))[0] == 2:
                 wait.pause()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
@@ -33,13 +33,24 @@ def store_env(store_config: dict) -> dict:
 
 
 @pytest.fixture
-def make_app(store_config: dict) -> Callable[..., Flask]:
-    """Build the demo app on the test's store; keyword arguments override config."""
+def make_app(store_config: dict) -> Iterator[Callable[..., Flask]]:
+    """Build the demo app on the test's store; keyword arguments override config.
+
+    Redis clients of the apps built are closed at teardown (warnings are errors here,
+    and an unclosed socket is a ResourceWarning).
+    """
+    apps: list[Flask] = []
 
     def make(**overrides) -> Flask:
-        return create_app({"TESTING": True, **store_config, **overrides})
+        app = create_app({"TESTING": True, **store_config, **overrides})
+        apps.append(app)
+        return app
 
-    return make
+    yield make
+    for app in apps:
+        client = getattr(app.session_interface.store, "redis", None)
+        if client is not None:
+            client.close()
 
 
 @pytest.fixture

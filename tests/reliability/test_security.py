@@ -275,12 +275,6 @@ def test_service_sends_security_headers_on_a_503(
     assert_security_headers(response.headers, "503 raised in the view")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flask_session/interface.py _become_error_response replaces the response's"
-    " headers with the error handler's, dropping what after_request hooks added"
-    " (security headers) when the store fails while saving; for the lead to fix",
-)
 @pytest.mark.parametrize("store_type", ["redis"])  # the outage: redis-server stopped
 def test_service_sends_security_headers_on_a_503_raised_while_saving(
     store_config, store_type, redis_server, in_process_app

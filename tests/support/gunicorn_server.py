@@ -99,6 +99,10 @@ class GunicornServer:
             "--worker-class", "gthread",
             "--graceful-timeout", "2",
             "--timeout", "30",
+            # Test clients keep connections open between bursts; on a loaded machine a
+            # client thread can pause past gunicorn's default 2 s keep-alive, and a POST
+            # on a connection the server just closed cannot be safely retried.
+            "--keep-alive", "60",
         ]  # fmt: skip
         if _supports_option("--no-control-socket"):
             # gunicorn >= 24 opens one control socket per user by default (~/.gunicorn);
