@@ -10,7 +10,7 @@ outages.
 from .errors import SessionConfigError, SessionLockTimeout, StoreUnavailable
 from .extension import Session
 from .interface import ServerSideSessionInterface
-from .session import ServerSideSession
+from .session import ServerSideSession, read_only_session
 
 __version__ = "0.1.0"
 
@@ -21,4 +21,5 @@ __all__ = [
     "SessionConfigError",
     "SessionLockTimeout",
     "StoreUnavailable",
+    "read_only_session",
 ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from flask import session as current_session
 from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
@@ -15,6 +18,8 @@ from .stores.base import PERMANENT_KEY
 if TYPE_CHECKING:
     from .codecs import Codec
     from .stores.base import Store
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class ServerSideSession(SessionMixin):
         self._incremented = False
         self._incr_permanent: bytes | None = None
         self._modified_flag = False
+        self._read_only = False  # set by @read_only_session
 
     # -- the mapping -------------------------------------------------------------------
 
@@ -72,9 +78,11 @@ class ServerSideSession(SessionMixin):
         return self._data()[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
+        self._refuse_if_read_only()
         self._data()[key] = value
 
     def __delitem__(self, key: str) -> None:
+        self._refuse_if_read_only()
         del self._data()[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -90,6 +98,7 @@ class ServerSideSession(SessionMixin):
         return self._data().get(key, default)
 
     def clear(self) -> None:
+        self._refuse_if_read_only()
         self._data().clear()
 
     def __repr__(self) -> str:
@@ -139,6 +148,7 @@ class ServerSideSession(SessionMixin):
         copy and is committed with the response. Raises TypeError if ``key`` holds
         something other than an int.
         """
+        self._refuse_if_read_only()
         if not isinstance(key, str):
             raise TypeError(f"session keys are strings, not {type(key).__name__}")
         if not isinstance(amount, int) or isinstance(amount, bool):
@@ -187,7 +197,8 @@ class ServerSideSession(SessionMixin):
             self._values = {}
             return
         refresh = policy.ttl if policy.refresh_each_request else None
-        loaded = policy.store.load(self.sid, lock=policy.locking, refresh_ttl=refresh)
+        lock = policy.locking and not self._read_only
+        loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
         if loaded is None:  # unknown, expired, corrupt or foreign: a fresh session
             self._start_fresh()
             self._values = {}
@@ -226,12 +237,31 @@ class ServerSideSession(SessionMixin):
         deleted = [key for key in self._stored if key not in values]
         return changed, deleted
 
+    def mark_read_only(self) -> None:
+        """Read without the session lock; refuse writes. See :func:`read_only_session`."""
+        self._read_only = True
+
+    def _refuse_if_read_only(self) -> None:
+        if self._read_only:
+            raise RuntimeError(
+                "this view is marked @read_only_session and must not change the session;"
+                " remove the decorator to write"
+            )
+
     def commit(self) -> Commit:
         """Write this request's changes and release the lock. Called by save_session."""
         touched = self._values is not None or self._incremented
         wrote = self._incremented
         exists = self.sid is not None and (self._existed or self._issued)
-        if self._values is not None:
+        if self._values is not None and self._read_only and self._lock is None:
+            changed, deleted = self._changes()
+            if changed or deleted:
+                logger.warning(
+                    "a @read_only_session view changed session keys %s in place;"
+                    " the change was not saved",
+                    sorted([*changed, *deleted]),
+                )
+        elif self._values is not None:
             changed, deleted = self._changes()  # may raise TypeError: nothing written yet
             lock, self._lock = self._lock, None
             policy = self._policy
@@ -274,6 +304,7 @@ class ServerSideSession(SessionMixin):
 
     def regenerate(self) -> None:
         """Move the data to a new id and delete the old one (after login, say)."""
+        self._refuse_if_read_only()
         values = self._data()
         old_sid, lock = self.sid, self._lock
         if old_sid is None:
@@ -288,3 +319,32 @@ class ServerSideSession(SessionMixin):
         self.sid = new_sid if encoded else None
         self._stored = encoded
         self._issued = bool(encoded)
+
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def read_only_session(view: View) -> View:
+    """Mark a view as only reading the session: it loads without the session lock.
+
+    With ``SESSION_LOCKING`` on, a view that reads the session waits for any request
+    holding that session's lock and then holds it itself. A view that only reads
+    (showing a counter, a page) needs neither: decorated, it reads what was last
+    saved, in one store round trip and without waiting. Writing to the session in
+    such a view raises RuntimeError; a change made in place to a value it read is
+    not saved (and logged). Put it below the route decorator::
+
+        @app.get("/counter")
+        @read_only_session
+        def counter():
+            return {"counter": session.get("counter", 0)}
+    """
+
+    @functools.wraps(view)
+    def read_only_view(*args: Any, **kwargs: Any) -> Any:
+        current = current_session._get_current_object()
+        if isinstance(current, ServerSideSession):
+            current.mark_read_only()
+        return view(*args, **kwargs)
+
+    return read_only_view  # type: ignore[return-value]

@@ -10,7 +10,7 @@ import time
 
 from flask import Flask, jsonify, request, session
 
-from flask_session import Session
+from flask_session import Session, read_only_session
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -61,6 +61,23 @@ def create_app(config: dict | None = None) -> Flask:
     def regenerate():
         session.get("x")
         app.session_interface.regenerate(session)
+        return jsonify(dict(session))
+
+    @app.get("/peek")
+    @read_only_session
+    def peek():
+        return jsonify(dict(session))
+
+    @app.post("/peek-then-write")
+    @read_only_session
+    def peek_then_write():
+        session["x"] = 1  # refused: the view is read-only
+        return "written"
+
+    @app.post("/peek-then-mutate")
+    @read_only_session
+    def peek_then_mutate():
+        session.get("items", []).append("lost")  # in place: not saved, logged
         return jsonify(dict(session))
 
     @app.get("/untouched")

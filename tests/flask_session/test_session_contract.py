@@ -279,6 +279,43 @@ def test_the_lock_serializes_read_modify_write_across_threads(app):
     assert first.get("/get").json["n"] == 200
 
 
+def test_a_read_only_view_reads_without_waiting_for_the_lock(make_app):
+    app = make_app(SESSION_LOCK_TIMEOUT=0.5)
+    other_worker = make_app(SESSION_LOCK_TIMEOUT=30).session_interface.store
+    client = app.test_client()
+    client.post("/set/a")
+    held = other_worker.load(sid_of(client), lock=True, refresh_ttl=None)
+    started = time.monotonic()
+    assert client.get("/peek").json == {"a": "x"}
+    assert time.monotonic() - started < 0.3
+    assert client.get("/get").status_code == 503  # a normal view still waits, then gives up
+    other_worker.release(sid_of(client), held.lock)
+
+
+def test_a_read_only_view_cannot_write_and_loses_in_place_changes_loudly(app, caplog):
+    client = app.test_client()
+    client.post("/set/a")
+    with pytest.raises(RuntimeError, match="read_only_session"):
+        client.post("/peek-then-write")
+    store = app.session_interface.store
+    store.save(sid_of(client), {"items": store.codec.encode(["kept"])}, [], ttl=60, create=False)
+    with caplog.at_level(logging.WARNING, logger="flask_session"):
+        assert client.post("/peek-then-mutate").json["items"] == ["kept", "lost"]
+    assert client.get("/get").json == {"a": "x", "items": ["kept"]}
+    assert [r.getMessage() for r in caplog.records if "not saved" in r.getMessage()]
+
+
+def test_a_read_only_view_stores_nothing_for_a_new_client_and_takes_no_lock(app, store_type):
+    client = app.test_client()
+    response = client.get("/peek")
+    assert response.json == {} and "Set-Cookie" not in response.headers
+    assert stored_session_count(app) == 0
+    client.post("/set/a")
+    assert client.get("/peek").json == {"a": "x"}
+    if store_type == "redis":
+        assert list(app.session_interface.store.redis.scan_iter("*:lock")) == []
+
+
 # -- 4. strict session ids -------------------------------------------------------------------
 
 HOSTILE_COOKIES = [

@@ -262,3 +262,13 @@ def test_values_are_json_or_msgpack_never_pickle(make_app, store_type):
 
 def test_ping(store):
     store.ping()
+
+
+@pytest.mark.parametrize("store_type", ["redis"])
+def test_scripts_survive_a_flushed_script_cache(store):
+    """After SCRIPT FLUSH (or a Redis restart) the scripts are loaded again, once."""
+    sid = new_session_id(32)
+    assert store.incr(sid, "n", 1, ttl=TTL, create=True).value == 1
+    store.redis.script_flush()
+    assert store.incr(sid, "n", 1, ttl=TTL, create=False).value == 2  # counted once
+    assert store.load(sid, lock=False, refresh_ttl=None) is not None
