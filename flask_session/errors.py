@@ -25,9 +25,16 @@ class StoreUnavailable(Exception):
 
     #: seconds a client should wait before retrying (sent as ``Retry-After``)
     retry_after = 1
+    #: what went wrong, fit to show a client ("the session store's disk is full"); the
+    #: message (``str(error)``) has the details for the log (paths, addresses)
+    reason = "the session store is unavailable"
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, reason: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
+        if reason is not None:
+            self.reason = reason
         if retry_after is not None:
             self.retry_after = retry_after
 
@@ -37,6 +44,8 @@ class SessionLockTimeout(StoreUnavailable):
 
     A subclass of :class:`StoreUnavailable`, so the same 503 handler covers it.
     """
+
+    reason = "the session is busy with another request"
 
 
 class OutageLog:

@@ -77,9 +77,7 @@ def check_cookie_settings(config) -> None:
             " browsers drop such cookies otherwise"
         )
     if name.startswith(("__Host-", "__Secure-")) and not secure:
-        raise SessionConfigError(
-            f"SESSION_COOKIE_NAME {name!r} needs SESSION_COOKIE_SECURE = True"
-        )
+        raise SessionConfigError(f"SESSION_COOKIE_NAME {name!r} needs SESSION_COOKIE_SECURE = True")
     if name.startswith("__Host-") and (
         config["SESSION_COOKIE_DOMAIN"] or config["SESSION_COOKIE_PATH"] not in (None, "/")
     ):

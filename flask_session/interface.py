@@ -111,8 +111,19 @@ class ServerSideSessionInterface(SessionInterface):
 
 #: Headers that describe the original body or session and must not survive the swap.
 _REPLACED_HEADERS = frozenset(
-    {"content-type", "content-length", "content-encoding", "content-range", "content-disposition",
-     "content-language", "content-location", "location", "set-cookie", "etag", "last-modified"}
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "content-range",
+        "content-disposition",
+        "content-language",
+        "content-location",
+        "location",
+        "set-cookie",
+        "etag",
+        "last-modified",
+    }
 )
 
 
@@ -129,7 +140,9 @@ def _become_error_response(app: Flask, error: StoreUnavailable, response: Respon
         raise error
     except StoreUnavailable as raised:
         replacement = app.make_response(app.handle_user_exception(raised))
-    kept = [(name, value) for name, value in response.headers if name.lower() not in _REPLACED_HEADERS]
+    kept = [
+        (name, value) for name, value in response.headers if name.lower() not in _REPLACED_HEADERS
+    ]
     response.status = replacement.status
     response.headers.clear()
     response.headers.extend(kept)

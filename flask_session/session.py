@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterator
@@ -154,7 +155,9 @@ class ServerSideSession(SessionMixin):
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise TypeError(f"incr amount must be an int, not {type(amount).__name__}")
         values = self._values
-        if values is not None and (self._lock is not None or self.sid is None or self._is_dirty(key)):
+        if values is not None and (
+            self._lock is not None or self.sid is None or self._is_dirty(key)
+        ):
             current = values.get(key, 0)
             if type(current) is not int:
                 raise TypeError(f"session[{key!r}] holds {type(current).__name__}, not an int")
@@ -286,10 +289,9 @@ class ServerSideSession(SessionMixin):
         """Give up the lock without writing. Safe to call twice; never raises."""
         lock, self._lock = self._lock, None
         if lock is not None and self.sid is not None:
-            try:
+            # If the store is down, the lock's lease (or the kernel, for a file) frees it.
+            with contextlib.suppress(Exception):
                 self._policy.store.release(self.sid, lock)
-            except Exception:  # the store is down: its lease (or the kernel) frees it
-                pass
 
     def is_permanent(self) -> bool:
         """``permanent`` without loading the session just to answer."""

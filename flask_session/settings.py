@@ -6,6 +6,7 @@ request.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -110,11 +111,9 @@ class SessionSettings:
 
 def _positive_number(config: Any, key: str) -> float:
     value = config[key]
-    if isinstance(value, str):
-        try:  # environment overrides arrive as strings
+    if isinstance(value, str):  # environment overrides can arrive as strings
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise SessionConfigError(f"{key} is {value!r}; it must be a number of seconds above 0")
     return float(value)

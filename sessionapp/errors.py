@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STORE_UNAVAILABLE = "The session store is unavailable right now. Try again shortly."
-SESSION_BUSY = "Your session is busy with another request. Try again shortly."
 
 # Plain messages for the statuses a client can cause; others use Werkzeug's description.
 MESSAGES = {
@@ -54,17 +52,24 @@ def error_response(status: int, title: str, message: str, headers: dict | None =
 
 
 def store_unavailable(error: StoreUnavailable) -> Response:
-    """503 with Retry-After. Also used by flask_session when saving the session fails."""
+    """503 with Retry-After. Also used by flask_session when saving the session fails.
+
+    The answer says what is wrong in words meant for clients (``error.reason``: "the
+    session store's disk is full", "the session is busy with another request"); the
+    details (paths, addresses) stay in the log.
+    """
     if isinstance(error, SessionLockTimeout):
         # One session, not the store: worth a line, since it means a request held the
         # session for SESSION_LOCK_TIMEOUT (or many requests queued on one cookie).
         logger.warning("%s %s: %s", request.method, request.path, error)
-        message = SESSION_BUSY
     else:
         logger.debug("%s %s: %s", request.method, request.path, error)
-        message = STORE_UNAVAILABLE
+    reason = error.reason[:1].upper() + error.reason[1:]
     return error_response(
-        503, "Temporarily unavailable", message, {"Retry-After": str(error.retry_after)}
+        503,
+        "Temporarily unavailable",
+        f"{reason}. Try again shortly.",
+        {"Retry-After": str(error.retry_after)},
     )
 
 

@@ -21,9 +21,7 @@ import errno
 import fcntl
 import logging
 import os
-import random
 import re
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,6 +30,8 @@ from flask import current_app
 
 from flask_session import StoreUnavailable
 from flask_session.errors import OutageLog
+from flask_session.stores.base import LockWait
+from flask_session.stores.filesystem import OS_ERROR_REASONS
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -83,10 +83,15 @@ class RedisSharedCounter:
         except (redis.exceptions.ResponseError, ValueError) as error:
             # The key holds something else (INCR refuses it, or int() cannot read it).
             self._outage.failed(error)
-            raise StoreUnavailable(f"redis key {self.key!r} is not a counter: {error}") from error
+            raise StoreUnavailable(
+                f"redis key {self.key!r} is not a counter: {error}",
+                reason="the shared counter holds something that is not a number",
+            ) from error
         except redis.exceptions.RedisError as error:
             self._outage.failed(error)
-            raise StoreUnavailable(f"redis is unavailable: {error}") from error
+            raise StoreUnavailable(
+                f"redis is unavailable: {error}", reason="the session store cannot be reached"
+            ) from error
         else:
             self._outage.succeeded()
 
@@ -169,21 +174,13 @@ class FileSharedCounter:
     def _wait_for_lock(self, fd: int, operation: int) -> None:
         # Polling with a deadline rather than a blocking flock: a holder stuck in I/O (a
         # hung network filesystem) must cost a 503, not every worker thread forever.
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.0005
+        wait = LockWait(self.lock_timeout, "the shared counter")
         while True:
             try:
                 fcntl.flock(fd, operation | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise StoreUnavailable(
-                        f"the shared counter file {self.path} stayed locked for over"
-                        f" {self.lock_timeout:g} s (SESSION_LOCK_TIMEOUT)"
-                    ) from None
-                time.sleep(min(remaining, delay * (0.5 + random.random())))
-                delay = min(delay * 2, 0.01)
+                wait.pause()
 
     def _read(self, fd: int) -> int:
         raw = os.pread(fd, self.WIDTH + 2, 0)
@@ -206,10 +203,17 @@ class FileSharedCounter:
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except CorruptCounterFile as error:
+            self._outage.failed(error)
+            raise StoreUnavailable(
+                f"the shared counter file {self.path} cannot be used: {error.strerror or error}",
+                reason="the shared counter holds something that is not a number",
+            ) from error
         except OSError as error:
             self._outage.failed(error)
             raise StoreUnavailable(
-                f"the shared counter file {self.path} cannot be used: {error.strerror or error}"
+                f"the shared counter file {self.path} cannot be used: {error.strerror or error}",
+                reason=OS_ERROR_REASONS.get(error.errno, "the session store cannot be used"),
             ) from error
         except StoreUnavailable as error:
             self._outage.failed(error)

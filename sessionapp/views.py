@@ -26,7 +26,7 @@ from flask import (
 )
 from werkzeug.exceptions import MethodNotAllowed
 
-from flask_session import StoreUnavailable
+from flask_session import StoreUnavailable, read_only_session
 
 from .negotiation import wants_html
 from .shared_counter import shared_counter
@@ -71,6 +71,7 @@ def never_cache(response: Response) -> Response:
 
 
 @bp.get("/")
+@read_only_session  # shows the counter; never waits behind a request holding the session
 def index() -> str:
     # ?taken=N shows the number a form post (without JavaScript) just took; it only
     # ever shows the caller a number, so a hand-made URL can mislead nobody else.
@@ -107,8 +108,10 @@ def reset() -> Response:
 
 
 @bp.get("/counter")
+@read_only_session
 def counter() -> Response:
-    # Reading never creates a session: a new client gets 0, no cookie, nothing stored.
+    # Reading takes no session lock and never creates a session: a new client gets 0,
+    # no cookie, nothing stored.
     return jsonify(counter=session.get(COUNTER_KEY, 0))
 
 

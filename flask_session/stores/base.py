@@ -111,7 +111,9 @@ class Store(ABC):
         """Remove the session if it exists; releases ``lock``."""
 
     @abstractmethod
-    def incr(self, sid: str, key: str, amount: int, *, ttl: float, create: bool) -> IncrResult | None:
+    def incr(
+        self, sid: str, key: str, amount: int, *, ttl: float, create: bool
+    ) -> IncrResult | None:
         """Atomically add ``amount`` to the integer at ``key`` (missing counts as 0).
 
         Waits for the session's lock if another request holds it, so an increment never
@@ -154,7 +156,8 @@ class LockWait:
         if remaining <= 0:
             raise SessionLockTimeout(
                 f"{self.what} stayed locked by another request for over {self.timeout:g} s"
-                " (SESSION_LOCK_TIMEOUT)"
+                " (SESSION_LOCK_TIMEOUT)",
+                reason=f"{self.what} is busy with another request",
             )
         time.sleep(min(remaining, self._delay * (0.5 + random.random())))
         self._delay = min(self._delay * 2, 0.01)

@@ -42,12 +42,13 @@ SUFFIX = ".session"
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 _SESSION_NAME_LENGTH = 64 + len(SUFFIX)  # sha256 hex digest + suffix
 
-_FRIENDLY_ERRORS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is used up",
-    errno.EROFS: "it is on a read-only filesystem",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
+#: What an OS error means, in words fit for the log and for a client.
+OS_ERROR_REASONS = {
+    errno.ENOSPC: "the session store's disk is full",
+    errno.EDQUOT: "the session store's disk quota is used up",
+    errno.EROFS: "the session store is read-only",
+    errno.EACCES: "the session store refused access",
+    errno.EPERM: "the session store refused access",
 }
 
 
@@ -71,7 +72,7 @@ class FileSystemStore(Store):
         path = self._path(sid)
         with self._errors():
             if lock:
-                fd = lock_existing(path, self.lock_timeout, "session")
+                fd = lock_existing(path, self.lock_timeout, "the session")
                 if fd is None:
                     return None
             else:
@@ -126,7 +127,9 @@ class FileSystemStore(Store):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
 
-    def incr(self, sid: str, key: str, amount: int, *, ttl: float, create: bool) -> IncrResult | None:
+    def incr(
+        self, sid: str, key: str, amount: int, *, ttl: float, create: bool
+    ) -> IncrResult | None:
         path = self._path(sid)
         with self._errors(), self._locked(path, None) as fd:
             values = self._read_live(fd, path) if fd is not None else None
@@ -195,7 +198,7 @@ class FileSystemStore(Store):
         Either way it is released on the way out: a held lock ends with the request's
         save, and a write replaces the file, which ends any lock on the old one.
         """
-        fd = held if held is not None else lock_existing(path, self.lock_timeout, "session")
+        fd = held if held is not None else lock_existing(path, self.lock_timeout, "the session")
         try:
             yield fd
         finally:
@@ -291,9 +294,11 @@ class FileSystemStore(Store):
             yield
         except OSError as error:
             self._outage.failed(error)
-            reason = _FRIENDLY_ERRORS.get(error.errno, error.strerror or str(error))
+            reason = OS_ERROR_REASONS.get(error.errno, "the session store cannot be used")
             raise StoreUnavailable(
-                f"the session directory {self.directory} cannot be used: {reason}"
+                f"the session directory {self.directory} cannot be used:"
+                f" {error.strerror or error} ({reason})",
+                reason=reason,
             ) from error
         else:
             self._outage.succeeded()

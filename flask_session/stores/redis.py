@@ -178,7 +178,7 @@ class RedisStore(Store):
         keys = self._keys(sid)
         token = secrets.token_hex(16) if lock else ""
         refresh = _ms(refresh_ttl) if refresh_ttl is not None else "0"
-        wait = LockWait(self.lock_timeout, "session", grace=LEASE_GRACE) if lock else None
+        wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE) if lock else None
         with self._errors():
             while (reply := self._load(keys, [token, self._lock_ms, refresh])) == 0:
                 wait.pause()
@@ -220,9 +220,11 @@ class RedisStore(Store):
         with self._errors():
             self._delete(self._keys(sid), [lock or ""])
 
-    def incr(self, sid: str, key: str, amount: int, *, ttl: float, create: bool) -> IncrResult | None:
+    def incr(
+        self, sid: str, key: str, amount: int, *, ttl: float, create: bool
+    ) -> IncrResult | None:
         args = [key, amount, _ms(ttl), "1" if create else "0", self._format]
-        wait = LockWait(self.lock_timeout, "session", grace=LEASE_GRACE)
+        wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
             while (reply := self._incr(self._keys(sid), args))[0] == 2:
                 wait.pause()
@@ -232,7 +234,9 @@ class RedisStore(Store):
         if status == 3:
             raise TypeError(f"session[{key!r}] holds something that is not an int")
         if status == 4:
-            logger.warning("session data in redis is not %s; the client gets a new session", self.codec.name)
+            logger.warning(
+                "session data in redis is not %s; the client gets a new session", self.codec.name
+            )
         return None
 
     def release(self, sid: str, lock: str) -> None:
@@ -256,7 +260,7 @@ class RedisStore(Store):
         try:
             if reply == -1:
                 raise ValueError("the key holds something other than a hash")
-            fields = dict(zip(reply[::2], reply[1::2]))
+            fields = dict(zip(reply[::2], reply[1::2], strict=True))
             marker = fields.pop(MARKER, None)
             if marker != self._format:
                 raise ValueError(f"format marker is {marker!r}")
@@ -275,9 +279,17 @@ class RedisStore(Store):
         """Turn redis errors into StoreUnavailable, logged once per outage."""
         try:
             yield
-        except redis.exceptions.RedisError as error:
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             self._outage.failed(error)
-            raise StoreUnavailable(f"redis is unavailable: {error}") from error
+            raise StoreUnavailable(
+                f"redis is unavailable: {error}", reason="the session store cannot be reached"
+            ) from error
+        except redis.exceptions.RedisError as error:  # OOM, MISCONF, READONLY replica, ...
+            self._outage.failed(error)
+            raise StoreUnavailable(
+                f"redis refused a session command: {error}",
+                reason="the session store refused the request",
+            ) from error
         else:
             self._outage.succeeded()
 

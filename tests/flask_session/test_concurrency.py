@@ -31,7 +31,9 @@ def hammer_one_cookie(server, path, threads=16, per_thread=20):
     def work(_):
         with requests.Session() as client:
             client.cookies.set("session", cookie)
-            return [client.post(server.url + path, timeout=30).status_code for _ in range(per_thread)]
+            return [
+                client.post(server.url + path, timeout=30).status_code for _ in range(per_thread)
+            ]
 
     with ThreadPoolExecutor(threads) as pool:
         statuses = [status for batch in pool.map(work, range(threads)) for status in batch]
@@ -51,7 +53,9 @@ def test_16_threads_x_20_increments_on_one_cookie_end_at_320(server, path):
 def test_100_clients_each_see_exactly_their_own_sequence(server):
     def client_run(_):
         with requests.Session() as client:
-            seen = [client.post(server.url + "/incr/n", timeout=30).json()["value"] for _ in range(20)]
+            seen = [
+                client.post(server.url + "/incr/n", timeout=30).json()["value"] for _ in range(20)
+            ]
             final = client.get(server.url + "/get", timeout=10).json()
         return seen, final
 
@@ -63,7 +67,9 @@ def test_100_clients_each_see_exactly_their_own_sequence(server):
 
 
 @pytest.mark.parametrize("locking", ["true", "false"])
-def test_two_concurrent_requests_writing_different_keys_keep_both(gunicorn_server, store_env, locking):
+def test_two_concurrent_requests_writing_different_keys_keep_both(
+    gunicorn_server, store_env, locking
+):
     server = gunicorn_server(DEMO_APP, env={**store_env, "FLASK_SESSION_LOCKING": locking})
     client = new_client(server, "/set/gone?value=1")
     cookie = client.cookies["session"]

@@ -6,7 +6,6 @@ Numbers in the section comments refer to the points of the flask_session issue (
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -116,7 +115,11 @@ def test_the_session_behaves_like_a_dict(app):
         ({"SESSION_COOKIE_SAMESITE": "lax-ish"}, "SESSION_COOKIE_SAMESITE"),
         ({"SESSION_COOKIE_NAME": "__Host-session"}, "SESSION_COOKIE_SECURE"),
         (
-            {"SESSION_COOKIE_NAME": "__Host-s", "SESSION_COOKIE_SECURE": True, "SESSION_COOKIE_PATH": "/app"},
+            {
+                "SESSION_COOKIE_NAME": "__Host-s",
+                "SESSION_COOKIE_SECURE": True,
+                "SESSION_COOKIE_PATH": "/app",
+            },
             "SESSION_COOKIE_PATH",
         ),
     ],
@@ -380,7 +383,9 @@ def test_vary_cookie_only_when_the_session_was_used(app):
 
 
 def test_sessions_expire_on_the_server(make_app):
-    app = make_app(PERMANENT_SESSION_LIFETIME=timedelta(seconds=1), SESSION_REFRESH_EACH_REQUEST=False)
+    app = make_app(
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=1), SESSION_REFRESH_EACH_REQUEST=False
+    )
     client = app.test_client()
     client.post("/incr/n")
     time.sleep(0.6)

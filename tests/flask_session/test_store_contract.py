@@ -49,7 +49,9 @@ def test_save_creates_and_load_reads_back(store):
 
 def test_save_merges_only_the_keys_it_is_given(store):
     sid = new_session_id(32)
-    store.save(sid, {"a": enc(store, 1), "b": enc(store, 2), "c": enc(store, 3)}, [], ttl=TTL, create=True)
+    store.save(
+        sid, {"a": enc(store, 1), "b": enc(store, 2), "c": enc(store, 3)}, [], ttl=TTL, create=True
+    )
     store.save(sid, {"a": enc(store, 10)}, [], ttl=TTL, create=False)  # request one
     store.save(sid, {"d": enc(store, 4)}, ["c"], ttl=TTL, create=False)  # request two
     assert store.load(sid, lock=False, refresh_ttl=None).values == {
@@ -90,7 +92,13 @@ def test_incr_counts_and_reports_permanent(store):
 
 def test_incr_refuses_a_value_that_is_not_an_int(store):
     sid = new_session_id(32)
-    store.save(sid, {"s": enc(store, "text"), "f": enc(store, 1.5), "b": enc(store, True)}, [], ttl=TTL, create=True)
+    store.save(
+        sid,
+        {"s": enc(store, "text"), "f": enc(store, 1.5), "b": enc(store, True)},
+        [],
+        ttl=TTL,
+        create=True,
+    )
     for key in ("s", "f", "b"):
         with pytest.raises(TypeError):
             store.incr(sid, key, 1, ttl=TTL, create=False)
@@ -196,7 +204,9 @@ def test_the_lock_follows_the_session_after_each_save(store):
         for _ in range(25):
             loaded = store.load(sid, lock=True, refresh_ttl=None)
             value = store.codec.decode(loaded.values["n"])
-            store.save(sid, {"n": enc(store, value + 1)}, [], ttl=TTL, create=False, lock=loaded.lock)
+            store.save(
+                sid, {"n": enc(store, value + 1)}, [], ttl=TTL, create=False, lock=loaded.lock
+            )
 
     threads = [threading.Thread(target=read_modify_write) for _ in range(6)]
     for thread in threads:

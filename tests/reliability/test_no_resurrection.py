@@ -89,5 +89,6 @@ def test_reset_counter_is_not_brought_back_by_a_slower_request(
     after = httpkit.request(server.url, "GET", "/counter", cookie=cookie).json()
     assert after == {"counter": 0}, f"the reset was undone: {after}"
     assert httpkit.request(server.url, "POST", "/inc", cookie=cookie).json() == {"counter": 1}
-    if locking == "true" and slow_path == "/":
-        assert reset.elapsed > 0.5, "the reset did not wait for the slow page's lock"
+    if slow_path == "/":
+        # The page is a read-only view: it holds no lock, so the reset never waits for it.
+        assert reset.elapsed < 0.5, "the reset waited for a read-only page"
