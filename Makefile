@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 SYSTEM_PACKAGES := redis-server chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-packages test run lint clean
+.PHONY: help venv system-packages test run bench lint clean
 
 # help: list the targets
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make system-packages  install redis-server and chromium (Debian) when missing"
 	@echo "make test             set everything up and run the test suite (PYTEST_ARGS=... to narrow)"
 	@echo "make run              set up and start the service with gunicorn (gunicorn.conf.py)"
+	@echo "make bench            benchmark against Flask-Session 0.8 and plain Flask (BENCH_ARGS=--quick)"
 	@echo "make lint             run ruff over the repository"
 	@echo "make clean            remove .venv and caches"
 
@@ -38,6 +39,10 @@ test: venv system-packages
 # run: the service on gunicorn; needs neither redis nor chromium (filesystem store by default)
 run: venv
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py app:app
+
+# bench: interleaved wrk benchmark, prints a table, writes bench/results/ (see bench/README.md)
+bench: venv
+	bench/run $(BENCH_ARGS)
 
 # lint: ruff with the settings in pyproject.toml (installed into the venv on first use)
 lint: venv

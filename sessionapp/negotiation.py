@@ -12,4 +12,9 @@ def wants_html() -> bool:
     asks for ``application/json``; curl sends ``*/*`` and gets JSON, as do clients that
     send no Accept header at all.
     """
+    accept = request.headers.get("Accept", "")
+    if "text/" not in accept:
+        # Only text/html or text/* can make the page win; most API calls (*/*, JSON)
+        # are answered without parsing the header (a measurable share of a request).
+        return False
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"

@@ -48,11 +48,17 @@ def init_app(app: Flask) -> None:
     """Send :data:`SECURITY_HEADERS` (and HSTS if configured) with every response."""
     app.config.setdefault("SECURITY_HSTS_SECONDS", 0)
 
+    hsts = int(app.config["SECURITY_HSTS_SECONDS"] or 0)
+    headers = dict(SECURITY_HEADERS)
+    if hsts > 0:
+        headers["Strict-Transport-Security"] = f"max-age={hsts}"
+    wanted = [(name.lower(), name, value) for name, value in headers.items()]
+
     @app.after_request
     def add_security_headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        hsts = int(app.config["SECURITY_HSTS_SECONDS"] or 0)
-        if hsts > 0:
-            response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts}")
+        # One pass over the response's headers instead of a setdefault (a scan) each.
+        present = {name.lower() for name, _ in response.headers}
+        response.headers.extend(
+            [(name, value) for lower, name, value in wanted if lower not in present]
+        )
         return response

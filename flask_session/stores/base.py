@@ -160,4 +160,6 @@ class LockWait:
                 reason=f"{self.what} is busy with another request",
             )
         time.sleep(min(remaining, self._delay * (0.5 + random.random())))
-        self._delay = min(self._delay * 2, 0.01)
+        # Capped low: a session is usually held for a millisecond or two, and a waiter
+        # that oversleeps its turn is what the slowest requests are made of.
+        self._delay = min(self._delay * 2, 0.002)
