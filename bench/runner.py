@@ -858,6 +858,8 @@ def run_cleanup(ctx: Ctx, t: Target, n: int) -> dict:
         f" max {baseline['max_ms']:.2f} ms"
     )
     cmd = [str(t.python), "-m", "flask", "--app", "app", "session", "cleanup"]
+    if args.cleanup_nice:
+        cmd = ["nice", "-n", str(args.cleanup_nice), *cmd]
     meter = ctx.meter()
     load = ctx.wrk(t, "POST", "/inc", t.cookie_file, duration=args.cleanup_timeout + 5).start()
     time.sleep(0.5)
@@ -1335,6 +1337,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=120,
         help="A only: seconds allowed for the cleanup command",
+    )
+    p.add_argument(
+        "--cleanup-nice",
+        type=int,
+        default=0,
+        help="A only: run the cleanup command under `nice -n N`, as a cron job would"
+        " (default 0: same priority as the server)",
     )
     p.add_argument(
         "--quick", action="store_true", help="smoke test: 1 round of 1 s, small session stores"

@@ -29,7 +29,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from ..codecs import Codec
 from ..errors import SessionLockTimeout
@@ -150,16 +150,23 @@ class LockWait:
         self._deadline = time.monotonic() + timeout + grace
         self._delay = 0.0005
 
+    def remaining(self) -> float:
+        """Seconds left before the deadline (never negative)."""
+        return max(0.0, self._deadline - time.monotonic())
+
     def pause(self) -> None:
         """Sleep before the next attempt; raise SessionLockTimeout once time is up."""
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
-            raise SessionLockTimeout(
-                f"{self.what} stayed locked by another request for over {self.timeout:g} s"
-                " (SESSION_LOCK_TIMEOUT)",
-                reason=f"{self.what} is busy with another request",
-            )
+            self.give_up()
         time.sleep(min(remaining, self._delay * (0.5 + random.random())))
         # Capped low: a session is usually held for a millisecond or two, and a waiter
         # that oversleeps its turn is what the slowest requests are made of.
         self._delay = min(self._delay * 2, 0.002)
+
+    def give_up(self) -> NoReturn:
+        raise SessionLockTimeout(
+            f"{self.what} stayed locked by another request for over {self.timeout:g} s"
+            " (SESSION_LOCK_TIMEOUT)",
+            reason=f"{self.what} is busy with another request",
+        )

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
-from .filelock import lock_existing, same_file
+from .filelock import FileLock, lock_existing, same_file
 
 logger = logging.getLogger(__name__)
 
@@ -72,26 +72,30 @@ class FileSystemStore(Store):
         path = self._path(sid)
         with self._errors():
             if lock:
-                fd = lock_existing(path, self.lock_timeout, "the session")
-                if fd is None:
+                held = lock_existing(path, self.lock_timeout, "the session")
+                if held is None:
                     return None
+                fd = held.fd
             else:
+                held = None
                 try:
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 except FileNotFoundError:
                     return None
-            keep_open = False
+            keep = False
             try:
                 values = self._read_live(fd, path)
                 if values is None:
                     return None
                 if refresh_ttl is not None:
                     self._refresh(fd, path, refresh_ttl)
-                keep_open = lock
-                return Loaded(values, lock=fd if lock else None)
+                keep = held is not None
+                return Loaded(values, lock=held)
             finally:
-                if not keep_open:
+                if held is None:
                     os.close(fd)
+                elif not keep:
+                    held.release()
 
     def save(
         self,
@@ -101,7 +105,7 @@ class FileSystemStore(Store):
         *,
         ttl: float,
         create: bool,
-        lock: int | None = None,
+        lock: FileLock | None = None,
     ) -> bool:
         path = self._path(sid)
         with self._errors(), self._locked(path, lock) as fd:
@@ -120,7 +124,7 @@ class FileSystemStore(Store):
             self._write(path, values, ttl)
             return True
 
-    def delete(self, sid: str, *, lock: int | None = None) -> None:
+    def delete(self, sid: str, *, lock: FileLock | None = None) -> None:
         path = self._path(sid)
         with self._errors(), self._locked(path, lock) as fd:
             if fd is not None:
@@ -142,8 +146,8 @@ class FileSystemStore(Store):
             self._write(path, values, ttl)
             return IncrResult(new_value, values.get(PERMANENT_KEY))
 
-    def release(self, sid: str, lock: int) -> None:
-        os.close(lock)
+    def release(self, sid: str, lock: FileLock) -> None:
+        lock.release()
 
     def cleanup(self, *, stale_temp_after: float) -> CleanupReport:
         report = CleanupReport()
@@ -192,18 +196,20 @@ class FileSystemStore(Store):
         return os.path.join(self.directory, digest + SUFFIX)
 
     @contextlib.contextmanager
-    def _locked(self, path: str, held: int | None) -> Iterator[int | None]:
-        """The file's lock for one write: the caller's (``held``) or a short one of ours.
+    def _locked(self, path: str, held: FileLock | None) -> Iterator[int | None]:
+        """The locked file's descriptor for one write: under the caller's lock (``held``)
+        or a short one of ours; None if there is no file.
 
-        Either way it is released on the way out: a held lock ends with the request's
-        save, and a write replaces the file, which ends any lock on the old one.
+        Either way the lock is released on the way out: a held lock ends with the
+        request's save, and a write replaces the file, which ends any lock on the old one.
         """
-        fd = held if held is not None else lock_existing(path, self.lock_timeout, "the session")
+        if held is None:
+            held = lock_existing(path, self.lock_timeout, "the session")
         try:
-            yield fd
+            yield None if held is None else held.fd
         finally:
-            if fd is not None:
-                os.close(fd)
+            if held is not None:
+                held.release()
 
     def _read_live(self, fd: int, path: str) -> dict[str, bytes] | None:
         """The session in ``fd``, or None if it has expired or cannot be decoded."""

@@ -147,7 +147,8 @@ def test_waiting_for_a_lock_is_bounded_by_the_lock_timeout(store):
         store.load(sid, lock=True, refresh_ttl=None)
     assert 0.25 < time.monotonic() - started < 2
     store.release(sid, held.lock)
-    store.load(sid, lock=True, refresh_ttl=None)  # free again
+    again = store.load(sid, lock=True, refresh_ttl=None)  # free again
+    store.release(sid, again.lock)
 
 
 def test_a_killed_holder_frees_the_lock_within_the_lock_timeout(app, store, store_config, tmp_path):
@@ -179,8 +180,9 @@ def test_a_killed_holder_frees_the_lock_within_the_lock_timeout(app, store, stor
         process.wait()
     store.lock_timeout = 2.5  # the child's lease (redis); flock frees at once
     started = time.monotonic()
-    assert store.load(sid, lock=True, refresh_ttl=None) is not None
+    taken = store.load(sid, lock=True, refresh_ttl=None)
     assert time.monotonic() - started < 2.5
+    store.release(sid, taken.lock)
 
 
 def test_sessions_expire_and_refresh_pushes_expiry_out(store):
@@ -282,3 +284,33 @@ def test_scripts_survive_a_flushed_script_cache(store):
     store.redis.script_flush()
     assert store.incr(sid, "n", 1, ttl=TTL, create=False).value == 2  # counted once
     assert store.load(sid, lock=False, refresh_ttl=None) is not None
+
+
+@pytest.mark.parametrize("store_type", ["filesystem"])
+def test_waiting_threads_leave_nothing_behind(store):
+    """Threads of one process queue per path before polling the flock; the queue table
+    empties again, also after waits that timed out."""
+    from flask_session.stores import filelock
+
+    sid = new_session_id(32)
+    store.save(sid, {"n": enc(store, 0)}, [], ttl=TTL, create=True)
+    held = store.load(sid, lock=True, refresh_ttl=None)
+    store.lock_timeout = 0.2
+    timeouts = []
+
+    def impatient():
+        try:
+            store.load(sid, lock=True, refresh_ttl=None)
+        except SessionLockTimeout:
+            timeouts.append(1)
+
+    waiters = [threading.Thread(target=impatient) for _ in range(4)]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join()
+    assert timeouts == [1, 1, 1, 1]
+    store.release(sid, held.lock)
+    store.lock_timeout = 5
+    test_incr_is_atomic_across_threads(store)
+    assert filelock._queues == {}
