@@ -10,12 +10,10 @@ import hashlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-STORE_TYPES = ["filesystem", "redis"]
 
 #: gunicorn spec of the flask_session demo app (configured by FLASK_* variables)
 DEMO_APP = "tests.flask_session.demo_app:create_app()"
@@ -27,50 +25,10 @@ SLOW_SERVICE_APP = "tests.reliability.slow_service:app"
 SESSION_FILE_NAME_LENGTH = 64 + len(".session")
 
 
-@pytest.fixture(params=STORE_TYPES)
-def store_type(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
-def session_dir(tmp_path: Path) -> Path:
-    return tmp_path / "sessions"
-
-
-@pytest.fixture
-def store_env(store_type: str, session_dir: Path, request: pytest.FixtureRequest) -> dict:
-    """FLASK_* variables pointing an app at a fresh, empty store of ``store_type``."""
-    if store_type == "redis":
-        url = request.getfixturevalue("redis_url")
-        return {"FLASK_SESSION_TYPE": "redis", "FLASK_SESSION_REDIS_URL": url}
-    return {"FLASK_SESSION_TYPE": "filesystem", "FLASK_SESSION_FILE_DIR": str(session_dir)}
-
-
-@pytest.fixture
-def store_config(store_env: dict) -> dict:
-    """The same settings as an app config dict (for Flask's test client)."""
-    return {key.removeprefix("FLASK_"): value for key, value in store_env.items()}
-
-
-@pytest.fixture
-def in_process_app() -> Iterator:
-    """Build apps for Flask's test client: ``in_process_app(factory, config)``.
-
-    At teardown it closes each app's Redis connections, so no socket is left for the
-    garbage collector (which, with warnings as errors, fails the run at exit).
-    """
-    apps = []
-
-    def make(factory, config: dict):
-        app = factory(config)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        client = getattr(app.session_interface.store, "redis", None)
-        if client is not None:
-            client.connection_pool.disconnect()
+def in_process_app(app_builder) -> Callable:
+    """Build apps for Flask's test client: ``in_process_app(factory, config)``."""
+    return app_builder
 
 
 def needs_service() -> None:

@@ -24,7 +24,6 @@ from sessionapp.shared_counter import EXTENSION_KEY
 from tests.support.ports import HOST
 from tests.support.procs import stop_process, track, untrack
 
-STORE_TYPES = ["filesystem", "redis"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,49 +38,10 @@ def no_flask_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture(params=STORE_TYPES)
-def store_type(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
-def session_dir(tmp_path: Path) -> Path:
-    return tmp_path / "sessions"
-
-
-@pytest.fixture
-def store_config(store_type: str, session_dir: Path, request: pytest.FixtureRequest) -> dict:
-    """SESSION_* settings pointing at a fresh, empty store of ``store_type``."""
-    if store_type == "redis":
-        return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": request.getfixturevalue("redis_url")}
-    return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(session_dir)}
-
-
-@pytest.fixture
-def store_env(store_config: dict) -> dict:
-    """The same settings as FLASK_* environment variables, for gunicorn runs."""
-    return {f"FLASK_{key}": str(value) for key, value in store_config.items()}
-
-
-@pytest.fixture
-def build_app() -> Iterator[Callable[[dict], Flask]]:
-    """``build_app(config)`` is ``create_app(config)``, cleaned up after the test.
-
-    At teardown it closes each app's Redis connections: left to the garbage collector,
-    an open socket is a ResourceWarning, which with warnings as errors fails the run.
-    """
-    apps: list[Flask] = []
-
-    def build(config: dict) -> Flask:
-        app = create_app(config)
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        client = getattr(app.session_interface.store, "redis", None)
-        if client is not None:
-            client.connection_pool.disconnect()
+def build_app(app_builder) -> Callable[[dict], Flask]:
+    """``build_app(config)`` is ``create_app(config)``, cleaned up after the test."""
+    return lambda config: app_builder(create_app, config)
 
 
 @pytest.fixture
