@@ -44,10 +44,10 @@ class Session:
 
 
 def store_unavailable_response(error: StoreUnavailable) -> Response:
-    """The default answer to a store outage: 503 with Retry-After, no traceback."""
+    """The default answer to a store outage: 503 with Retry-After and the reason in plain
+    words; no traceback, no path or address (those are in the log)."""
     return Response(
-        f"503 Service Unavailable: the session store is unavailable ({error}). "
-        "Try again shortly.\n",
+        f"503 Service Unavailable: {error.reason}. Try again shortly.\n",
         status=503,
         headers={"Retry-After": str(error.retry_after), "Cache-Control": "no-store"},
         mimetype="text/plain",
