@@ -60,23 +60,17 @@ class ServerSideSessionInterface(SessionInterface):
         if not commit.touched:
             return  # nothing looked at the session: no store work, no cookie
         name = self.get_cookie_name(app)
-        domain = self.get_cookie_domain(app)
-        path = self.get_cookie_path(app)
-        secure = self.get_cookie_secure(app)
-        samesite = self.get_cookie_samesite(app)
-        httponly = self.get_cookie_httponly(app)
-        partitioned = self.get_cookie_partitioned(app)
+        attributes = {  # Flask's settings, the same for setting and deleting the cookie
+            "domain": self.get_cookie_domain(app),
+            "path": self.get_cookie_path(app),
+            "secure": self.get_cookie_secure(app),
+            "httponly": self.get_cookie_httponly(app),
+            "samesite": self.get_cookie_samesite(app),
+            "partitioned": self.get_cookie_partitioned(app),
+        }
         if not commit.exists:
             if commit.existed:  # the session was cleared: make the browser forget it
-                response.delete_cookie(
-                    name,
-                    domain=domain,
-                    path=path,
-                    secure=secure,
-                    httponly=httponly,
-                    samesite=samesite,
-                    partitioned=partitioned,
-                )
+                response.delete_cookie(name, **attributes)
             return
         permanent = session.is_permanent()
         refresh = permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]
@@ -84,17 +78,7 @@ class ServerSideSessionInterface(SessionInterface):
             expires = (
                 datetime.now(timezone.utc) + app.permanent_session_lifetime if permanent else None
             )
-            response.set_cookie(
-                name,
-                session.sid,  # type: ignore[arg-type]
-                expires=expires,
-                domain=domain,
-                path=path,
-                secure=secure,
-                httponly=httponly,
-                samesite=samesite,
-                partitioned=partitioned,
-            )
+            response.set_cookie(name, session.sid, expires=expires, **attributes)  # type: ignore[arg-type]
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         # Flask's default is None (no attribute); a session cookie should be Lax unless the
