@@ -133,7 +133,35 @@ class Store(ABC):
 
     @abstractmethod
     def ping(self) -> None:
-        """Raise StoreUnavailable unless the store answers."""
+        """Raise StoreUnavailable unless the store answers and would accept a write.
+
+        This is what a health check reports, so it must tell the truth about what
+        requests will meet: a store that answers but refuses writes (full, read-only,
+        failing to persist) raises, with a ``reason`` that says which.
+        """
+
+    # -- store-wide counters -----------------------------------------------------------
+    #
+    # A counter is one integer shared by every client of the store (the service's
+    # shared counter). Counters live in a namespace of their own under ``key_prefix``:
+    # they never collide with a session, and two apps with different prefixes on one
+    # store never share one. Every store implements all three verbs.
+
+    def counter_incr(self, name: str) -> int:
+        """Add one to counter ``name`` (missing counts as 0) and return the new value.
+
+        Atomic across threads, processes and machines: no two calls return the same
+        number until ``counter_reset``. Never applied twice for one call.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no counters yet")
+
+    def counter_value(self, name: str) -> int:
+        """The counter's current value (0 if never incremented). Creates nothing."""
+        raise NotImplementedError(f"{type(self).__name__} has no counters yet")
+
+    def counter_reset(self, name: str) -> None:
+        """Start counter ``name`` again: the next ``counter_incr`` returns 1."""
+        raise NotImplementedError(f"{type(self).__name__} has no counters yet")
 
 
 class LockWait:
