@@ -35,7 +35,8 @@ class Session:
         apply_defaults(app.config, app.instance_path)
         settings = SessionSettings.from_config(app.config, tuple(STORE_FACTORIES))
         check_cookie_settings(app.config)
-        app.session_interface = ServerSideSessionInterface(settings, make_store(settings))
+        store = make_store(settings, app.config)
+        app.session_interface = ServerSideSessionInterface(settings, store)
         app.extensions["session"] = self
         app.cli.add_command(session_cli)
         if StoreUnavailable not in app.error_handler_spec[None][None]:

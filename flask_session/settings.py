@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,10 +112,85 @@ class SessionSettings:
 
 
 def _positive_number(config: Any, key: str) -> float:
+    return config_number(config, key, minimum=0, minimum_inclusive=False, what="seconds")
+
+
+# -- reading one setting ------------------------------------------------------------------
+#
+# Settings arrive from Python (config.py, test_config), or from the environment as text
+# (Flask's from_prefixed_env parses JSON where it can, so "false" is False but "False" and
+# "off" stay strings). Each reader accepts what a person would write and refuses the
+# rest with a message that names the key. Stores read their own settings with these.
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def config_bool(config: Any, key: str) -> bool:
+    """``config[key]`` as a boolean: True/False, 1/0, or (any case) true/false, yes/no,
+    on/off, 1/0. Anything else is refused."""
     value = config[key]
-    if isinstance(value, str):  # environment overrides can arrive as strings
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise SessionConfigError(
+        f"{key} is {value!r}; use true or false (also accepted: 1/0, yes/no, on/off)"
+    )
+
+
+def config_number(
+    config: Any,
+    key: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    minimum_inclusive: bool = True,
+    integer: bool = False,
+    what: str = "",
+) -> float:
+    """``config[key]`` as a finite number in range (an int if ``integer``); text such as
+    "5" or "2.5" from the environment is parsed. ``what`` names the unit in the message."""
+    value = config[key]
+    number: float | None = None
+    if isinstance(value, str):
         with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise SessionConfigError(f"{key} is {value!r}; it must be a number of seconds above 0")
-    return float(value)
+            number = int(value.strip()) if integer else float(value.strip())
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value
+    valid = (
+        number is not None
+        and math.isfinite(number)
+        and (not integer or float(number).is_integer())
+        and (minimum is None or number > minimum or (minimum_inclusive and number == minimum))
+        and (maximum is None or number <= maximum)
+    )
+    if not valid:
+        kind = "a whole number" if integer else "a number"
+        if what:
+            kind += f" of {what}"
+        bounds = []
+        if minimum is not None:
+            bounds.append(f"{'at least' if minimum_inclusive else 'above'} {minimum:g}")
+        if maximum is not None:
+            bounds.append(f"at most {maximum:g}")
+        rule = f"{kind} {' and '.join(bounds)}" if bounds else kind
+        raise SessionConfigError(f"{key} is {value!r}; it must be {rule}")
+    assert number is not None
+    return int(number) if integer else float(number)
+
+
+def config_choice(config: Any, key: str, choices: Iterable[str]) -> str:
+    """``config[key]``, which must be one of ``choices`` (listed in the message)."""
+    value = config[key]
+    options = tuple(choices)
+    if value not in options:
+        listed = ", ".join(repr(choice) for choice in options)
+        raise SessionConfigError(f"{key} is {value!r}; choose one of {listed}")
+    return str(value)

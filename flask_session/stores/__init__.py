@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..codecs import CODECS
 from ..settings import SessionSettings
@@ -11,24 +12,28 @@ from .filesystem import FileSystemStore
 from .redis import RedisStore, client_from_settings
 
 
-def _filesystem(settings: SessionSettings, **common) -> Store:
+def _filesystem(settings: SessionSettings, config: Mapping[str, Any], **common) -> Store:
     return FileSystemStore(directory=settings.file_dir, **common)
 
 
-def _redis(settings: SessionSettings, **common) -> Store:
+def _redis(settings: SessionSettings, config: Mapping[str, Any], **common) -> Store:
     return RedisStore(client=client_from_settings(settings.redis, settings.redis_url), **common)
 
 
+#: SESSION_TYPE -> factory(settings, config, codec=, key_prefix=, lock_timeout=). A store
+#: reads and checks its own settings from ``config`` (with the readers in settings.py),
+#: raising SessionConfigError naming the key.
 STORE_FACTORIES: dict[str, Callable[..., Store]] = {
     "filesystem": _filesystem,
     "redis": _redis,
 }
 
 
-def make_store(settings: SessionSettings) -> Store:
+def make_store(settings: SessionSettings, config: Mapping[str, Any]) -> Store:
     """The store ``settings`` ask for (settings were checked by SessionSettings)."""
     return STORE_FACTORIES[settings.store_type](
         settings,
+        config,
         codec=CODECS[settings.serialization_format],
         key_prefix=settings.key_prefix,
         lock_timeout=settings.lock_timeout,
