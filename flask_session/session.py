@@ -227,14 +227,21 @@ class ServerSideSession(SessionMixin):
         values = self._values or {}
         if key not in values:
             return key in self._stored
-        return self._stored.get(key) != self._policy.codec.encode(values[key])
+        return self._stored.get(key) != self._encode(key, values[key])
+
+    def _encode(self, key: str, value: Any) -> bytes:
+        """``value`` encoded; a TypeError names the session key that holds it."""
+        try:
+            return self._policy.codec.encode(value)
+        except TypeError as error:
+            raise TypeError(f"session[{key!r}] cannot be stored: {error}") from None
 
     def _changes(self) -> tuple[dict[str, bytes], list[str]]:
-        encode = self._policy.codec.encode
+        encode = self._encode
         values = self._values or {}
         changed = {}
         for key, value in values.items():
-            raw = encode(value)
+            raw = encode(key, value)
             if self._stored.get(key) != raw:
                 changed[key] = raw
         deleted = [key for key in self._stored if key not in values]
@@ -313,7 +320,7 @@ class ServerSideSession(SessionMixin):
             return  # never stored: a new id is issued when it is
         policy = self._policy
         self._lock = None
-        encoded = {key: policy.codec.encode(value) for key, value in values.items()}
+        encoded = {key: self._encode(key, value) for key, value in values.items()}
         new_sid = new_session_id(policy.id_bytes)
         if encoded:
             policy.store.save(new_sid, encoded, [], ttl=policy.ttl, create=True)
