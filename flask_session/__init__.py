@@ -1,25 +1,48 @@
 """Server-side sessions for Flask that never lose an update.
 
-The public surface of Flask-Session (``Session(app)``, the ``SESSION_*`` config keys,
-``app.session_interface.regenerate(session)``), with a filesystem store (the default)
-and a Redis store, plus: merged writes, ``session.incr``, per-session locking, strict
-session ids, server-side expiry, JSON/msgpack only, and :class:`StoreUnavailable` for
-outages.
+A drop-in successor to Flask-Session 0.8: ``Session(app)``, the ``SESSION_*`` config
+keys, ``app.session_interface.regenerate(session)`` and 0.8's interface classes
+(``flask_session.redis.RedisSessionInterface``...), with a filesystem store (the
+default) and a Redis store, plus: merged writes, ``session.incr``, per-session locking,
+strict session ids, server-side expiry, JSON/msgpack only (never pickle), and
+:class:`StoreUnavailable` for outages.
+
+``current_session`` is ``flask.session`` typed as :class:`ServerSideSession`, so
+``current_session.incr("n")`` type-checks.
 """
 
-from .errors import SessionConfigError, SessionLockTimeout, StoreUnavailable
-from .extension import Session
-from .interface import ServerSideSessionInterface
-from .session import ServerSideSession, read_only_session
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import os as _os
+from typing import TYPE_CHECKING, cast
+
+from flask import session as _flask_session
+
+from ._version import __version__
+from .coinstall import CoInstallationError, check_not_mixed
+from .errors import SessionConfigError, SessionLockTimeout, StoreUnavailable
+
+check_not_mixed(_os.path.dirname(__file__))
+
+from .extension import Session  # noqa: E402
+from .interface import ServerSideSessionInterface  # noqa: E402
+from .session import ServerSideSession, read_only_session  # noqa: E402
+
+if TYPE_CHECKING:
+    current_session: ServerSideSession
+else:
+    #: ``flask.session`` itself (a proxy), typed as this package's session
+    current_session = cast("ServerSideSession", _flask_session)
 
 __all__ = [
+    "CoInstallationError",
     "ServerSideSession",
     "ServerSideSessionInterface",
     "Session",
     "SessionConfigError",
     "SessionLockTimeout",
     "StoreUnavailable",
+    "__version__",
+    "current_session",
     "read_only_session",
 ]

@@ -13,21 +13,41 @@ from .interface import ServerSideSessionInterface
 
 session_cli = AppGroup("session", help="Manage server-side sessions.")
 
-
-@session_cli.command("cleanup")
-@click.option(
+_STALE_TEMP_OPTION = click.option(
     "--stale-temp-after",
     default=300.0,
     show_default=True,
     type=click.FloatRange(min=0),
     help="Remove writers' temp files older than this many seconds (left by a killed writer).",
 )
-@click.option("-v", "--verbose", is_flag=True, help="List every file removed.")
+_VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="List every file removed.")
+
+
+@session_cli.command("cleanup")
+@_STALE_TEMP_OPTION
+@_VERBOSE_OPTION
 def cleanup_command(stale_temp_after: float, verbose: bool) -> None:
     """Remove expired sessions and stale temp files. Never removes a live session.
 
     Safe to run while the app serves requests, for example from cron.
     """
+    run_cleanup(stale_temp_after, verbose)
+
+
+#: Flask-Session 0.8's name for the same command (its cron lines say `flask session_cleanup`)
+_aliases = AppGroup()
+
+
+@_aliases.command("session_cleanup")
+@_STALE_TEMP_OPTION
+@_VERBOSE_OPTION
+def session_cleanup_alias(stale_temp_after: float, verbose: bool) -> None:
+    """Same as `flask session cleanup` (Flask-Session 0.8's name for it)."""
+    run_cleanup(stale_temp_after, verbose)
+
+
+def run_cleanup(stale_temp_after: float, verbose: bool) -> None:
+    """Clean up the current app's session store, reporting what was removed."""
     interface = current_app.session_interface
     if not isinstance(interface, ServerSideSessionInterface):
         raise click.ClickException("this app does not use flask_session: call Session(app)")

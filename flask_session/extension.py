@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import Response, session
 
-from .cli import session_cli
+from .cli import session_cleanup_alias, session_cli
 from .errors import SessionConfigError, StoreUnavailable
-from .interface import ServerSideSessionInterface
 from .session import ServerSideSession
-from .settings import SessionSettings, apply_defaults
-from .stores import STORE_FACTORIES, make_store
+from .settings import apply_defaults
 
 if TYPE_CHECKING:
     from flask import Flask
+
+    from .base import ServerSideSessionInterface
+
+#: SESSION_TYPE -> the Flask-Session 0.8 interface class (module, class name) that
+#: ``Session(app)`` installs, so ``flask.session`` is e.g. a ``RedisSession`` as in 0.8.
+#: Imported only when used. A store without a 0.8 class gets the base interface.
+INTERFACE_CLASSES: dict[str, tuple[str, str]] = {
+    "filesystem": ("flask_session.filesystem", "FileSystemSessionInterface"),
+    "redis": ("flask_session.redis", "RedisSessionInterface"),
+    "cachelib": ("flask_session.cachelib", "CacheLibSessionInterface"),
+}
 
 
 class Session:
@@ -32,15 +43,38 @@ class Session:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        apply_defaults(app.config, app.instance_path)
-        settings = SessionSettings.from_config(app.config, tuple(STORE_FACTORIES))
-        check_cookie_settings(app.config)
-        store = make_store(settings, app.config)
-        app.session_interface = ServerSideSessionInterface(settings, store)
+        from .base import ServerSideSessionInterface, configured
+
+        requested = app.config.get("SESSION_TYPE", "filesystem")
+        settings, store = configured(app)  # reads a copy: sees which keys the app set
+        apply_defaults(app.config, app.instance_path)  # for code that reads app.config
+        module_name, class_name = INTERFACE_CLASSES.get(
+            str(requested).lower(), ("flask_session.base", "ServerSideSessionInterface")
+        )
+        cls = getattr(importlib.import_module(module_name), class_name)
+        # Built from settings already read, not through the 0.8 constructor's arguments.
+        interface = cls.__new__(cls)
+        ServerSideSessionInterface.__init__(
+            interface, settings, store, use_signer=bool(app.config.get("SESSION_USE_SIGNER"))
+        )
+        install(app, interface)
         app.extensions["session"] = self
-        app.cli.add_command(session_cli)
-        if StoreUnavailable not in app.error_handler_spec[None][None]:
-            app.register_error_handler(StoreUnavailable, store_unavailable_response)
+
+
+def install(
+    app: Flask, interface: ServerSideSessionInterface, *, replace_interface: bool = True
+) -> None:
+    """Wire ``interface`` into ``app``: the session interface (unless the caller assigns
+    it, as 0.8's ``app.session_interface = RedisSessionInterface(app, ...)`` does), the
+    ``flask session`` commands (and 0.8's ``flask session_cleanup``), the 503 handler
+    and the lock-releasing teardown."""
+    if replace_interface:
+        app.session_interface = interface
+    app.cli.add_command(session_cli)
+    app.cli.add_command(session_cleanup_alias)
+    if StoreUnavailable not in app.error_handler_spec[None][None]:
+        app.register_error_handler(StoreUnavailable, store_unavailable_response)
+    if release_session_lock not in app.teardown_request_funcs.get(None, []):
         app.teardown_request(release_session_lock)
 
 
@@ -62,7 +96,7 @@ def release_session_lock(_error: BaseException | None) -> None:
         current.release_lock()
 
 
-def check_cookie_settings(config) -> None:
+def check_cookie_settings(config: Mapping[str, Any]) -> None:
     """Refuse cookie settings browsers would reject or that would weaken the cookie."""
     name = config["SESSION_COOKIE_NAME"]
     secure = config["SESSION_COOKIE_SECURE"]

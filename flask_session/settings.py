@@ -21,7 +21,6 @@ logger = logging.getLogger(__name__)
 
 #: Flask-Session settings this package accepts but ignores, and why.
 IGNORED_SETTINGS = {
-    "SESSION_USE_SIGNER": "ids have 256 bits from `secrets` and are checked against the store",
     "SESSION_FILE_THRESHOLD": "the filesystem store never evicts live sessions",
     "SESSION_FILE_MODE": "session files are always created with mode 0600",
 }

@@ -1,28 +1,41 @@
-"""Session stores, picked by ``SESSION_TYPE`` from a small table of factories."""
+"""Session stores, picked by ``SESSION_TYPE`` from a small table of factories.
+
+Each factory imports its store module when it is called, so ``import flask_session``
+needs neither ``fcntl`` (the filesystem store; not on Windows) nor ``redis``: an app
+pays for, and needs installed, only the store it uses.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..codecs import CODECS
 from ..settings import SessionSettings
 from .base import CleanupReport, IncrResult, Loaded, Store
-from .filesystem import FileSystemStore
-from .redis import RedisStore, client_from_settings
+
+if TYPE_CHECKING:
+    from .filesystem import FileSystemStore
+    from .redis import RedisStore
 
 
-def _filesystem(settings: SessionSettings, config: Mapping[str, Any], **common) -> Store:
-    return FileSystemStore(directory=settings.file_dir, **common)
+def _filesystem(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
+    from .filesystem import FileSystemStore
+    from .legacy import LegacyCacheLibFiles
+
+    legacy = LegacyCacheLibFiles(settings.file_dir, settings.key_prefix)
+    return FileSystemStore(directory=settings.file_dir, legacy=legacy, **common)
 
 
-def _redis(settings: SessionSettings, config: Mapping[str, Any], **common) -> Store:
+def _redis(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
+    from .redis import RedisStore, client_from_settings
+
     return RedisStore(client=client_from_settings(settings.redis, settings.redis_url), **common)
 
 
 #: SESSION_TYPE -> factory(settings, config, codec=, key_prefix=, lock_timeout=). A store
 #: reads and checks its own settings from ``config`` (with the readers in settings.py),
-#: raising SessionConfigError naming the key.
+#: raising SessionConfigError naming the key. A factory imports its store module itself.
 STORE_FACTORIES: dict[str, Callable[..., Store]] = {
     "filesystem": _filesystem,
     "redis": _redis,
@@ -38,6 +51,19 @@ def make_store(settings: SessionSettings, config: Mapping[str, Any]) -> Store:
         key_prefix=settings.key_prefix,
         lock_timeout=settings.lock_timeout,
     )
+
+
+def __getattr__(name: str) -> Any:
+    # FileSystemStore and RedisStore stay importable from here, loaded on first use.
+    if name == "FileSystemStore":
+        from .filesystem import FileSystemStore
+
+        return FileSystemStore
+    if name == "RedisStore":
+        from .redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -35,6 +35,7 @@ from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
 from .filelock import FileLock, lock_existing, same_file
+from .legacy import LegacyCacheLibFiles, adopt
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,13 @@ OS_ERROR_REASONS = {
 class FileSystemStore(Store):
     name = "filesystem"
 
-    def __init__(self, *, directory: str, **common) -> None:
+    def __init__(
+        self, *, directory: str, legacy: LegacyCacheLibFiles | None = None, **common
+    ) -> None:
         super().__init__(**common)
         self.directory = os.path.abspath(directory)
+        #: Flask-Session 0.8's files in this directory, carried over on first use
+        self.legacy = legacy
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
         except OSError as error:
@@ -74,14 +79,14 @@ class FileSystemStore(Store):
             if lock:
                 held = lock_existing(path, self.lock_timeout, "the session")
                 if held is None:
-                    return None
+                    return self._load_adopted(sid, lock=lock, refresh_ttl=refresh_ttl)
                 fd = held.fd
             else:
                 held = None
                 try:
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 except FileNotFoundError:
-                    return None
+                    return self._load_adopted(sid, lock=lock, refresh_ttl=refresh_ttl)
             keep = False
             try:
                 values = self._read_live(fd, path)
@@ -137,6 +142,8 @@ class FileSystemStore(Store):
         path = self._path(sid)
         with self._errors(), self._locked(path, None) as fd:
             values = self._read_live(fd, path) if fd is not None else None
+            if values is None and fd is None and not create and self._adopt(sid):
+                return self.incr(sid, key, amount, ttl=ttl, create=create)
             if values is None:
                 if not create:
                     return None
@@ -190,6 +197,25 @@ class FileSystemStore(Store):
                 os.unlink(temp_path)
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _adopt(self, sid: str) -> bool:
+        """Carry Flask-Session 0.8's file for ``sid`` over (see stores/legacy.py)."""
+        if self.legacy is None:
+            return False
+        return adopt(
+            self.legacy,
+            sid,
+            self.codec.encode,
+            lambda values, ttl: self.save(sid, values, [], ttl=ttl, create=True),
+            lambda: os.path.exists(self._path(sid)),
+            self.lock_timeout,
+        )
+
+    def _load_adopted(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
+        """``load`` for an id with no file of ours: 0.8's session if it has one."""
+        if not self._adopt(sid):
+            return None
+        return self.load(sid, lock=lock, refresh_ttl=refresh_ttl)
 
     def _path(self, sid: str) -> str:
         digest = hashlib.sha256((self.key_prefix + sid).encode()).hexdigest()

@@ -1,0 +1,307 @@
+"""Reading Flask-Session 0.8's session files (cachelib ``FileSystemCache``), never unpickling.
+
+Flask-Session 0.8's ``filesystem`` and ``cachelib`` stores keep a session as the file
+``<hash>(SESSION_KEY_PREFIX + sid)`` (sha256 hex since cachelib 0.13, md5 hex before):
+a 4-byte native-endian expiry time (0 = never), then a pickle of the session dict.
+
+``pickle.loads`` would run whatever the file names, so these files are read by a small
+interpreter of pickle opcodes (``pickletools.genops``) that builds only plain data:
+dict, list, tuple, str, bytes, int, float, bool and None, plus ``markupsafe.Markup``
+(what ``flash(Markup(...))`` leaves behind) built by our own code from its text. Any
+other opcode or global refuses the whole file: the client gets a fresh session and the
+file is left alone. A pickled ``bytes`` value (a msgspec-encoded session, as some
+Flask-Session versions wrote) is decoded as msgpack or JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import pickletools
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from markupsafe import Markup
+
+logger = logging.getLogger(__name__)
+
+#: cachelib's file header: the expiry as a native unsigned int (struct "I")
+_HEADER = struct.Struct("I")
+#: file name hashes cachelib has used, newest first
+HASH_METHODS: tuple[Callable[[bytes], Any], ...] = (hashlib.sha256, hashlib.md5)
+#: a legacy file being carried over is renamed to this, so only one request does it
+CLAIM_SUFFIX = ".migrating"
+#: the largest legacy file read (sessions are small; this bounds a hostile file's cost)
+MAX_FILE_BYTES = 1 << 20
+
+
+class UnsafePickle(ValueError):
+    """The pickle holds something other than plain data."""
+
+
+class _Mark:
+    """The MARK opcode's stack marker."""
+
+
+_MARK = _Mark()
+#: the only global a legacy file may name, and how we build it from its arguments
+_CONSTRUCTORS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("markupsafe", "Markup"): lambda text="": Markup(_require(text, str)),
+}
+
+
+def _require(value: Any, kind: type) -> Any:
+    if type(value) is not kind:
+        raise UnsafePickle(f"expected {kind.__name__}, found {type(value).__name__}")
+    return value
+
+
+class _Global:
+    def __init__(self, build: Callable[..., Any]) -> None:
+        self.build = build
+
+
+_PUSH_ARG = frozenset(
+    {
+        "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT",
+        "BINFLOAT", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
+        "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "STRING", "BINSTRING", "SHORT_BINSTRING",
+    }
+)  # fmt: skip
+_CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+_EMPTY = {"EMPTY_DICT": dict, "EMPTY_LIST": list}
+_NO_OP = frozenset({"PROTO", "FRAME"})
+_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
+
+
+def load_plain_pickle(data: bytes) -> Any:
+    """The plain data in a pickle, built without ``pickle``; raises UnsafePickle otherwise."""
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+
+    def pop_mark() -> list[Any]:
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index] is _MARK:
+                items = stack[index + 1 :]
+                del stack[index:]
+                return items
+        raise UnsafePickle("MARK missing")
+
+    try:
+        for opcode, arg, _pos in pickletools.genops(data):
+            name = opcode.name
+            if name in _PUSH_ARG:
+                stack.append(arg)
+            elif name in _CONSTANTS:
+                stack.append(_CONSTANTS[name])
+            elif name in _EMPTY:
+                stack.append(_EMPTY[name]())
+            elif name == "EMPTY_TUPLE":
+                stack.append(())
+            elif name in _NO_OP:
+                continue
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in _PUT:
+                memo[arg] = stack[-1]
+            elif name in _GET:
+                stack.append(memo[arg])
+            elif name == "MARK":
+                stack.append(_MARK)
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                count = int(name[-1])
+                items = stack[-count:]
+                del stack[-count:]
+                stack.append(tuple(items))
+            elif name == "TUPLE":
+                stack.append(tuple(pop_mark()))
+            elif name == "LIST":
+                stack.append(pop_mark())
+            elif name == "DICT":
+                items = pop_mark()
+                stack.append(_pairs_to_dict({}, items))
+            elif name == "APPEND":
+                item = stack.pop()
+                _require(stack[-1], list).append(item)
+            elif name == "APPENDS":
+                items = pop_mark()
+                _require(stack[-1], list).extend(items)
+            elif name == "SETITEM":
+                value = stack.pop()
+                key = stack.pop()
+                _pairs_to_dict(_require(stack[-1], dict), [key, value])
+            elif name == "SETITEMS":
+                items = pop_mark()
+                _pairs_to_dict(_require(stack[-1], dict), items)
+            elif name == "STACK_GLOBAL":
+                qualname = stack.pop()
+                module = stack.pop()
+                stack.append(_global(module, qualname))
+            elif name == "GLOBAL":
+                module, _, qualname = str(arg).partition(" ")
+                stack.append(_global(module, qualname))
+            elif name in ("NEWOBJ", "REDUCE"):
+                args = _require(stack.pop(), tuple)
+                callable_ = stack.pop()
+                if not isinstance(callable_, _Global):
+                    raise UnsafePickle(f"{name} on something other than an allowed class")
+                stack.append(callable_.build(*args))
+            elif name == "STOP":
+                if len(stack) != 1:
+                    raise UnsafePickle("stack not empty at STOP")
+                return stack[0]
+            else:
+                raise UnsafePickle(f"opcode {name} is not plain data")
+    except (IndexError, KeyError, TypeError, ValueError) as error:
+        if isinstance(error, UnsafePickle):
+            raise
+        raise UnsafePickle(f"malformed pickle: {error}") from None
+    raise UnsafePickle("no STOP opcode")
+
+
+def _global(module: Any, qualname: Any) -> _Global:
+    build = _CONSTRUCTORS.get((module, qualname))
+    if build is None:
+        raise UnsafePickle(f"global {module}.{qualname} is not allowed")
+    return _Global(build)
+
+
+def _pairs_to_dict(target: dict[Any, Any], items: list[Any]) -> dict[Any, Any]:
+    if len(items) % 2:
+        raise UnsafePickle("odd number of dict items")
+    for index in range(0, len(items), 2):
+        key = items[index]
+        if type(key) not in (str, int, float, bool, bytes, tuple) and key is not None:
+            raise UnsafePickle(f"unhashable or unsafe dict key {type(key).__name__}")
+        target[key] = items[index + 1]
+    return target
+
+
+def parse_cachelib_file(data: bytes, now: float | None = None) -> tuple[dict[str, Any], float | None] | None:
+    """A legacy file's session and its seconds to live (None: no expiry), or None if expired.
+
+    Raises UnsafePickle if the payload is not plain data or not a session dict.
+    """
+    if len(data) < _HEADER.size:
+        raise UnsafePickle("shorter than cachelib's header")
+    (expires,) = _HEADER.unpack_from(data)
+    now = time.time() if now is None else now
+    if expires and expires < now:
+        return None
+    value = load_plain_pickle(data[_HEADER.size :])
+    if isinstance(value, bytes):  # a msgspec-encoded session inside the pickle
+        value = _decode_msgspec(value)
+    if not isinstance(value, dict) or not all(type(key) is str for key in value):
+        raise UnsafePickle(f"a session is a dict with string keys, not {type(value).__name__}")
+    return value, (expires - now if expires else None)
+
+
+def _decode_msgspec(raw: bytes) -> Any:
+    for decoder in (msgspec.msgpack.decode, msgspec.json.decode):
+        with contextlib.suppress(msgspec.DecodeError):
+            return decoder(raw)
+    raise UnsafePickle("bytes that are neither msgpack nor JSON")
+
+
+class LegacyCacheLibFiles:
+    """Finds and claims Flask-Session 0.8's file for a session id in ``directory``."""
+
+    def __init__(
+        self,
+        directory: str,
+        key_prefix: str,
+        hash_methods: tuple[Callable[[bytes], Any], ...] = HASH_METHODS,
+    ) -> None:
+        self.directory = directory
+        self.key_prefix = key_prefix
+        self.hash_methods = hash_methods
+
+    def paths(self, sid: str) -> list[str]:
+        """Where 0.8 may have kept ``sid``, one path per hash cachelib used."""
+        key = (self.key_prefix + sid).encode()
+        return [os.path.join(self.directory, method(key).hexdigest()) for method in self.hash_methods]
+
+    def take(self, sid: str) -> tuple[dict[str, Any], float | None] | None:
+        """Claim and read 0.8's file for ``sid``: (session, seconds to live) or None.
+
+        The file is renamed first, so of two requests only one carries it over; the
+        caller writes the session in our layout and then calls :meth:`done`. A file that
+        is not plain data is put back untouched and logged; an expired one is removed.
+        Raises OSError for I/O trouble (the store turns it into StoreUnavailable).
+        """
+        for path in self.paths(sid):
+            claim = path + CLAIM_SUFFIX
+            try:
+                os.rename(path, claim)
+            except FileNotFoundError:
+                continue
+            with open(claim, "rb") as file:
+                data = file.read(MAX_FILE_BYTES + 1)
+            try:
+                if len(data) > MAX_FILE_BYTES:
+                    raise UnsafePickle(f"larger than {MAX_FILE_BYTES} bytes")
+                parsed = parse_cachelib_file(data)
+            except UnsafePickle as error:
+                logger.warning(
+                    "not carrying over Flask-Session 0.8 session file %s: %s;"
+                    " the client gets a new session",
+                    path,
+                    error,
+                )
+                os.rename(claim, path)
+                return None
+            if parsed is None:
+                os.unlink(claim)
+                return None
+            return parsed
+        return None
+
+    def done(self, sid: str) -> None:
+        """Remove the claimed file once the session is stored in our layout."""
+        for path in self.paths(sid):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + CLAIM_SUFFIX)
+
+    def being_taken(self, sid: str) -> bool:
+        """True while another request is carrying ``sid`` over."""
+        return any(os.path.exists(path + CLAIM_SUFFIX) for path in self.paths(sid))
+
+
+#: seconds a carried-over session lives when 0.8 gave it no expiry (Flask's default lifetime)
+DEFAULT_TTL = 31 * 24 * 3600.0
+#: how often a request polls while another one carries the same session over
+_POLL_SECONDS = 0.002
+
+
+def adopt(
+    legacy: LegacyCacheLibFiles,
+    sid: str,
+    encode: Callable[[Any], bytes],
+    write: Callable[[dict[str, bytes], float], object],
+    exists: Callable[[], bool],
+    timeout: float,
+) -> bool:
+    """Carry 0.8's session ``sid`` into the store (``write(values, ttl)``); True if the
+    store has the session afterwards (written by us or by a concurrent request)."""
+    taken = legacy.take(sid)
+    if taken is None:
+        deadline = time.monotonic() + timeout
+        while legacy.being_taken(sid) and not exists() and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+        return exists()
+    values, ttl = taken
+    try:
+        encoded = {key: encode(value) for key, value in values.items()}
+    except TypeError as error:
+        logger.warning("not carrying over Flask-Session 0.8 session: %s", error)
+        legacy.done(sid)
+        return False
+    write(encoded, DEFAULT_TTL if ttl is None else ttl)
+    legacy.done(sid)
+    return True
