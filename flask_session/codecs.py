@@ -16,6 +16,7 @@ msgpack integer that a store can increment in place (Redis ``HINCRBY``, Lua
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -41,13 +42,15 @@ class Codec:
         self._decode: Callable[[bytes], Any] = module.Decoder().decode
         self._document_encoder = module.Encoder()
         self._document_decoder = module.Decoder(dict[str, msgspec.Raw])
-        #: msgpack has a binary type; JSON needs bytes tagged as base64
+        #: msgpack has a binary type and infinities; JSON tags bytes as base64 and
+        #: refuses inf/nan (msgspec would write null: a silent change of value)
         self._native_bytes = native_bytes
+        self._plain = _PLAIN if native_bytes else _PLAIN - {float}
 
     def encode(self, value: Any) -> bytes:
         """Encode one value. Raises TypeError for a value the format cannot hold."""
         try:
-            if type(value) in _PLAIN:
+            if type(value) in self._plain:
                 return self._encode(value)
             return self._encode(self._tag(value))
         except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as error:
@@ -78,7 +81,11 @@ class Codec:
     def _tag(self, value: Any) -> Any:
         """``value`` as plain dicts, lists and scalars the format holds exactly."""
         kind = type(value)
-        if kind in _PLAIN:
+        if kind in self._plain:
+            return value
+        if kind is float:  # JSON only: msgpack floats are plain
+            if not math.isfinite(value):
+                raise TypeError(f"{value!r} has no JSON form")
             return value
         if kind is dict:
             for key in value:
@@ -107,8 +114,10 @@ class Codec:
             return {UUID_TAG: value.hex}
         if isinstance(value, str):  # a str subclass other than Markup: keep the text
             return str(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value  # IntEnum and friends: stored as their number
+        if isinstance(value, int):
+            return int(value)  # IntEnum and friends: stored as their number
+        if isinstance(value, float):
+            return self._tag(float(value))
         raise TypeError(f"{kind.__name__} is not a type a session can hold")
 
     def _untag(self, value: Any) -> Any:

@@ -25,19 +25,30 @@ from .errors import register_error_handlers
 #: The defaults: ``config.py`` at the top of the repository, next to ``app.py``. Loaded
 #: by path rather than ``from_object("config")``, so another module named ``config``
 #: on sys.path (a common name) can never be picked up instead, whatever the working
-#: directory.
-DEFAULT_CONFIG_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "config.py")
+#: directory. ``sessionapp/default_config.py`` is a symlink to it in the repository, and
+#: the wheel ships a copy under that name: so an installed package has the same defaults.
+_SHIPPED_CONFIG_FILE = os.path.join(os.path.dirname(__file__), "default_config.py")
+DEFAULT_CONFIG_FILE = os.path.realpath(_SHIPPED_CONFIG_FILE)
+#: installed from a wheel (not run from the repository): paths under the package are
+#: not a place for data, so the session directory moves to Flask's instance folder
+INSTALLED = not os.path.islink(_SHIPPED_CONFIG_FILE)
+#: an environment variable naming a settings file (like config.py) loaded after it
+SETTINGS_ENVVAR = "SESSIONAPP_SETTINGS"
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the service.
 
-    Settings, later ones winning: ``config.py``; ``FLASK_*`` environment variables
+    Settings, later ones winning: ``config.py``; the file named by ``$SESSIONAPP_SETTINGS``
+    (if set); ``FLASK_*`` environment variables
     (``FLASK_SESSION_TYPE=redis``, ``FLASK_SESSION_REDIS_URL=...``); ``test_config``.
     Bad settings fail here, with the setting's name in the message.
     """
     app = Flask(__name__)
     app.config.from_pyfile(DEFAULT_CONFIG_FILE)
+    if INSTALLED:
+        app.config["SESSION_FILE_DIR"] = os.path.join(app.instance_path, "flask_session")
+    app.config.from_envvar(SETTINGS_ENVVAR, silent=True)
     app.config.from_prefixed_env()
     if test_config is not None:
         app.config.from_mapping(test_config)
