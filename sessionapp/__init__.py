@@ -17,10 +17,14 @@ from typing import Any
 
 from flask import Flask
 
-from flask_session import Session
+from .coinstall import refuse_mixed_flask_session
 
-from . import security, shared_counter, views
-from .errors import register_error_handlers
+refuse_mixed_flask_session()  # before any use of flask_session: it may not be ours
+
+from flask_session import Session  # noqa: E402
+
+from . import security, shared_counter, views  # noqa: E402
+from .errors import register_error_handlers  # noqa: E402
 
 #: The defaults: ``config.py`` at the top of the repository, next to ``app.py``. Loaded
 #: by path rather than ``from_object("config")``, so another module named ``config``
