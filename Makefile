@@ -8,13 +8,14 @@ PYTEST_ARGS ?=
 SYSTEM_PACKAGES := redis-server chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-packages test run bench lint clean
+.PHONY: help venv system-packages test typecheck run bench lint clean
 
 # help: list the targets
 help:
 	@echo "make venv             create .venv and install the project with its test extras"
 	@echo "make system-packages  install redis-server and chromium (Debian) when missing"
-	@echo "make test             set everything up and run the test suite (PYTEST_ARGS=... to narrow)"
+	@echo "make test             set everything up, type-check, and run the test suite (PYTEST_ARGS=... to narrow)"
+	@echo "make typecheck        mypy: --strict on flask_session, checked on sessionapp (pyproject.toml)"
 	@echo "make run              set up and start the service with gunicorn (gunicorn.conf.py)"
 	@echo "make bench            benchmark against Flask-Session 0.8 and plain Flask (BENCH_ARGS=--quick)"
 	@echo "make lint             run ruff over the repository"
@@ -33,8 +34,12 @@ system-packages:
 	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
 
 # test: the whole suite against real redis-server, gunicorn and chromium processes
-test: venv system-packages
+test: venv system-packages typecheck
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+# typecheck: mypy (installed by the test extras) with the settings in pyproject.toml
+typecheck: venv
+	$(VPY) -m mypy
 
 # run: the service on gunicorn; needs neither redis nor chromium (filesystem store by default)
 run: venv

@@ -68,9 +68,10 @@ class Codec:
 
     def encode_document(self, values: dict[str, bytes]) -> bytes:
         """One document holding every key's encoded value as-is."""
-        return self._document_encoder.encode(
+        document: bytes = self._document_encoder.encode(
             {key: msgspec.Raw(raw) for key, raw in values.items()}
         )
+        return document
 
     def decode_document(self, data: bytes) -> dict[str, bytes]:
         """Split a document back into key -> encoded value, without decoding the values."""

@@ -91,7 +91,7 @@ def store_unavailable_response(error: StoreUnavailable) -> Response:
 
 def release_session_lock(_error: BaseException | None) -> None:
     """Teardown: free the lock of a request that failed before its session was saved."""
-    current = session._get_current_object()
+    current = session._get_current_object()  # type: ignore[attr-defined]
     if isinstance(current, ServerSideSession):
         current.release_lock()
 

@@ -124,7 +124,7 @@ class ServerSideSession(SessionMixin):
         return not self._existed
 
     @property
-    def modified(self) -> bool:  # type: ignore[override]
+    def modified(self) -> bool:
         """True if this request changed the session (found by comparing encodings)."""
         if self._modified_flag or self._incremented or self._issued:
             return True
@@ -161,8 +161,9 @@ class ServerSideSession(SessionMixin):
             current = values.get(key, 0)
             if type(current) is not int:
                 raise TypeError(f"session[{key!r}] holds {type(current).__name__}, not an int")
-            values[key] = current + amount
-            return values[key]
+            total: int = current + amount
+            values[key] = total
+            return total
         return self._store_incr(key, amount)
 
     def _store_incr(self, key: str, amount: int) -> int:
@@ -176,6 +177,8 @@ class ServerSideSession(SessionMixin):
             self._start_fresh()
             self.sid = new_session_id(policy.id_bytes)
             result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=True)
+            if result is None:  # the contract: create=True always yields a result
+                raise RuntimeError(f"{type(policy.store).__name__}.incr(create=True) returned None")
             self._issued = True
             if self._values is not None:
                 self._values = {}  # the fresh session holds only this key
@@ -351,7 +354,7 @@ def read_only_session(view: View) -> View:
 
     @functools.wraps(view)
     def read_only_view(*args: Any, **kwargs: Any) -> Any:
-        current = current_session._get_current_object()
+        current = current_session._get_current_object()  # type: ignore[attr-defined]
         if isinstance(current, ServerSideSession):
             current.mark_read_only()
         return view(*args, **kwargs)

@@ -109,9 +109,9 @@ def load_plain_pickle(data: bytes) -> Any:
             elif name == "MEMOIZE":
                 memo[len(memo)] = stack[-1]
             elif name in _PUT:
-                memo[arg] = stack[-1]
+                memo[_require(arg, int)] = stack[-1]
             elif name in _GET:
-                stack.append(memo[arg])
+                stack.append(memo[_require(arg, int)])
             elif name == "MARK":
                 stack.append(_MARK)
             elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
