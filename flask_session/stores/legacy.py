@@ -183,7 +183,9 @@ def _pairs_to_dict(target: dict[Any, Any], items: list[Any]) -> dict[Any, Any]:
     return target
 
 
-def parse_cachelib_file(data: bytes, now: float | None = None) -> tuple[dict[str, Any], float | None] | None:
+def parse_cachelib_file(
+    data: bytes, now: float | None = None
+) -> tuple[dict[str, Any], float | None] | None:
     """A legacy file's session and its seconds to live (None: no expiry), or None if expired.
 
     Raises UnsafePickle if the payload is not plain data or not a session dict.
@@ -225,7 +227,9 @@ class LegacyCacheLibFiles:
     def paths(self, sid: str) -> list[str]:
         """Where 0.8 may have kept ``sid``, one path per hash cachelib used."""
         key = (self.key_prefix + sid).encode()
-        return [os.path.join(self.directory, method(key).hexdigest()) for method in self.hash_methods]
+        return [
+            os.path.join(self.directory, method(key).hexdigest()) for method in self.hash_methods
+        ]
 
     def take(self, sid: str) -> tuple[dict[str, Any], float | None] | None:
         """Claim and read 0.8's file for ``sid``: (session, seconds to live) or None.

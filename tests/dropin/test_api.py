@@ -48,10 +48,10 @@ def test_interface_classes_live_at_0_8_module_paths() -> None:
 
 
 def test_redis_interface_built_directly_keeps_increments_exact(redis_url: str) -> None:
+    import redis
+
     from flask_session.redis import RedisSessionInterface
     from tests.support.redis_server import no_retry
-
-    import redis
 
     client = redis.Redis.from_url(redis_url, retry=no_retry())
     try:
@@ -60,13 +60,15 @@ def test_redis_interface_built_directly_keeps_increments_exact(redis_url: str) -
         web = app.test_client()
         assert [web.post("/inc").get_json()["n"] for _ in range(3)] == [1, 2, 3]
         assert web.get("/get").get_json() == {"n": 3}
-        assert any(key.startswith(b"myapp:") for key in client.keys())
+        assert any(key.startswith(b"myapp:") for key in client.scan_iter())
         assert isinstance(app.session_interface.store, flask_session.stores.base.Store)
     finally:
         client.close()
 
 
-def test_filesystem_interface_built_directly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_filesystem_interface_built_directly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from flask_session.filesystem import FileSystemSession, FileSystemSessionInterface
 
     app = counter_app(flask.Flask(__name__))
@@ -90,7 +92,9 @@ def test_cachelib_filesystem_cache_is_served_by_the_filesystem_store(
     from cachelib.file import FileSystemCache
 
     app = counter_app(flask.Flask(__name__))
-    app.config.update(SESSION_TYPE="cachelib", SESSION_CACHELIB=FileSystemCache(str(tmp_path), threshold=3))
+    app.config.update(
+        SESSION_TYPE="cachelib", SESSION_CACHELIB=FileSystemCache(str(tmp_path), threshold=3)
+    )
     with caplog.at_level(logging.WARNING):
         Session(app)
     assert "threshold=3 would evict live sessions" in caplog.text
@@ -107,7 +111,9 @@ def test_cachelib_simple_cache_is_not_kept_in_one_process(
     from cachelib import SimpleCache
 
     app = flask.Flask(__name__)
-    app.config.update(SESSION_TYPE="cachelib", SESSION_CACHELIB=SimpleCache(), SESSION_FILE_DIR=str(tmp_path))
+    app.config.update(
+        SESSION_TYPE="cachelib", SESSION_CACHELIB=SimpleCache(), SESSION_FILE_DIR=str(tmp_path)
+    )
     with caplog.at_level(logging.WARNING):
         Session(app)
     assert "SimpleCache, which lives inside one process" in caplog.text
@@ -177,7 +183,9 @@ def test_importing_needs_neither_fcntl_nor_redis() -> None:
         " flask_session.cachelib, flask_session.base\n"
         "print(sorted(m for m in ('fcntl', 'redis') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -192,7 +200,11 @@ def cachelib_file(value: Any, expires: int = 0) -> bytes:
 def test_plain_pickles_are_read_by_the_opcode_reader(protocol: int) -> None:
     from markupsafe import Markup
 
-    value = {"a": [1, 2.5, None, True, "x", b"y", (1, 2)], "_flashes": [("info", Markup("<b>"))], "big": 2**70}
+    value = {
+        "a": [1, 2.5, None, True, "x", b"y", (1, 2)],
+        "_flashes": [("info", Markup("<b>"))],
+        "big": 2**70,
+    }
     assert load_plain_pickle(pickle.dumps(value, protocol=protocol)) == value
 
 
@@ -202,7 +214,9 @@ class Boom:
 
 
 @pytest.mark.parametrize("payload", [Boom(), {"ok": Boom()}, {1, 2}, flask.Flask])
-def test_anything_but_plain_data_is_refused_without_running_it(payload: Any, tmp_path: Path) -> None:
+def test_anything_but_plain_data_is_refused_without_running_it(
+    payload: Any, tmp_path: Path
+) -> None:
     with pytest.raises(UnsafePickle):
         parse_cachelib_file(cachelib_file(payload))
     assert not Path("/tmp/pwned-by-legacy-session").exists()

@@ -18,8 +18,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def run(*args: str | Path, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(arg) for arg in args], cwd=cwd, capture_output=True, text=True, check=check, timeout=300)
+def run(
+    *args: str | Path, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +60,29 @@ def test_wheel_in_a_fresh_venv_serves_post_inc(wheel: Path, tmp_path: Path) -> N
         cwd=elsewhere,
     )  # fmt: skip
     assert "site-packages" not in probe.stdout and "sessionapp-instance" in probe.stdout
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(tmp_path / "venv")}
-    server = GunicornServer("sessionapp.wsgi:app", cwd=elsewhere, env=env, workers=1, ready_path="/healthz")
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "VIRTUAL_ENV": str(tmp_path / "venv"),
+    }
+    server = GunicornServer(
+        "sessionapp.wsgi:app", cwd=elsewhere, env=env, workers=1, ready_path="/healthz"
+    )
     server.command = _with_python(server.command, bin_dir / "python")  # type: ignore[method-assign]
     try:
         server.start()
         with requests.Session() as http:
-            assert http.post(f"{server.url}/inc", headers={"Accept": "application/json"}).json()["counter"] == 1
-            assert http.post(f"{server.url}/inc", headers={"Accept": "application/json"}).json()["counter"] == 2
+            assert (
+                http.post(f"{server.url}/inc", headers={"Accept": "application/json"}).json()[
+                    "counter"
+                ]
+                == 1
+            )
+            assert (
+                http.post(f"{server.url}/inc", headers={"Accept": "application/json"}).json()[
+                    "counter"
+                ]
+                == 2
+            )
     finally:
         server.close()
     # the console script exists and is the gunicorn runner
@@ -81,7 +105,9 @@ START_SERVICE = "import sessionapp"
 
 
 @pytest.mark.parametrize("order", ["ours-then-flask-session", "flask-session-then-ours"])
-def test_co_installation_with_flask_session_is_refused(wheel: Path, tmp_path: Path, order: str) -> None:
+def test_co_installation_with_flask_session_is_refused(
+    wheel: Path, tmp_path: Path, order: str
+) -> None:
     bin_dir = fresh_venv(tmp_path / "venv")
     first, second = (wheel, FS08) if order.startswith("ours") else (FS08, wheel)
     pip_install(bin_dir, first)
@@ -97,4 +123,9 @@ def test_co_installation_with_flask_session_is_refused(wheel: Path, tmp_path: Pa
     # the fix named in the message works
     run(bin_dir / "python", "-m", "pip", "uninstall", "-q", "-y", "Flask-Session", "sessionapp")
     pip_install(bin_dir, wheel)
-    assert run(bin_dir / "python", "-c", IMPORT_LIBRARY + "; " + START_SERVICE, cwd=tmp_path).returncode == 0
+    assert (
+        run(
+            bin_dir / "python", "-c", IMPORT_LIBRARY + "; " + START_SERVICE, cwd=tmp_path
+        ).returncode
+        == 0
+    )

@@ -52,7 +52,9 @@ print(json.dumps(cookies))
 SESSIONS = 5
 
 
-def write_with_08(python: Path, cwd: Path, config_source: str, *, signed: bool = False) -> list[str]:
+def write_with_08(
+    python: Path, cwd: Path, config_source: str, *, signed: bool = False
+) -> list[str]:
     """Sessions created by Flask-Session 0.8 with ``config_source`` (Python defining CONFIG)."""
     config = config_source + ("\nCONFIG['SESSION_USE_SIGNER'] = True" if signed else "")
     script = config + "\n" + WRITE_08 % {"secret": SECRET, "count": SESSIONS}
@@ -73,7 +75,9 @@ def reader_app(config: dict[str, Any]) -> flask.Flask:
             "pair_is_tuple": type(flask.session.get("pair")) is tuple,
             "pair": list(flask.session.get("pair", ())),
             "nested": flask.session.get("nested"),
-            "flashes": [[category, str(message), type(message) is Markup] for category, message in messages],
+            "flashes": [
+                [category, str(message), type(message) is Markup] for category, message in messages
+            ],
         }
 
     @app.post("/incr")
@@ -104,7 +108,9 @@ def check_read(app: flask.Flask, cookies: list[str]) -> None:
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["plain-cookie", "signed-cookie"])
-def test_filesystem_sessions_survive_the_switch(fs08_python: Path, tmp_path: Path, signed: bool) -> None:
+def test_filesystem_sessions_survive_the_switch(
+    fs08_python: Path, tmp_path: Path, signed: bool
+) -> None:
     directory = tmp_path / "sessions"
     cookies = write_with_08(
         fs08_python,
@@ -114,7 +120,11 @@ def test_filesystem_sessions_survive_the_switch(fs08_python: Path, tmp_path: Pat
     )
     legacy_files = set(os.listdir(directory))
     app = reader_app(
-        {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(directory), "SESSION_USE_SIGNER": signed}
+        {
+            "SESSION_TYPE": "filesystem",
+            "SESSION_FILE_DIR": str(directory),
+            "SESSION_USE_SIGNER": signed,
+        }
     )
     check_read(app, cookies)
     # carried-over files are gone (cachelib's few-byte count file is no session: it stays)
@@ -134,10 +144,14 @@ def test_cachelib_sessions_survive_the_switch(fs08_python: Path, tmp_path: Path)
         fs08_python,
         tmp_path,
         "from cachelib.file import FileSystemCache\n"
-        f"CONFIG = dict(SESSION_TYPE='cachelib', SESSION_CACHELIB=FileSystemCache({str(directory)!r}, threshold=500))",
+        f"CONFIG = dict(SESSION_TYPE='cachelib',"
+        f" SESSION_CACHELIB=FileSystemCache({str(directory)!r}, threshold=500))",
     )
     app = reader_app(
-        {"SESSION_TYPE": "cachelib", "SESSION_CACHELIB": FileSystemCache(str(directory), threshold=500)}
+        {
+            "SESSION_TYPE": "cachelib",
+            "SESSION_CACHELIB": FileSystemCache(str(directory), threshold=500),
+        }
     )
     check_read(app, cookies)
 
@@ -148,7 +162,9 @@ def test_cachelib_sessions_survive_the_switch(fs08_python: Path, tmp_path: Path)
     " developer h1's part of issue 8 (flask_session/stores/redis.py), not merged yet",
 )
 @pytest.mark.parametrize("fmt", ["msgpack", "json"])
-def test_redis_sessions_survive_the_switch(fs08_python: Path, tmp_path: Path, redis_url: str, fmt: str) -> None:
+def test_redis_sessions_survive_the_switch(
+    fs08_python: Path, tmp_path: Path, redis_url: str, fmt: str
+) -> None:
     from tests.support.redis_server import no_retry
 
     cookies = write_with_08(

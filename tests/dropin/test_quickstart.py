@@ -107,6 +107,8 @@ def test_filesystem_example(run_example: Any) -> None:
 )
 def test_redis_quickstart(redis_url: str, run_example: Any) -> None:
     port = redis_url.rsplit(":", 1)[1].split("/")[0]
-    source = REDIS_QUICKSTART.replace("port=6379", f"port={port}").replace("'localhost'", "'127.0.0.1'")
+    source = REDIS_QUICKSTART.replace("port=6379", f"port={port}").replace(
+        "'localhost'", "'127.0.0.1'"
+    )
     app = run_example(source, "redis_quickstart")
     app.session_interface.store.redis.close()

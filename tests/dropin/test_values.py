@@ -53,7 +53,8 @@ def test_plain_ints_stay_plain_for_the_stores_increments(fmt: str) -> None:
 
 json_like = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text() | st.binary()
-    | st.floats(allow_nan=False, allow_infinity=False) | st.uuids() | st.datetimes().map(lambda d: d.replace(fold=0)),
+    | st.floats(allow_nan=False, allow_infinity=False) | st.uuids()
+    | st.datetimes().map(lambda d: d.replace(fold=0)),
     lambda children: st.lists(children) | st.tuples(children, children)
     | st.dictionaries(st.text(), children),
     max_leaves=12,
@@ -68,7 +69,9 @@ def test_any_flask_value_round_trips(value: Any) -> None:
 
 
 @pytest.fixture(params=["json", "msgpack"])
-def value_app(request: pytest.FixtureRequest, store_config: dict[str, Any], app_builder: Any) -> flask.Flask:
+def value_app(
+    request: pytest.FixtureRequest, store_config: dict[str, Any], app_builder: Any
+) -> flask.Flask:
     def factory(config: dict[str, Any]) -> flask.Flask:
         app = flask.Flask(__name__)
         app.config.update(SECRET_KEY="values", SESSION_SERIALIZATION_FORMAT=request.param, **config)

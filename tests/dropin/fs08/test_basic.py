@@ -1,9 +1,11 @@
 # Vendored from Flask-Session 0.8.0 (https://github.com/pallets-eco/flask-session,
 # tests/test_basic.py, BSD-3-Clause, (c) Flask-Session contributors) to prove the drop-in.
-# Changes, each marked "drop-in:" below: SESSION_TYPE "null" set explicitly (our default is filesystem).
+# Changes, each marked "drop-in:" below: SESSION_TYPE "null" set explicitly
+# (our default is filesystem).
 import flask
-import flask_session
 import pytest
+
+import flask_session
 
 
 def test_null_session():

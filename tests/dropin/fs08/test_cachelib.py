@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import flask
 from cachelib.file import FileSystemCache
+
 from flask_session.cachelib import CacheLibSession
 
 

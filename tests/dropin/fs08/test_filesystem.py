@@ -6,6 +6,7 @@ import shutil
 from contextlib import contextmanager
 
 import flask
+
 from flask_session.filesystem import FileSystemSession
 
 

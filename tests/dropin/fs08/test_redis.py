@@ -1,14 +1,15 @@
 # Vendored from Flask-Session 0.8.0 (https://github.com/pallets-eco/flask-session,
 # tests/test_redis.py, BSD-3-Clause, (c) Flask-Session contributors) to prove the drop-in.
-# Changes, each marked "drop-in:" below: the redis-server fixture and a non-retrying client instead of Redis() on localhost; the stored session read from our hash layout.
+# Changes, each marked "drop-in:" below: the redis-server fixture and a non-retrying
+# client instead of Redis() on localhost; the stored session read from our hash layout.
 import json
 from contextlib import contextmanager
 
 import flask
 import pytest
-from flask_session.redis import RedisSession
 from redis import Redis
 
+from flask_session.redis import RedisSession
 from tests.support.redis_server import no_retry
 
 
