@@ -183,6 +183,9 @@ class FileSystemStore(Store):
                             report.removed_paths.append(entry.path)
                     except FileNotFoundError:
                         continue
+        if self.legacy is not None:  # Flask-Session 0.8's expired files, never carried over
+            with self._errors():
+                report.expired_removed += self.legacy.cleanup()
         return report
 
     def ping(self) -> None:

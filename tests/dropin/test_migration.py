@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import flask
 import pytest
+import requests
 from markupsafe import Markup
 
 from flask_session import Session, current_session
@@ -184,3 +186,82 @@ def test_redis_sessions_survive_the_switch(
         check_read(app, cookies)
     finally:
         client.close()
+
+
+def test_concurrent_first_requests_carry_a_session_over_once(
+    fs08_python: Path, tmp_path: Path, gunicorn_server: Any
+) -> None:
+    """Many requests racing on one 0.8 cookie, on several worker processes: the session is
+    carried over once, and no increment or locked update is lost or doubled."""
+    directory = tmp_path / "sessions"
+    cookies = write_with_08(
+        fs08_python,
+        tmp_path,
+        f"CONFIG = dict(SESSION_TYPE='filesystem', SESSION_FILE_DIR={str(directory)!r})",
+    )
+    server = gunicorn_server(
+        "tests.dropin.migration_app:app",
+        env={"FLASK_SESSION_TYPE": "filesystem", "FLASK_SESSION_FILE_DIR": str(directory)},
+        workers=3,
+        threads=4,
+    )
+    per_thread, threads = 10, 6
+
+    def hammer(cookie: str, path: str) -> list[int]:
+        with requests.Session() as http:
+            http.cookies.set("session", cookie)
+            return [http.post(f"{server.url}{path}", timeout=30).status_code for _ in range(per_thread)]
+
+    with ThreadPoolExecutor(max_workers=threads * 2) as pool:
+        futures = [
+            pool.submit(hammer, cookie, path)
+            for cookie in cookies[:2]
+            for path in ("/incr", "/rmw")
+            for _ in range(threads // 2)
+        ]
+        statuses = [status for future in futures for status in future.result()]
+    assert statuses == [200] * len(statuses)
+    for i, cookie in enumerate(cookies[:2]):
+        with requests.Session() as http:
+            http.cookies.set("session", cookie)
+            data = http.get(f"{server.url}/read", timeout=30).json()
+        assert data == {
+            "counter": i + per_thread * (threads // 2),
+            "rmw": per_thread * (threads // 2),
+            "name": f"user-{i}",
+        }
+
+
+def test_a_claim_left_by_a_dead_request_is_taken_over(tmp_path: Path) -> None:
+    from flask_session.stores.legacy import CLAIM_SUFFIX, LegacyCacheLibFiles
+    from tests.dropin.test_api import cachelib_file
+
+    legacy = LegacyCacheLibFiles(str(tmp_path), "session:")
+    sid = "A" * 43
+    path = legacy.paths(sid)[0]
+    Path(path + CLAIM_SUFFIX).write_bytes(cachelib_file({"name": "kept"}))  # claimed, then died
+    app = reader_app({"SESSION_FILE_DIR": str(tmp_path), "SESSION_LOCK_TIMEOUT": 0.2})
+    client = app.test_client()
+    client.set_cookie("session", sid)
+    # waits out SESSION_LOCK_TIMEOUT for the claimer, then takes the session over
+    assert client.get("/read").get_json()["name"] == "kept"
+    assert not any(CLAIM_SUFFIX in name for name in os.listdir(tmp_path))
+    assert not os.path.exists(path)
+
+
+def test_cleanup_removes_expired_0_8_files_only(tmp_path: Path) -> None:
+    import time
+
+    from tests.dropin.test_api import cachelib_file
+
+    expired = tmp_path / ("a" * 64)
+    live = tmp_path / ("b" * 64)
+    other = tmp_path / "notes.txt"
+    expired.write_bytes(cachelib_file({"n": 1}, expires=int(time.time()) - 10))
+    live.write_bytes(cachelib_file({"n": 1}, expires=int(time.time()) + 600))
+    other.write_bytes(b"\x00\x00\x00\x01 not a session")
+    app = reader_app({"SESSION_FILE_DIR": str(tmp_path)})
+    result = app.test_cli_runner().invoke(args=["session", "cleanup"])
+    assert result.exit_code == 0, result.output
+    assert "Removed 1 expired session(s)" in result.output
+    assert not expired.exists() and live.exists() and other.exists()
