@@ -210,7 +210,9 @@ def test_concurrent_first_requests_carry_a_session_over_once(
     def hammer(cookie: str, path: str) -> list[int]:
         with requests.Session() as http:
             http.cookies.set("session", cookie)
-            return [http.post(f"{server.url}{path}", timeout=30).status_code for _ in range(per_thread)]
+            return [
+                http.post(f"{server.url}{path}", timeout=30).status_code for _ in range(per_thread)
+            ]
 
     with ThreadPoolExecutor(max_workers=threads * 2) as pool:
         futures = [
