@@ -65,4 +65,4 @@ def mixed_installation_error() -> ImportError | None:
 def install() -> None:
     """Register the guard once (the .pth file calls this at start-up)."""
     if FlaskSessionGuard not in sys.meta_path:
-        sys.meta_path.insert(0, FlaskSessionGuard)  # type: ignore[arg-type]
+        sys.meta_path.insert(0, FlaskSessionGuard)
