@@ -50,7 +50,7 @@ class Codec:
     def encode(self, value: Any) -> bytes:
         """Encode one value. Raises TypeError for a value the format cannot hold."""
         try:
-            if type(value) in self._plain:
+            if type(value) in self._plain or self._is_plain(value):
                 return self._encode(value)
             return self._encode(self._tag(value))
         except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as error:
@@ -59,7 +59,7 @@ class Codec:
     def decode(self, data: bytes) -> Any:
         """Decode one value. Raises DecodeError on bytes that are not this format."""
         value = self._decode(data)
-        if type(value) in _PLAIN:
+        if type(value) in _PLAIN or not _has_tags(value):
             return value
         try:
             return self._untag(value)
@@ -78,6 +78,26 @@ class Codec:
         return {key: bytes(raw) for key, raw in self._document_decoder.decode(data).items()}
 
     # -- tagging -----------------------------------------------------------------------
+
+    def _is_plain(self, value: Any) -> bool:
+        """True if ``value`` encodes as itself (no tags needed): the cheap check that lets
+        ordinary dicts and lists skip building a tagged copy."""
+        kind = type(value)
+        if kind in self._plain:
+            return True
+        if kind is list:
+            for item in value:
+                if not (type(item) in self._plain or self._is_plain(item)):
+                    return False
+            return True
+        if kind is dict:
+            if len(value) == 1 and next(iter(value)) in _TAGS:
+                return False
+            for key, item in value.items():
+                if type(key) is not str or not (type(item) in self._plain or self._is_plain(item)):
+                    return False
+            return True
+        return False
 
     def _tag(self, value: Any) -> Any:
         """``value`` as plain dicts, lists and scalars the format holds exactly."""
@@ -145,6 +165,26 @@ class Codec:
         if tag == DATETIME:
             return datetime.fromisoformat(item)
         return UUID(hex=item)  # UUID_TAG
+
+
+def _has_tags(value: Any) -> bool:
+    """True if a decoded value holds a tag object anywhere (so it needs untagging)."""
+    kind = type(value)
+    if kind is dict:
+        if len(value) == 1 and next(iter(value)) in _TAGS:
+            return True
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return False
+    for item in items:
+        if type(item) in _CONTAINERS and _has_tags(item):
+            return True
+    return False
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 CODECS = {
