@@ -229,3 +229,27 @@ def test_msgspec_bytes_inside_the_pickle_are_decoded() -> None:
     parsed = parse_cachelib_file(data)
     assert parsed is not None and parsed[0] == {"n": 3} and 0 < (parsed[1] or 0) <= 60
     assert parse_cachelib_file(cachelib_file({"n": 1}, expires=int(time.time()) - 1)) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=SessionConfigError,
+    reason="cachelib's RedisCache client retries by default; accepted once developer h1's"
+    " retry-safe increments (issue 8 item 2, flask_session/stores/redis.py) are merged",
+)
+def test_cachelib_redis_cache_is_served_by_the_redis_store(
+    redis_server: Any, redis_url: str
+) -> None:
+    from cachelib import RedisCache
+
+    cache = RedisCache(host="127.0.0.1", port=redis_server.port)
+    try:
+        app = counter_app(flask.Flask(__name__))
+        app.config.update(SESSION_TYPE="cachelib", SESSION_CACHELIB=cache)
+        Session(app)
+        assert app.session_interface.store.name == "redis"
+        web = app.test_client()
+        assert [web.post("/inc").get_json()["n"] for _ in range(2)] == [1, 2]
+    finally:
+        cache._write_client.close()
+        cache._read_client.close()
