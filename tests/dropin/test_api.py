@@ -17,7 +17,8 @@ from itsdangerous import Signer
 
 import flask_session
 from flask_session import Session, SessionConfigError, current_session
-from flask_session.stores.legacy import UnsafePickle, load_plain_pickle, parse_cachelib_file
+from flask_session.stores.legacy import parse_cachelib_file
+from flask_session.stores.plain_pickle import UnsafePickle, load_plain_pickle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
