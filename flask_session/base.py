@@ -53,16 +53,24 @@ class ServerSideSessionInterface(_interface.ServerSideSessionInterface):
         self.use_signer = use_signer
         #: 0.8's ``interface.cache``: get(store_id) / delete(store_id) by prefixed id
         self.cache = StoredSessions(self)
+        #: ids of the apps this interface has wired itself into (see open_session)
+        self._wired: set[int] = set()
         if app is not None:
-            from .extension import install
+            self._wire(app)
 
-            install(app, self, replace_interface=False)
+    def _wire(self, app: Flask) -> None:
+        from .extension import install
+
+        install(app, self, replace_interface=False)
+        self._wired.add(id(app))
 
     @property
     def key_prefix(self) -> str:
         return self.settings.key_prefix
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        if id(app) not in self._wired:
+            self._wire_late(app)
         session = super().open_session(app, request)
         if session.sid is None and self.use_signer:
             cookie = request.cookies.get(self.get_cookie_name(app))
@@ -70,6 +78,22 @@ class ServerSideSessionInterface(_interface.ServerSideSessionInterface):
             if sid is not None and is_well_formed(sid, self.settings.id_bytes):
                 session.sid = sid
         return session
+
+
+    def _wire_late(self, app: Flask) -> None:
+        """Built without ``app`` (0.8's docs do: ``RedisSessionInterface(client=r)``): wire
+        the 503 handler and the lock-releasing teardown in at the app's first request,
+        the last moment Flask allows it."""
+        try:
+            self._wire(app)
+        except AssertionError:  # Flask refuses setup once a request was handled
+            self._wired.add(id(app))
+            app.logger.warning(
+                "flask_session: %s was installed after the app served requests, so store"
+                " outages are not answered with 503 by default; pass the app to its"
+                " constructor or call Session(app)",
+                type(self).__name__,
+            )
 
 
 def _unsign(app: Flask, cookie: str) -> str | None:

@@ -57,7 +57,8 @@ class Session:
         ServerSideSessionInterface.__init__(
             interface, settings, store, use_signer=bool(app.config.get("SESSION_USE_SIGNER"))
         )
-        install(app, interface)
+        interface._wire(app)
+        app.session_interface = interface
         app.extensions["session"] = self
 
 

@@ -254,3 +254,22 @@ def test_cachelib_redis_cache_is_served_by_the_redis_store(
     finally:
         cache._write_client.close()
         cache._read_client.close()
+
+
+def test_interface_built_without_app_still_answers_outages_with_503(tmp_path: Path) -> None:
+    # 0.8's docs build interfaces without the app: `RedisSessionInterface(client=redis)`.
+    from flask_session import StoreUnavailable
+    from flask_session.filesystem import FileSystemSessionInterface
+
+    app = counter_app(flask.Flask(__name__))
+    app.session_interface = FileSystemSessionInterface(cache_dir=str(tmp_path))
+
+    @app.get("/down")
+    def down() -> str:
+        raise StoreUnavailable("test outage", reason="the session store is down for a test")
+
+    web = app.test_client()
+    assert web.post("/inc").get_json() == {"n": 1}
+    answer = web.get("/down")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert b"down for a test" in answer.data
