@@ -273,3 +273,17 @@ def test_interface_built_without_app_still_answers_outages_with_503(tmp_path: Pa
     answer = web.get("/down")
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
     assert b"down for a test" in answer.data
+
+
+def test_0_8_default_directory_with_sessions_is_pointed_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 0.8 kept sessions in ./flask_session; this package's default is the instance folder.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flask_session").mkdir()
+    (tmp_path / "flask_session" / ("c" * 64)).write_bytes(cachelib_file({"n": 1}))
+    app = flask.Flask(__name__, instance_path=str(tmp_path / "instance"))
+    with caplog.at_level(logging.WARNING):
+        Session(app)
+    expected = f"set SESSION_FILE_DIR = {str(tmp_path / 'flask_session')!r}"
+    assert expected in caplog.text
