@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import CODECS
-from ..settings import SessionSettings
+from ..errors import SessionConfigError
+from ..settings import SessionSettings, config_bool
 from .base import CleanupReport, IncrResult, Loaded, Store
 
 if TYPE_CHECKING:
@@ -30,7 +31,18 @@ def _filesystem(settings: SessionSettings, config: Mapping[str, Any], **common: 
 def _redis(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
     from .redis import RedisStore, client_from_settings
 
-    return RedisStore(client=client_from_settings(settings.redis, settings.redis_url), **common)
+    allow_eviction = (
+        config_bool(config, "SESSION_REDIS_ALLOW_EVICTION")
+        if "SESSION_REDIS_ALLOW_EVICTION" in config
+        else False
+    )
+    client = client_from_settings(settings.redis, settings.redis_url)
+    try:
+        return RedisStore(client=client, allow_eviction=allow_eviction, **common)
+    except SessionConfigError:
+        if settings.redis is None:  # ours (built from the URL): close it
+            client.close()
+        raise
 
 
 #: SESSION_TYPE -> factory(settings, config, codec=, key_prefix=, lock_timeout=). A store

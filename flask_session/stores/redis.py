@@ -1,14 +1,34 @@
 """The Redis store: one hash per session, for many processes and many machines.
 
 Layout: ``<prefix>{<sid>}`` is a hash of session key -> encoded value, plus a marker
-field ``"\\xff"`` (never a UTF-8 key) naming the encoding, so data written in another
-format is refused instead of misread (msgpack reads the JSON text ``5`` as 53).
+field ``"\\xff"`` (never a UTF-8 key) naming the codec that wrote the values. The marker
+is authoritative: msgpack would read the JSON text ``5`` as 53, so values are always
+decoded with the codec the marker names. A hash written in the other format (a change of
+``SESSION_SERIALIZATION_FORMAT``, or a rolling deploy) is read by transcoding its values,
+incremented in place in its own format, and converted whole, atomically, before the
+first save writes into it, so a hash is never a mix of two formats.
 ``<prefix>{<sid>}:lock`` holds a lock token with a lease of ``SESSION_LOCK_TIMEOUT``.
 The braces are a hash tag: a session's keys share one cluster slot.
 
-Each verb is one round trip: Lua scripts do load+lock(+refresh), save+unlock(+expire),
-and increment-unless-locked. Expiry is Redis's own TTL. The client never retries: a
-retried increment whose reply was lost would count twice.
+Each verb is one round trip in the common case: Lua scripts do load+lock(+refresh),
+save+unlock(+expire), and increment-unless-locked. Expiry is Redis's own TTL.
+
+Retries: the client may retry a command whose reply was lost (redis-py does by
+default), so every verb is safe to repeat. An increment carries a unique id and the
+script records its result under ``<key>:incr:<id>`` for :data:`INCR_RECORD_TTL_MS`, so a
+repeat returns the recorded result instead of counting twice; a repeated load finds its
+own lock token and keeps the lock; save, delete and release are idempotent.
+
+Refusals (full, read-only, failing to persist, loading, ...) are outages:
+:class:`StoreUnavailable` with a reason that says which (:data:`REFUSALS`). Only a value
+that is genuinely not an integer is a ``TypeError``.
+
+Sessions written by Flask-Session 0.8 (``<prefix><sid>``, a msgpack or JSON document,
+with a TTL) are carried into this layout on first use, keeping their expiry.
+
+Counters (:meth:`RedisStore.counter_incr`) are plain integers at
+``<prefix>#counter{<name>}``: ``#`` never appears in a session id, so no session, lock or
+0.8 key can ever be a counter's key.
 """
 
 from __future__ import annotations
@@ -16,14 +36,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import secrets
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import msgspec
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from ..codecs import CODECS, Codec
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from .base import CleanupReport, IncrResult, Loaded, LockWait, Store
 
@@ -36,6 +60,50 @@ MARKER = b"\xff"
 #: queued first would time out at that very moment instead of taking their turn.
 LEASE_GRACE = 1.0
 
+#: How long an increment's result is kept for a repeat of the same call. It must outlast
+#: the client's retries (redis-py's default ten retries back off for well under a
+#: minute); each record costs about 100 bytes of Redis memory for this long.
+INCR_RECORD_TTL_MS = 120_000
+
+#: Lifetime of the key ``ping`` writes to prove that the server accepts writes.
+PING_KEY_TTL_MS = 10_000
+
+#: Attempts at converting a hash written in the other format before giving up (each
+#: attempt fails only if another request changed the hash in between).
+CONVERT_ATTEMPTS = 10
+
+#: The one eviction policy that never removes a live session or counter.
+SAFE_EVICTION_POLICY = "noeviction"
+
+#: Retries for a client built from SESSION_REDIS_URL: one, on a broken connection only
+#: (a server restart, an idle connection dropped by a firewall). Not on a timeout: a hung
+#: server should cost one timeout, not two. Every verb is safe to repeat.
+URL_CLIENT_RETRIES = 1
+
+#: Redis error codes (the first word of an error reply) meaning "not now": the server
+#: refuses to work, the data is fine. Each maps to (client-safe reason, Retry-After).
+REFUSALS: dict[str, tuple[str, int]] = {
+    "OOM": ("the session store is full", 5),
+    "READONLY": ("the session store is read-only", 2),
+    "MISCONF": ("the session store cannot save its data", 5),
+    "BUSY": ("the session store is busy", 1),
+    "LOADING": ("the session store is loading its data", 2),
+    "MASTERDOWN": ("the session store has lost its primary server", 2),
+    "NOREPLICAS": ("the session store has too few replicas to accept writes", 2),
+    "CLUSTERDOWN": ("the session store cluster is down", 2),
+    "TRYAGAIN": ("the session store is moving data", 1),
+    "NOPERM": ("the session store denies this application access", 5),
+}
+#: Reason for any other refusal, and for a store that does not answer at all.
+REFUSED = ("the session store refused the request", 1)
+UNREACHABLE = ("the session store cannot be reached", 1)
+_ERROR_CODE = re.compile(r"(?:^|[\s:-])(" + "|".join(REFUSALS) + r")\b")
+
+# -- scripts ---------------------------------------------------------------------------
+#
+# Statuses scripts return, as the first element of their reply.
+DONE, MISSING, LOCKED, NOT_AN_INTEGER, FOREIGN, OVERFLOW, OTHER_FORMAT = range(7)
+
 # KEYS: data, lock. ARGV: lock token ('' = no lock), lock lease ms, refresh ttl ms ('0' = no).
 # Returns nil (no such session), 0 (locked by another request), -1 (not a hash: someone
 # else's data) or the hash's fields.
@@ -44,7 +112,9 @@ local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'none' then return false end
 if kind ~= 'hash' then return -1 end
 if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 0
+  -- A repeat of a call whose reply was lost finds its own token: it holds the lock.
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return redis.call('HGETALL', KEYS[1])
@@ -52,8 +122,11 @@ return redis.call('HGETALL', KEYS[1])
 
 # KEYS: data, lock. ARGV: lock token (''), ttl ms, create ('1'/'0'), format, n changed,
 # then n field/value pairs, then the deleted fields.
-# Returns {exists afterwards (1/0), lock lost (1/0)}.
+# Returns {exists afterwards (1/0), lock lost (1/0)}, or {OTHER_FORMAT, fields} (nothing
+# done, lock kept) when the hash holds the other format and must be converted first.
 SAVE = """
+local marker = redis.call('HGET', KEYS[1], '\\255')
+if marker and marker ~= ARGV[4] then return {6, redis.call('HGETALL', KEYS[1])} end
 local lock_lost = 0
 if ARGV[1] ~= '' then
   if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) else lock_lost = 1 end
@@ -73,21 +146,58 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, lock_lost}
 """
 
-# KEYS: data, lock. ARGV: field, amount, ttl ms, create ('1'/'0'), format.
-# Returns {1, new value, raw _permanent}, {0} no session, {2} locked, {3} not an integer,
-# {4} foreign format.
+# KEYS: data. ARGV: from format, to format, n, then n triples field/old value/new value
+# (new '' = drop the field: it could not be transcoded). Rewrites the whole hash in the
+# new format if it still holds exactly the old values; keeps its TTL.
+# Returns 1 (converted) or 0 (the hash changed meanwhile, or is gone).
+CONVERT = """
+if redis.call('HGET', KEYS[1], '\\255') ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[3])
+if redis.call('HLEN', KEYS[1]) ~= n + 1 then return 0 end
+for i = 0, n - 1 do
+  if redis.call('HGET', KEYS[1], ARGV[4 + 3 * i]) ~= ARGV[5 + 3 * i] then return 0 end
+end
+for i = 0, n - 1 do
+  if ARGV[6 + 3 * i] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[4 + 3 * i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[4 + 3 * i], ARGV[6 + 3 * i])
+  end
+end
+redis.call('HSET', KEYS[1], '\\255', ARGV[2])
+return 1
+"""
+
+# KEYS: data, lock, record. ARGV: field, amount, ttl ms, create ('1'/'0'), format,
+# record ttl ms ('0' = keep no record).
+# Returns {DONE, new value, raw _permanent, format of the hash}, {MISSING}, {LOCKED},
+# {NOT_AN_INTEGER}, {FOREIGN} or {OVERFLOW}. Any other error is propagated as it is.
+# The increment works in the hash's own format, whichever of the two it is.
 INCR = """
+if ARGV[6] ~= '0' then
+  local done = redis.call('GET', KEYS[3])
+  if done then
+    return {0, done, redis.call('HGET', KEYS[1], '_permanent'), redis.call('HGET', KEYS[1], '\\255')}
+  end
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  if ARGV[4] ~= '1' then return {0} end
-  redis.call('HSET', KEYS[1], '\\255', ARGV[5])
-elseif redis.call('HGET', KEYS[1], '\\255') ~= ARGV[5] then
+local marker = redis.call('HGET', KEYS[1], '\\255')
+if not marker then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {4} end
+  if ARGV[4] ~= '1' then return {1} end
+  marker = ARGV[5]
+  redis.call('HSET', KEYS[1], '\\255', marker)
+elseif marker ~= 'json' and marker ~= 'msgpack' then
   return {4}
 end
 local value
-if ARGV[5] == 'json' then
+if marker == 'json' then
   value = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-  if type(value) == 'table' then return {3} end
+  if type(value) == 'table' then
+    if string.find(value.err, 'not an integer', 1, true) then return {3} end
+    if string.find(value.err, 'overflow', 1, true) then return {5} end
+    return redis.error_reply(value.err)
+  end
 else
   local raw = redis.call('HGET', KEYS[1], ARGV[1])
   local current = 0
@@ -99,8 +209,10 @@ else
   value = current + tonumber(ARGV[2])
   redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(value))
 end
+value = string.format('%d', value)
+if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], value, 'PX', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, value, redis.call('HGET', KEYS[1], '_permanent')}
+return {0, value, redis.call('HGET', KEYS[1], '_permanent'), marker}
 """
 
 # KEYS: data, lock. ARGV: lock token ('').
@@ -115,6 +227,52 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: a Flask-Session 0.8 key. Returns {value, pttl} or nil (none, or not a string).
+READ_LEGACY = """
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return false end
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+"""
+
+# KEYS: data, lock. ARGV: format, pttl ms (<= 0: none), lock token (''), lease ms, then
+# field/value pairs. Creates the session from a 0.8 session unless one exists already.
+# Returns 1 (adopted) or 0 (a session or a lock is there: load again).
+ADOPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[3] ~= '' and not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then
+  if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+end
+redis.call('HSET', KEYS[1], '\\255', ARGV[1], unpack(ARGV, 5, #ARGV))
+if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+# KEYS: a key. ARGV: value. Deletes the key if it still holds exactly that value.
+DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: counter, record. ARGV: record ttl ms ('0' = keep no record).
+# Returns {DONE, value} or {NOT_AN_INTEGER}; other errors are propagated.
+COUNTER_INCR = """
+if ARGV[1] ~= '0' then
+  local done = redis.call('GET', KEYS[2])
+  if done then return {0, done} end
+end
+local value = redis.pcall('INCR', KEYS[1])
+if type(value) == 'table' then
+  if string.find(value.err, 'not an integer', 1, true) or string.find(value.err, 'WRONGTYPE', 1, true) then
+    return {3}
+  end
+  return redis.error_reply(value.err)
+end
+if ARGV[1] ~= '0' then redis.call('SET', KEYS[2], value, 'PX', ARGV[1]) end
+return {0, value}
+"""
+
+
+# -- the client --------------------------------------------------------------------------
+
 
 def client_from_settings(client: Any, url: str | None) -> redis.Redis:
     """The Redis client for the store: ``SESSION_REDIS`` as given, or one made from
@@ -124,7 +282,7 @@ def client_from_settings(client: Any, url: str | None) -> redis.Redis:
         raise SessionConfigError("set SESSION_REDIS or SESSION_REDIS_URL, not both")
     if client is not None:
         _check_client(client)
-        return client
+        return client  # type: ignore[no-any-return]
     if not url:
         raise SessionConfigError(
             "SESSION_TYPE is 'redis' but neither SESSION_REDIS (a redis.Redis client) nor"
@@ -133,13 +291,21 @@ def client_from_settings(client: Any, url: str | None) -> redis.Redis:
     try:
         # Options in the URL's query string (?socket_timeout=...) override these.
         return redis.Redis.from_url(
-            url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_timeout=5
+            url,
+            retry=Retry(
+                ExponentialBackoff(cap=0.1, base=0.01),
+                URL_CLIENT_RETRIES,
+                supported_errors=(redis.exceptions.ConnectionError,),
+            ),
+            socket_connect_timeout=2,
+            socket_timeout=5,
         )
     except ValueError as error:
         raise SessionConfigError(f"SESSION_REDIS_URL {url!r} is not usable: {error}") from error
 
 
 def _check_client(client: Any) -> None:
+    """Any redis.Redis is fine, retries included (every verb is safe to repeat)."""
     if not isinstance(client, redis.Redis):
         raise SessionConfigError(
             f"SESSION_REDIS must be a redis.Redis client, not {type(client).__name__}"
@@ -149,41 +315,85 @@ def _check_client(client: Any) -> None:
             "SESSION_REDIS was created with decode_responses=True; session values are"
             " bytes, so create it without that option"
         )
-    retry = client.get_retry()
-    if retry is not None and retry.get_retries() > 0:
-        raise SessionConfigError(
-            f"SESSION_REDIS retries failed commands ({retry.get_retries()} times; redis-py"
-            " does so by default), and a retried increment whose reply was lost counts"
-            " twice. Create it with retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),"
-            " or set SESSION_REDIS_URL instead"
-        )
+
+
+def refusal(error: redis.exceptions.RedisError) -> tuple[str, int]:
+    """(client-safe reason, Retry-After seconds) for a Redis error."""
+    code = getattr(error, "status_code", None)
+    if code in REFUSALS:
+        return REFUSALS[code]
+    if isinstance(error, redis.exceptions.BusyLoadingError):
+        return REFUSALS["LOADING"]
+    if isinstance(error, redis.exceptions.ReadOnlyError):
+        return REFUSALS["READONLY"]
+    if isinstance(error, redis.exceptions.OutOfMemoryError):
+        return REFUSALS["OOM"]
+    # Errors without a class of their own keep their code in the text (an error raised
+    # inside a script may carry the script's context in front of it).
+    found = _ERROR_CODE.search(str(error))
+    if found:
+        return REFUSALS[found.group(1)]
+    if isinstance(error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return UNREACHABLE
+    return REFUSED
+
+
+# -- the store ---------------------------------------------------------------------------
 
 
 class RedisStore(Store):
     name = "redis"
 
-    def __init__(self, *, client: redis.Redis, **common) -> None:
+    def __init__(
+        self, *, client: redis.Redis, allow_eviction: bool = False, **common: Any
+    ) -> None:
         super().__init__(**common)
         self.redis = client
+        self.allow_eviction = allow_eviction
         self._format = self.codec.name.encode()
         self._lock_ms = str(int(self.lock_timeout * 1000))
+        retry = client.get_retry()
+        # A record of each increment is only needed when the client may repeat a call.
+        self._record_ms = (
+            str(INCR_RECORD_TTL_MS) if retry is not None and retry.get_retries() > 0 else "0"
+        )
         self._load = _Script(client, LOAD)
         self._save = _Script(client, SAVE)
+        self._convert = _Script(client, CONVERT)
         self._incr = _Script(client, INCR)
         self._delete = _Script(client, DELETE)
         self._release = _Script(client, RELEASE)
+        self._read_legacy = _Script(client, READ_LEGACY)
+        self._adopt = _Script(client, ADOPT)
+        self._delete_if_equal = _Script(client, DELETE_IF_EQUAL)
+        self._counter_incr = _Script(client, COUNTER_INCR)
         self._outage = OutageLog(logger, "redis session store")
+        self._policy_unchecked = False
+        self._policy_guard = threading.Lock()
+        self._check_eviction_policy(at_start_up=True)
+
+    # -- sessions --------------------------------------------------------------------
 
     def load(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
         keys = self._keys(sid)
         token = secrets.token_hex(16) if lock else ""
         refresh = _ms(refresh_ttl) if refresh_ttl is not None else "0"
-        wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE) if lock else None
+        wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
-            while (reply := self._load(keys, [token, self._lock_ms, refresh])) == 0:
-                wait.pause()
-            if reply is None:
-                return None
+            while True:
+                reply = self._load(keys, [token, self._lock_ms, refresh])
+                if reply == 0:
+                    wait.pause()
+                    continue
+                if reply is None:
+                    adopted = self._adopt_legacy(sid, token, refresh)
+                    if adopted is False:  # raced with another adopter or locker
+                        wait.pause()
+                        continue
+                    if adopted is None:
+                        return None
+                    return Loaded(adopted, lock=token or None)
+                break
             values = self._decode_fields(reply, sid)
             if values is None:
                 if lock:
@@ -206,12 +416,25 @@ class RedisStore(Store):
         for key, raw in changed.items():
             args += (key, raw)
         args.extend(deleted)
+        keys = self._keys(sid)
         with self._errors():
-            exists, lock_lost = self._save(self._keys(sid), args)
+            for _ in range(CONVERT_ATTEMPTS):
+                reply = self._save(keys, args)
+                if reply[0] != OTHER_FORMAT:
+                    break
+                self._convert_hash(keys[0], sid, reply[1])
+            else:
+                raise StoreUnavailable(
+                    f"session {sid[:6]}… kept changing while being converted to"
+                    f" {self.codec.name}",
+                    reason="the session is busy with another request",
+                )
+        exists, lock_lost = reply
         if lock_lost:
             logger.warning(
                 "a request kept its session locked longer than SESSION_LOCK_TIMEOUT (%g s),"
-                " so the lock had expired; its changes were merged anyway",
+                " so the lock had expired (or the save was a retry); its changes were merged"
+                " anyway",
                 self.lock_timeout,
             )
         return bool(exists)
@@ -219,21 +442,40 @@ class RedisStore(Store):
     def delete(self, sid: str, *, lock: str | None = None) -> None:
         with self._errors():
             self._delete(self._keys(sid), [lock or ""])
+            # A 0.8 session not yet carried over must not come back on the next load.
+            self.redis.delete(self._legacy_key(sid))
 
     def incr(
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
-        args = [key, amount, _ms(ttl), "1" if create else "0", self._format]
+        keys = [*self._keys(sid), f"{self._keys(sid)[0]}:incr:{secrets.token_hex(8)}"]
+        args = [key, amount, _ms(ttl), "1" if create else "0", self._format, self._record_ms]
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
-            while (reply := self._incr(self._keys(sid), args))[0] == 2:
-                wait.pause()
-        status = reply[0]
-        if status == 1:
-            return IncrResult(int(reply[1]), reply[2] if len(reply) > 2 else None)
-        if status == 3:
+            while True:
+                reply = self._incr(keys, args)
+                status = reply[0]
+                if status == LOCKED:
+                    wait.pause()
+                    continue
+                if status == MISSING and not create:
+                    adopted = self._adopt_legacy(sid, "", "0")
+                    if adopted is False:  # raced with another adopter: look again
+                        wait.pause()
+                        continue
+                    if adopted is not None:
+                        continue  # a 0.8 session was carried over: increment it now
+                break
+        if status == DONE:
+            permanent = reply[2] if len(reply) > 2 else None
+            if permanent is not None and reply[3] != self._format:
+                permanent = self._transcode(reply[3], permanent)
+            return IncrResult(int(reply[1]), permanent)
+        if status == NOT_AN_INTEGER:
             raise TypeError(f"session[{key!r}] holds something that is not an int")
-        if status == 4:
+        if status == OVERFLOW:
+            raise TypeError(f"session[{key!r}] would overflow a 64-bit integer")
+        if status == FOREIGN:
             logger.warning(
                 "session data in redis is not %s; the client gets a new session", self.codec.name
             )
@@ -248,24 +490,87 @@ class RedisStore(Store):
         return CleanupReport(note="redis expires sessions and locks by itself; nothing to remove")
 
     def ping(self) -> None:
+        """A tiny write with a short expiry: refused exactly when a session's would be."""
         with self._errors():
-            self.redis.ping()
+            self.redis.set(f"{self.key_prefix}#ping", b"1", px=PING_KEY_TTL_MS)
+
+    # -- counters --------------------------------------------------------------------
+
+    def counter_incr(self, name: str) -> int:
+        key = self._counter_key(name)
+        record = f"{key}:incr:{secrets.token_hex(8)}"
+        with self._errors():
+            reply = self._counter_incr([key, record], [self._record_ms])
+        if reply[0] != DONE:
+            raise self._not_a_counter(key)
+        return int(reply[1])
+
+    def counter_value(self, name: str) -> int:
+        key = self._counter_key(name)
+        with self._errors():
+            try:
+                raw = self.redis.get(key)
+            except redis.exceptions.ResponseError as error:
+                if "WRONGTYPE" in str(error):
+                    raise self._not_a_counter(key) from error
+                raise
+        if raw is None:
+            return 0
+        try:
+            return int(raw)
+        except ValueError:
+            raise self._not_a_counter(key) from None
+
+    def counter_reset(self, name: str) -> None:
+        with self._errors():
+            self.redis.delete(self._counter_key(name))
+
+    def _counter_key(self, name: str) -> str:
+        if not name or "{" in name or "}" in name:
+            raise ValueError(f"a counter name must be non-empty and without braces: {name!r}")
+        return f"{self.key_prefix}#counter{{{name}}}"
+
+    def _not_a_counter(self, key: str) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"redis key {key!r} holds something that is not a counter",
+            reason="the shared counter holds something that is not a number",
+        )
+
+    # -- internals -------------------------------------------------------------------
 
     def _keys(self, sid: str) -> list[str]:
         data = f"{self.key_prefix}{{{sid}}}"
         return [data, data + ":lock"]
 
+    def _legacy_key(self, sid: str) -> str:
+        """Where Flask-Session 0.8 kept this session."""
+        return self.key_prefix + sid
+
+    def _transcode(self, fmt: bytes, raw: bytes) -> bytes:
+        """A value encoded by codec ``fmt``, encoded by ours instead."""
+        return self.codec.encode(CODECS[fmt.decode()].decode(raw))
+
+    def _other_codec(self, marker: bytes | None) -> Codec | None:
+        name = marker.decode("ascii", "replace") if marker is not None else ""
+        return CODECS.get(name) if marker != self._format else None
+
     def _decode_fields(self, reply: list[bytes] | int, sid: str) -> dict[str, bytes] | None:
-        """The session's values from a LOAD reply, or None (with a warning) if foreign."""
+        """The session's values from a LOAD reply, in our format; None (with a warning)
+        if the data is not a session or cannot be read."""
         try:
-            if reply == -1:
+            if reply == -1 or not isinstance(reply, list):
                 raise ValueError("the key holds something other than a hash")
             fields = dict(zip(reply[::2], reply[1::2], strict=True))
             marker = fields.pop(MARKER, None)
-            if marker != self._format:
+            values = {name.decode(): raw for name, raw in fields.items()}
+            if marker == self._format:
+                return values
+            other = self._other_codec(marker)
+            if other is None:
                 raise ValueError(f"format marker is {marker!r}")
-            return {name.decode(): raw for name, raw in fields.items()}
-        except ValueError as error:  # UnicodeDecodeError is a ValueError
+            return {name: self.codec.encode(other.decode(raw)) for name, raw in values.items()}
+        except (ValueError, TypeError, msgspec.DecodeError) as error:
+            # UnicodeDecodeError is a ValueError; TypeError: not representable in ours
             logger.warning(
                 "ignoring session %s… in redis: not %s data (%s); the client gets a new session",
                 sid[:6],
@@ -274,24 +579,152 @@ class RedisStore(Store):
             )
             return None
 
+    def _convert_hash(self, key: str, sid: str, reply: list[bytes]) -> None:
+        """Rewrite a hash of the other format in ours, if it is still what ``reply`` saw."""
+        fields = dict(zip(reply[::2], reply[1::2], strict=True))
+        marker = fields.pop(MARKER, b"")
+        other = self._other_codec(marker)
+        if other is None:
+            raise StoreUnavailable(
+                f"session {sid[:6]}… has an unknown format marker {marker!r}",
+                reason="the session store holds data this service cannot read",
+            )
+        args: list[Any] = [marker, self._format, len(fields)]
+        for name, raw in fields.items():
+            try:
+                new = self.codec.encode(other.decode(raw))
+            except (TypeError, msgspec.DecodeError) as error:
+                logger.warning(
+                    "dropping key %r of session %s… while converting it from %s to %s: %s",
+                    name,
+                    sid[:6],
+                    other.name,
+                    self.codec.name,
+                    error,
+                )
+                new = b""
+            args += (name, raw, new)
+        self._convert([key], args)
+
+    def _adopt_legacy(self, sid: str, token: str, refresh: str) -> dict[str, bytes] | None | bool:
+        """Carry a Flask-Session 0.8 session into our layout (inside ``_errors``).
+
+        Returns its values (now ours, locked with ``token`` if given), None if there is
+        no usable 0.8 session, or False if someone else got there first (load again).
+        """
+        legacy = self._legacy_key(sid)
+        found = self._read_legacy([legacy], [])
+        if found is None:
+            return None
+        raw, pttl = found
+        values = self._decode_legacy(raw, sid)
+        if not values:
+            return None
+        ttl = refresh if refresh != "0" else str(pttl)
+        args: list[Any] = [self._format, ttl, token, self._lock_ms]
+        for name, value in values.items():
+            args += (name, value)
+        if not self._adopt(self._keys(sid), args):
+            return False
+        self._delete_if_equal([legacy], [raw])
+        logger.info("carried session %s… over from Flask-Session 0.8's layout", sid[:6])
+        return values
+
+    def _decode_legacy(self, raw: bytes, sid: str) -> dict[str, bytes] | None:
+        """0.8's document (msgpack, else JSON: its decoder's order; never pickle), each
+        value encoded by our codec; None if it is not a session we can read."""
+        for decoder in (msgspec.msgpack.decode, msgspec.json.decode):
+            try:
+                document = decoder(raw)
+                break
+            except msgspec.DecodeError:
+                continue
+        else:
+            logger.warning("ignoring Flask-Session 0.8 session %s…: not msgpack or JSON", sid[:6])
+            return None
+        if not isinstance(document, dict) or not all(isinstance(k, str) for k in document):
+            logger.warning("ignoring Flask-Session 0.8 session %s…: not a dict", sid[:6])
+            return None
+        try:
+            return {name: self.codec.encode(value) for name, value in document.items()}
+        except TypeError as error:
+            logger.warning("ignoring Flask-Session 0.8 session %s…: %s", sid[:6], error)
+            return None
+
+    # -- the server's eviction policy ------------------------------------------------
+
+    def _check_eviction_policy(self, *, at_start_up: bool) -> None:
+        """Refuse (at start-up) or log an ERROR for a policy that evicts live sessions.
+
+        An unreachable server at start-up is checked when it first answers.
+        """
+        try:
+            reply = self.redis.config_get("maxmemory*")
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self._policy_unchecked = True
+            return
+        except redis.exceptions.RedisError as error:  # CONFIG renamed or denied (managed)
+            logger.warning(
+                "could not read the redis server's maxmemory-policy (%s); make sure it is"
+                " %r (CONFIG SET maxmemory-policy noeviction, or your provider's parameter"
+                " group): any other policy evicts live sessions and counters when memory"
+                " runs out",
+                error,
+                SAFE_EVICTION_POLICY,
+            )
+            return
+        self._policy_unchecked = False
+        config = {_text(k): _text(v) for k, v in _as_mapping(reply).items()}
+        policy = config.get("maxmemory-policy", SAFE_EVICTION_POLICY)
+        if policy == SAFE_EVICTION_POLICY:
+            return
+        message = (
+            f"the redis server's maxmemory-policy is {policy!r} (maxmemory"
+            f" {config.get('maxmemory', '?')} bytes): when memory runs out it evicts live"
+            " sessions and counters, logging users out and handing out shared numbers"
+            f" twice. Set maxmemory-policy {SAFE_EVICTION_POLICY} (CONFIG SET"
+            f" maxmemory-policy {SAFE_EVICTION_POLICY}, and in redis.conf); a full store then"
+            " answers 503 and loses nothing"
+        )
+        if self.allow_eviction:
+            logger.warning("%s. SESSION_REDIS_ALLOW_EVICTION is on: sessions may be lost", message)
+        elif at_start_up:
+            raise SessionConfigError(
+                f"{message}; or set SESSION_REDIS_ALLOW_EVICTION = True to accept losing them"
+            )
+        else:
+            logger.error("%s (or set SESSION_REDIS_ALLOW_EVICTION = True)", message)
+
+    def _check_policy_once_reachable(self) -> None:
+        with self._policy_guard:
+            if not self._policy_unchecked:
+                return
+            self._policy_unchecked = False
+            try:
+                self._check_eviction_policy(at_start_up=False)
+            except redis.exceptions.RedisError as error:
+                logger.warning("could not read the redis server's maxmemory-policy: %s", error)
+
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        """Turn redis errors into StoreUnavailable, logged once per outage."""
+        """Turn redis errors into StoreUnavailable with the reason, logged once per outage."""
         try:
             yield
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        except redis.exceptions.RedisError as error:
             self._outage.failed(error)
+            reason, retry_after = refusal(error)
+            unreachable = (reason, retry_after) == UNREACHABLE
             raise StoreUnavailable(
-                f"redis is unavailable: {error}", reason="the session store cannot be reached"
-            ) from error
-        except redis.exceptions.RedisError as error:  # OOM, MISCONF, READONLY replica, ...
-            self._outage.failed(error)
-            raise StoreUnavailable(
-                f"redis refused a session command: {error}",
-                reason="the session store refused the request",
+                f"redis is unavailable: {error}"
+                if unreachable
+                else f"redis refused a session command: {error}",
+                reason=reason,
+                retry_after=retry_after,
             ) from error
         else:
             self._outage.succeeded()
+            if self._policy_unchecked:
+                self._check_policy_once_reachable()
 
 
 class _Script:
@@ -317,3 +750,13 @@ class _Script:
 
 def _ms(seconds: float) -> str:
     return str(max(1, int(seconds * 1000)))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _as_mapping(reply: Any) -> Mapping[Any, Any]:
+    if isinstance(reply, Mapping):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))

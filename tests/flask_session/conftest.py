@@ -38,5 +38,6 @@ def stored_session_count(app: Flask) -> int:
     store = app.session_interface.store
     if store.name == "redis":
         prefix = app.config["SESSION_KEY_PREFIX"]
-        return sum(1 for key in store.redis.scan_iter(f"{prefix}*") if not key.endswith(b":lock"))
+        # Session keys are exactly prefix{sid}; locks, increment records and counters are not.
+        return sum(1 for key in store.redis.scan_iter(f"{prefix}{{*}}") if key.endswith(b"}"))
     return sum(1 for name in os.listdir(store.directory) if name.endswith(".session"))

@@ -62,9 +62,9 @@ def session_files(directory: Path) -> set[str]:
 def redis_session_ids(client, prefix: str = "session:") -> set[str]:
     """Session ids that have a data key in Redis (``session:{sid}``)."""
     ids = set()
-    for key in client.scan_iter(f"{prefix}*"):
+    for key in client.scan_iter(f"{prefix}{{*}}"):
         name = key.decode()
-        if name.endswith(":lock"):
+        if not name.endswith("}"):  # a lock, or an increment's record
             continue
         ids.add(name[len(prefix) :].strip("{}"))
     return ids
