@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import redis
@@ -56,8 +57,16 @@ class RedisServer:
     block) stops it for good and removes the directory.
     """
 
-    def __init__(self, port: int | None = None, *, ready_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        ready_timeout: float = 10.0,
+        extra_args: Iterable[str] = (),
+    ) -> None:
         self._binary = find_redis_server()
+        #: more redis-server options, e.g. ("--maxmemory", "2mb", "--enable-protected-configs", "yes")
+        self.extra_args = tuple(extra_args)
         self._fixed_port = port is not None
         self.port: int = port if port is not None else free_port()
         self.ready_timeout = ready_timeout
@@ -154,6 +163,7 @@ class RedisServer:
             "--dir", str(self.dir),
             "--daemonize", "no",
             "--loglevel", "notice",
+            *self.extra_args,
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

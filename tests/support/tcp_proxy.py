@@ -1,0 +1,133 @@
+"""A small TCP proxy on 127.0.0.1 that can lose a reply, for tests of retries.
+
+Usage::
+
+    with TcpProxy(redis_server.port) as proxy:
+        client = redis.Redis(host="127.0.0.1", port=proxy.port)
+        proxy.drop_reply(b"EVALSHA")   # the next command containing these bytes is
+        client.evalsha(...)            # delivered, its reply thrown away and the
+                                       # connection closed: the client sees a lost reply
+
+Each connection is served by one thread that copies bytes both ways until either side
+closes; ``close()`` ends everything. Nothing here parses the protocol: a "command" is one
+chunk read from the client, which is what a client sends for one small command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+
+from .ports import HOST
+
+CHUNK = 65536
+#: how long a dropped command's reply is awaited before the connection is cut anyway
+REPLY_WAIT_S = 5.0
+
+
+class TcpProxy:
+    """Forwards ``HOST:port`` to ``target_host:target_port``."""
+
+    def __init__(self, target_port: int, *, target_host: str = HOST) -> None:
+        self.target = (target_host, target_port)
+        self._listener = socket.create_server((HOST, 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._guard = threading.Lock()
+        self._drop_marker: bytes | None = None
+        self._drops_left = 0
+        #: replies thrown away so far
+        self.dropped = 0
+        self._sockets: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._closed = threading.Event()
+        self._acceptor = threading.Thread(target=self._accept, name="tcp-proxy", daemon=True)
+
+    def start(self) -> TcpProxy:
+        self._acceptor.start()
+        return self
+
+    def drop_reply(self, marker: bytes, count: int = 1) -> None:
+        """Lose the replies to the next ``count`` commands whose bytes contain ``marker``:
+        each is delivered, its reply read and discarded, and the client's connection
+        closed."""
+        with self._guard:
+            self._drop_marker = marker
+            self._drops_left = count
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        with self._guard:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._acceptor.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for sock in sockets:
+            sock.close()
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._guard:
+                self._sockets.update((client, server))
+            thread = threading.Thread(
+                target=self._pump, args=(client, server), name="tcp-proxy-conn", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _should_drop(self, chunk: bytes) -> bool:
+        with self._guard:
+            if self._drops_left and self._drop_marker is not None and self._drop_marker in chunk:
+                self._drops_left -= 1
+                return True
+            return False
+
+    def _pump(self, client: socket.socket, server: socket.socket) -> None:
+        try:
+            while not self._closed.is_set():
+                readable, _, _ = select.select([client, server], [], [], 0.2)
+                for source in readable:
+                    chunk = source.recv(CHUNK)
+                    if not chunk:
+                        return
+                    if source is client:
+                        server.sendall(chunk)
+                        if self._should_drop(chunk):
+                            server.settimeout(REPLY_WAIT_S)
+                            with contextlib.suppress(OSError):
+                                server.recv(CHUNK)  # the reply, thrown away
+                            with self._guard:
+                                self.dropped += 1
+                            return
+                    else:
+                        client.sendall(chunk)
+        except OSError:
+            return
+        finally:
+            with self._guard:
+                self._sockets.discard(client)
+                self._sockets.discard(server)
+            client.close()
+            server.close()
