@@ -33,6 +33,7 @@ class TcpProxy:
     def __init__(self, target_port: int, *, target_host: str = HOST) -> None:
         self.target = (target_host, target_port)
         self._listener = socket.create_server((HOST, 0))
+        self._listener.settimeout(0.2)  # accept() wakes up to notice close()
         self.port: int = self._listener.getsockname()[1]
         self._guard = threading.Lock()
         self._drop_marker: bytes | None = None
@@ -82,8 +83,11 @@ class TcpProxy:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             try:
                 server = socket.create_connection(self.target, timeout=5)
             except OSError:
