@@ -40,7 +40,7 @@ import re
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import redis
@@ -177,7 +177,8 @@ INCR = """
 if ARGV[6] ~= '0' then
   local done = redis.call('GET', KEYS[3])
   if done then
-    return {0, done, redis.call('HGET', KEYS[1], '_permanent'), redis.call('HGET', KEYS[1], '\\255')}
+    local permanent = redis.call('HGET', KEYS[1], '_permanent')
+    return {0, done, permanent, redis.call('HGET', KEYS[1], '\\255')}
   end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
@@ -261,7 +262,8 @@ if ARGV[1] ~= '0' then
 end
 local value = redis.pcall('INCR', KEYS[1])
 if type(value) == 'table' then
-  if string.find(value.err, 'not an integer', 1, true) or string.find(value.err, 'WRONGTYPE', 1, true) then
+  local err = value.err
+  if string.find(err, 'not an integer', 1, true) or string.find(err, 'WRONGTYPE', 1, true) then
     return {3}
   end
   return redis.error_reply(value.err)
@@ -344,9 +346,7 @@ def refusal(error: redis.exceptions.RedisError) -> tuple[str, int]:
 class RedisStore(Store):
     name = "redis"
 
-    def __init__(
-        self, *, client: redis.Redis, allow_eviction: bool = False, **common: Any
-    ) -> None:
+    def __init__(self, *, client: redis.Redis, allow_eviction: bool = False, **common: Any) -> None:
         super().__init__(**common)
         self.redis = client
         self.allow_eviction = allow_eviction
@@ -425,8 +425,7 @@ class RedisStore(Store):
                 self._convert_hash(keys[0], sid, reply[1])
             else:
                 raise StoreUnavailable(
-                    f"session {sid[:6]}… kept changing while being converted to"
-                    f" {self.codec.name}",
+                    f"session {sid[:6]}… kept changing while being converted to {self.codec.name}",
                     reason="the session is busy with another request",
                 )
         exists, lock_lost = reply
@@ -606,7 +605,9 @@ class RedisStore(Store):
             args += (name, raw, new)
         self._convert([key], args)
 
-    def _adopt_legacy(self, sid: str, token: str, refresh: str) -> dict[str, bytes] | None | bool:
+    def _adopt_legacy(
+        self, sid: str, token: str, refresh: str
+    ) -> dict[str, bytes] | None | Literal[False]:
         """Carry a Flask-Session 0.8 session into our layout (inside ``_errors``).
 
         Returns its values (now ours, locked with ``token`` if given), None if there is
@@ -742,10 +743,14 @@ class _Script:
 
     def __call__(self, keys: list[str], args: list[Any]) -> Any:
         try:
-            return self.client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            return self.client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self.sha, len(keys), *keys, *args
+            )
         except redis.exceptions.NoScriptError:
             self.client.script_load(self.source)
-            return self.client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            return self.client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self.sha, len(keys), *keys, *args
+            )
 
 
 def _ms(seconds: float) -> str:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 
+from flask_session.codecs import CODECS
+from flask_session.stores.redis import RedisStore
 from tests.flask_session.demo_app import create_app
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -41,3 +46,28 @@ def stored_session_count(app: Flask) -> int:
         # Session keys are exactly prefix{sid}; locks, increment records and counters are not.
         return sum(1 for key in store.redis.scan_iter(f"{prefix}{{*}}") if key.endswith(b"}"))
     return sum(1 for name in os.listdir(store.directory) if name.endswith(".session"))
+
+
+@pytest.fixture
+def redis_store() -> Iterator[Callable[..., RedisStore]]:
+    """``redis_store(server_or_client, fmt="json", **store_options)`` -> a RedisStore.
+
+    Given a server, the store gets its own fail-fast client; every client is closed at
+    teardown.
+    """
+    clients: list[redis.Redis] = []
+
+    def make(target: RedisServer | redis.Redis, fmt: str = "json", **options: Any) -> RedisStore:
+        client = target.client() if isinstance(target, RedisServer) else target
+        clients.append(client)
+        settings: dict[str, Any] = {
+            "codec": CODECS[fmt],
+            "key_prefix": "session:",
+            "lock_timeout": 2.0,
+            **options,
+        }
+        return RedisStore(client=client, **settings)
+
+    yield make
+    for client in clients:
+        client.close()

@@ -103,9 +103,7 @@ def test_a_server_that_denies_config_get_gets_one_warning_with_the_fix(
     assert "could not read" in warnings[0] and "noeviction" in warnings[0]
 
 
-def test_a_server_unreachable_at_start_up_is_checked_when_it_answers(
-    tmp_path, app_builder, caplog
-):
+def test_a_server_unreachable_at_start_up_is_checked_when_it_answers(tmp_path, app_builder, caplog):
     later = RedisServer(extra_args=("--maxmemory-policy", "volatile-lru"))
     try:
         app = start_app(tmp_path, app_builder, later.url)  # starts: 503s until Redis is up

@@ -13,7 +13,7 @@ import pytest
 
 from flask_session.codecs import CODECS
 from flask_session.ids import new_session_id
-from tests.flask_session.redis_stores import TTL, redis_store  # noqa: F401
+from tests.flask_session.redis_stores import TTL
 
 VALUES = {"n": 5, "s": "text", "l": [1, 2, {"k": "v"}], "f": 1.5, "b": True, "z": None}
 PAIRS = [("json", "msgpack"), ("msgpack", "json")]
@@ -97,9 +97,7 @@ def test_alternating_formats_under_concurrency_lose_no_increment(
                            create=False, lock=loaded.lock)  # fmt: skip
             store.incr(sid, "n", 1, ttl=TTL, create=False)
 
-    threads = [
-        threading.Thread(target=work, args=(stores[i % 2], i)) for i in range(4)
-    ]
+    threads = [threading.Thread(target=work, args=(stores[i % 2], i)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

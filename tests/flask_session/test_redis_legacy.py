@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from flask_session.ids import new_session_id
-from tests.flask_session.redis_stores import FORMATS, TTL, redis_store  # noqa: F401
+from tests.flask_session.redis_stores import FORMATS, TTL
 
 LIFETIME_S = 3000  # what the 0.8 app had as PERMANENT_SESSION_LIFETIME
 DOCUMENT = {"_permanent": True, "user": "ada", "n": 41, "cart": [1, 2]}

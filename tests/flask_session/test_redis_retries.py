@@ -15,7 +15,7 @@ import redis
 
 from flask_session.ids import new_session_id
 from flask_session.stores.redis import COUNTER_INCR, INCR, LOAD, SAVE
-from tests.flask_session.redis_stores import FORMATS, TTL, redis_store  # noqa: F401
+from tests.flask_session.redis_stores import FORMATS, TTL
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -30,7 +30,7 @@ def proxy(redis_url, redis_server):
 
 
 @pytest.fixture
-def retrying_store(proxy, redis_store):  # noqa: F811
+def retrying_store(proxy, redis_store):
     """``retrying_store(fmt)``: a store on a default redis.Redis (it retries) via the proxy."""
 
     def make(fmt: str = "json"):
@@ -76,7 +76,9 @@ def test_a_load_whose_reply_was_lost_keeps_its_own_lock(proxy, retrying_store):
     assert proxy.dropped == 1
     assert loaded is not None and loaded.lock is not None
     proxy.drop_reply(sha(SAVE))  # a repeated save is harmless too
-    assert store.save(sid, {"a": store.codec.encode(2)}, [], ttl=TTL, create=False, lock=loaded.lock)
+    assert store.save(
+        sid, {"a": store.codec.encode(2)}, [], ttl=TTL, create=False, lock=loaded.lock
+    )
     assert proxy.dropped == 2
     again = store.load(sid, lock=True, refresh_ttl=None)  # the lock was released
     assert again is not None and store.codec.decode(again.values["a"]) == 2

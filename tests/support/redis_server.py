@@ -65,7 +65,7 @@ class RedisServer:
         extra_args: Iterable[str] = (),
     ) -> None:
         self._binary = find_redis_server()
-        #: more redis-server options, e.g. ("--maxmemory", "2mb", "--enable-protected-configs", "yes")
+        #: more redis-server options, e.g. ("--maxmemory", "2mb")
         self.extra_args = tuple(extra_args)
         self._fixed_port = port is not None
         self.port: int = port if port is not None else free_port()
