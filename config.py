@@ -36,8 +36,14 @@ SESSION_FILE_DIR = os.path.join(_repo_root, "instance", "flask_session")
 SESSION_REDIS_URL = None
 
 # A ready redis.Redis client instead of a URL (only settable from Python, e.g. in
-# create_app(test_config)). It must not retry commands: see flask_session's docs.
+# create_app(test_config)). Retries are fine (every store command is safe to repeat);
+# decode_responses is not: see flask_session's docs.
 SESSION_REDIS = None
+
+# The Redis server must use maxmemory-policy noeviction: any other policy deletes live
+# sessions and the shared counter when memory runs out, so the service refuses to start.
+# True starts anyway (with a warning), accepting that sessions may be lost.
+SESSION_REDIS_ALLOW_EVICTION = False
 
 # Prefix of every session's Redis key and of the hashed session file names.
 SESSION_KEY_PREFIX = "session:"

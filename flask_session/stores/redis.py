@@ -567,12 +567,31 @@ class RedisStore(Store):
             other = self._other_codec(marker)
             if other is None:
                 raise ValueError(f"format marker is {marker!r}")
-            return {name: self.codec.encode(other.decode(raw)) for name, raw in values.items()}
-        except (ValueError, TypeError, msgspec.DecodeError) as error:
-            # UnicodeDecodeError is a ValueError; TypeError: not representable in ours
+        except ValueError as error:  # UnicodeDecodeError is a ValueError
             logger.warning(
                 "ignoring session %s… in redis: not %s data (%s); the client gets a new session",
                 sid[:6],
+                self.codec.name,
+                error,
+            )
+            return None
+        return {
+            name: new
+            for name, raw in values.items()
+            if (new := self._transcoded(other, name, raw, sid)) is not None
+        }
+
+    def _transcoded(self, other: Codec, name: str | bytes, raw: bytes, sid: str) -> bytes | None:
+        """``raw`` (encoded by ``other``) encoded by our codec; None, with a warning, if it
+        cannot be (the key is then dropped from the session)."""
+        try:
+            return self.codec.encode(other.decode(raw))
+        except (TypeError, ValueError, msgspec.DecodeError) as error:
+            logger.warning(
+                "dropping key %r of session %s… written as %s: it cannot be read as %s: %s",
+                name,
+                sid[:6],
+                other.name,
                 self.codec.name,
                 error,
             )
@@ -590,19 +609,7 @@ class RedisStore(Store):
             )
         args: list[Any] = [marker, self._format, len(fields)]
         for name, raw in fields.items():
-            try:
-                new = self.codec.encode(other.decode(raw))
-            except (TypeError, msgspec.DecodeError) as error:
-                logger.warning(
-                    "dropping key %r of session %s… while converting it from %s to %s: %s",
-                    name,
-                    sid[:6],
-                    other.name,
-                    self.codec.name,
-                    error,
-                )
-                new = b""
-            args += (name, raw, new)
+            args += (name, raw, self._transcoded(other, name, raw, sid) or b"")
         self._convert([key], args)
 
     def _adopt_legacy(
