@@ -65,9 +65,6 @@ LEASE_GRACE = 1.0
 #: minute); each record costs about 100 bytes of Redis memory for this long.
 INCR_RECORD_TTL_MS = 120_000
 
-#: Lifetime of the key ``ping`` writes to prove that the server accepts writes.
-PING_KEY_TTL_MS = 10_000
-
 #: Attempts at converting a hash written in the other format before giving up (each
 #: attempt fails only if another request changed the hash in between).
 CONVERT_ATTEMPTS = 10
@@ -228,6 +225,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: a probe key. A write that leaves nothing behind: refused exactly when a
+# session's write would be (full, read-only, failing to persist, ...).
+PROBE = """
+redis.call('SET', KEYS[1], '1', 'PX', '10000')
+return redis.call('DEL', KEYS[1])
+"""
+
 # KEYS: a Flask-Session 0.8 key. Returns {value, pttl} or nil (none, or not a string).
 READ_LEGACY = """
 if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return false end
@@ -367,6 +371,7 @@ class RedisStore(Store):
         self._adopt = _Script(client, ADOPT)
         self._delete_if_equal = _Script(client, DELETE_IF_EQUAL)
         self._counter_incr = _Script(client, COUNTER_INCR)
+        self._probe = _Script(client, PROBE)
         self._outage = OutageLog(logger, "redis session store")
         self._policy_unchecked = False
         self._policy_guard = threading.Lock()
@@ -489,9 +494,9 @@ class RedisStore(Store):
         return CleanupReport(note="redis expires sessions and locks by itself; nothing to remove")
 
     def ping(self) -> None:
-        """A tiny write with a short expiry: refused exactly when a session's would be."""
+        """A tiny write that leaves nothing behind: refused exactly when a session's is."""
         with self._errors():
-            self.redis.set(f"{self.key_prefix}#ping", b"1", px=PING_KEY_TTL_MS)
+            self._probe([f"{self.key_prefix}#ping"], [])
 
     # -- counters --------------------------------------------------------------------
 

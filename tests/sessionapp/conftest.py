@@ -65,10 +65,12 @@ def client(app: Flask):
 
 
 def stored_items(app: Flask) -> list[str]:
-    """Everything in the app's store, looked up directly: file names or Redis keys."""
+    """Everything in the app's store, looked up directly: file names or Redis keys
+    (except the Redis store's short-lived increment records, ``<key>:incr:<id>``)."""
     store = app.session_interface.store
     if store.name == "redis":
-        return sorted(key.decode() for key in store.redis.scan_iter("*"))
+        keys = (key.decode() for key in store.redis.scan_iter("*"))
+        return sorted(key for key in keys if ":incr:" not in key)
     return sorted(os.listdir(store.directory))
 
 
