@@ -113,7 +113,8 @@ if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]
   if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
-if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+-- Best effort: a server refusing writes (read-only, failing to persist) still serves reads.
+if ARGV[3] ~= '0' then redis.pcall('PEXPIRE', KEYS[1], ARGV[3]) end
 return redis.call('HGETALL', KEYS[1])
 """
 

@@ -18,13 +18,14 @@ with every key intact::
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import redis
 
-from .ports import HOST, free_port
+from .ports import HOST
 from .redis_server import RedisServer
 
 #: redis-server options the conditions need
@@ -80,8 +81,11 @@ def out_of_memory(
 @contextlib.contextmanager
 def read_only(server: RedisServer) -> Iterator[None]:
     """Writes answer READONLY: the server is a replica of a primary that is down."""
-    with server.client() as client:
-        client.execute_command("REPLICAOF", HOST, str(free_port()))
+    # A port bound but not listening refuses connections, and nobody else can start a
+    # server on it meanwhile (a real primary there would replace our data with its own).
+    with socket.socket() as placeholder, server.client() as client:
+        placeholder.bind((HOST, 0))
+        client.execute_command("REPLICAOF", HOST, str(placeholder.getsockname()[1]))
         try:
             yield
         finally:
