@@ -9,7 +9,8 @@ Usage::
                                        # connection closed: the client sees a lost reply
 
 Each connection is served by one thread that copies bytes both ways until either side
-closes; ``close()`` ends everything. Nothing here parses the protocol: a "command" is one
+closes; ``close()`` ends everything. ``proxy.delay = 0.2`` holds every chunk coming back
+from the target for that long. Nothing here parses the protocol: a "command" is one
 chunk read from the client, which is what a client sends for one small command.
 """
 
@@ -19,6 +20,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 
 from .ports import HOST
 
@@ -40,6 +42,9 @@ class TcpProxy:
         self._drops_left = 0
         #: replies thrown away so far
         self.dropped = 0
+        #: seconds each chunk from the target waits before it is passed on (e.g. put the
+        #: proxy between a replica and its primary to make replication lag)
+        self.delay = 0.0
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
@@ -126,6 +131,8 @@ class TcpProxy:
                                 self.dropped += 1
                             return
                     else:
+                        if self.delay:
+                            time.sleep(self.delay)
                         client.sendall(chunk)
         except OSError:
             return
