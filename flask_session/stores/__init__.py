@@ -7,7 +7,7 @@ pays for, and needs installed, only the store it uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import CODECS
@@ -28,14 +28,16 @@ def _filesystem(settings: SessionSettings, config: Mapping[str, Any], **common: 
     return FileSystemStore(directory=settings.file_dir, legacy=legacy, **common)
 
 
+#: Start even if the Redis server may evict keys (see docs/flask_session.md).
+ALLOW_EVICTION = "SESSION_REDIS_ALLOW_EVICTION"
+
+
 def _redis(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
     from .redis import RedisStore, client_from_settings
 
-    allow_eviction = (
-        config_bool(config, "SESSION_REDIS_ALLOW_EVICTION")
-        if "SESSION_REDIS_ALLOW_EVICTION" in config
-        else False
-    )
+    allow_eviction = config_bool(config, ALLOW_EVICTION) if ALLOW_EVICTION in config else False
+    if isinstance(config, MutableMapping) and ALLOW_EVICTION in config:
+        config[ALLOW_EVICTION] = allow_eviction  # checked: written back as a bool
     client = client_from_settings(settings.redis, settings.redis_url)
     try:
         return RedisStore(client=client, allow_eviction=allow_eviction, **common)
