@@ -61,8 +61,9 @@ MARKER = b"\xff"
 LEASE_GRACE = 1.0
 
 #: How long an increment's result is kept for a repeat of the same call. It must outlast
-#: the client's retries (redis-py's default ten retries back off for well under a
-#: minute); each record costs about 200 bytes of Redis memory for this long.
+#: the client's retries (redis-py 8's default ten retries back off for about 5 s in
+#: all, plus a socket timeout per attempt); each record costs about 200 bytes of Redis
+#: memory for this long.
 INCR_RECORD_TTL_MS = 120_000
 
 #: Attempts at converting a hash written in the other format before giving up (each
