@@ -232,12 +232,6 @@ def test_msgspec_bytes_inside_the_pickle_are_decoded() -> None:
     assert parse_cachelib_file(cachelib_file({"n": 1}, expires=int(time.time()) - 1)) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SessionConfigError,
-    reason="cachelib's RedisCache client retries by default; accepted once developer h1's"
-    " retry-safe increments (issue 8 item 2, flask_session/stores/redis.py) are merged",
-)
 def test_cachelib_redis_cache_is_served_by_the_redis_store(
     redis_server: Any, redis_url: str
 ) -> None:

@@ -100,11 +100,6 @@ def test_filesystem_example(run_example: Any) -> None:
     app.session_interface.store.directory  # noqa: B018 (a real directory store)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a default redis.Redis (10 retries) is accepted once developer h1's retry-safe"
-    " increments (issue 8 item 2, flask_session/stores/redis.py) are merged",
-)
 def test_redis_quickstart(redis_url: str, run_example: Any) -> None:
     port = redis_url.rsplit(":", 1)[1].split("/")[0]
     source = REDIS_QUICKSTART.replace("port=6379", f"port={port}").replace(
