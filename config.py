@@ -2,8 +2,12 @@
 
 ``sessionapp.create_app`` loads this file first, then applies environment overrides
 with Flask's convention: ``FLASK_<NAME>`` overrides ``NAME``, and values are parsed as
-JSON where they can be (``FLASK_SESSION_LOCKING=false`` is the boolean False,
-``FLASK_SESSION_LOCK_TIMEOUT=5`` the number 5, anything else stays a string). Examples::
+JSON where they can be (``FLASK_SESSION_LOCK_TIMEOUT=5`` is the number 5, anything else
+stays a string). Every setting is then checked at start-up, and a bad value stops the
+service with a message naming it (``SessionConfigError``). Booleans accept true/false,
+1/0, yes/no, on/off in any case (``FLASK_SESSION_COOKIE_SECURE=False`` is False);
+numbers may be written as text (``"2"``) and must lie in the range given below; the
+checked value is written back in its proper type. Examples::
 
     FLASK_SESSION_TYPE=redis FLASK_SESSION_REDIS_URL=redis://127.0.0.1:6379/0 make run
     FLASK_SESSION_FILE_DIR=/var/lib/sessionapp/sessions make run
@@ -23,10 +27,11 @@ _repo_root = os.path.dirname(os.path.abspath(__file__))
 # "filesystem": one file per session in SESSION_FILE_DIR; needs no server, but every app
 # server must see the same directory (one machine, or a shared filesystem with working
 # flock). "redis": sessions in Redis at SESSION_REDIS_URL; any number of app servers.
+# Exactly one of the store names (lower case).
 SESSION_TYPE = "filesystem"
 
 # The filesystem store's directory (created with mode 0700 if missing). The shared
-# counter is a file in the same directory.
+# counter is a file in the same directory (<name>.<prefix digest>.counter).
 SESSION_FILE_DIR = os.path.join(_repo_root, "instance", "flask_session")
 
 # The Redis store's server, e.g. "redis://127.0.0.1:6379/0" or
@@ -45,13 +50,18 @@ SESSION_REDIS = None
 # True starts anyway (with a warning), accepting that sessions may be lost.
 SESSION_REDIS_ALLOW_EVICTION = False
 
-# Prefix of every session's Redis key and of the hashed session file names.
+# Prefix of every session's Redis key and of the hashed session file names; also the
+# namespace of the shared counter, so services with different prefixes on one store
+# never share one. Any text ("" too).
 SESSION_KEY_PREFIX = "session:"
 
 # How session data is encoded in the store: "json" or "msgpack". Never pickle.
+# Changing it logs nobody out: sessions written in the other format are still read,
+# and rewritten in this one when next written (also during a rolling deploy).
 SESSION_SERIALIZATION_FORMAT = "json"
 
-# Random bytes in a session id (32 bytes = 256 bits from `secrets`).
+# Random bytes in a session id (32 bytes = 256 bits from `secrets`): a whole number
+# from 16 to 256.
 SESSION_ID_LENGTH = 32
 
 # --- Concurrency ---------------------------------------------------------------------------
@@ -64,6 +74,7 @@ SESSION_LOCKING = True
 
 # Seconds a request waits for a session's lock (and a crashed holder's Redis lock lives)
 # before the request answers 503. Also bounds the wait for the shared counter's file lock.
+# A number from 0.01 to 3600.
 SESSION_LOCK_TIMEOUT = 10
 
 # --- Session lifetime and cookie -----------------------------------------------------------
@@ -72,14 +83,18 @@ SESSION_LOCK_TIMEOUT = 10
 # that has been idle for PERMANENT_SESSION_LIFETIME.
 SESSION_PERMANENT = True
 
-# Idle timeout of a session, in seconds (31 days, Flask's default).
+# Idle timeout of a session, in seconds (31 days, Flask's default): from 1 s to 3650
+# days (ten years; now + lifetime must stay a date every cookie client can hold).
+# Browsers keep a cookie at most 400 days whatever it says; the server keeps the
+# session for the full lifetime.
 PERMANENT_SESSION_LIFETIME = 31 * 24 * 3600
 
 # Push the expiry out on every request that uses the session (a sliding window). With
 # False a session expires PERMANENT_SESSION_LIFETIME after it was last changed.
 SESSION_REFRESH_EACH_REQUEST = True
 
-# The cookie holding the session id. A "__Host-" name (e.g. "__Host-session") makes the
+# The cookie holding the session id: a cookie-name token (letters, digits and
+# !#$%&'*+-.^_`|~). A "__Host-" name (e.g. "__Host-session") makes the
 # browser refuse the cookie over plain HTTP and from subdomains; it needs
 # SESSION_COOKIE_SECURE = True.
 SESSION_COOKIE_NAME = "session"
@@ -89,7 +104,8 @@ SESSION_COOKIE_HTTPONLY = True
 
 # "Lax": the browser does not send the cookie with cross-site POSTs (nor with requests
 # made by other sites' scripts), which is what keeps another site from pressing this
-# service's buttons for you.
+# service's buttons for you. "Lax", "Strict" or "None" (any case; "None" needs
+# SESSION_COOKIE_SECURE); unset (None) means "Lax" here.
 SESSION_COOKIE_SAMESITE = "Lax"
 
 # Send the cookie over HTTPS only. Off by default so that plain-HTTP clients on
@@ -98,6 +114,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = False
 
 # Cookie Domain and Path attributes; None means Flask's defaults (this host only, "/").
+# A domain is a host name such as "example.org"; a path starts with "/".
 SESSION_COOKIE_DOMAIN = None
 SESSION_COOKIE_PATH = None
 
@@ -107,20 +124,19 @@ SESSION_COOKIE_PARTITIONED = False
 
 # --- The shared counter --------------------------------------------------------------------
 
-# Redis key of the shared counter (SESSION_TYPE = "redis"). It must not start with
-# SESSION_KEY_PREFIX, so it can never collide with a session.
-SHARED_COUNTER_KEY = "sessionapp:shared-counter"
-
-# File name of the shared counter inside SESSION_FILE_DIR (SESSION_TYPE = "filesystem").
-# A plain name: no "/", no leading ".", not ending in ".session" or ".tmp", so that
-# `flask --app app session cleanup` never mistakes it for a session or a temp file.
-SHARED_COUNTER_FILE = "shared-counter"
+# Name of the shared counter in the session store: 1 to 64 letters, digits, "_" or "-".
+# The store keeps it in the namespace of SESSION_KEY_PREFIX, apart from sessions (a
+# "*.counter" file beside the session files, which cleanup never touches; a key of its
+# own in Redis). It replaces the SHARED_COUNTER_KEY and SHARED_COUNTER_FILE of earlier
+# versions, which are refused if still set.
+SHARED_COUNTER_NAME = "shared"
 
 # --- Flask ---------------------------------------------------------------------------------
 
 # Not needed by the sessions: their ids are random, unguessable and checked against the
 # store, so nothing is signed with it. Set it (FLASK_SECRET_KEY) if you add something
-# that signs data, such as Flask's flash messages on a cookie session.
+# that signs data, such as Flask's flash messages on a cookie session. None or
+# non-empty text.
 SECRET_KEY = None
 
 # --- Security headers (sessionapp/security.py) ---------------------------------------------
@@ -128,4 +144,5 @@ SECRET_KEY = None
 # Strict-Transport-Security max-age in seconds; 0 sends no HSTS header. Set it (for
 # example 31536000, one year) only once the service is reached over HTTPS alone:
 # browsers remember it and will refuse plain HTTP to this host for that long.
+# A whole number from 0 to 63072000 (two years).
 SECURITY_HSTS_SECONDS = 0

@@ -25,6 +25,11 @@ class ServerSideSessionInterface(SessionInterface):
     ``open_session`` does no I/O: it only checks that the cookie has the exact shape of
     an id we issue. Anything else (unknown, malformed, overlong, path characters) starts
     a fresh session, and only the store can say whether a well-formed id is live.
+
+    A request may carry several cookies of the session's name (a sibling subdomain can
+    set one for the parent domain, and the browser sends both). Every well-formed one
+    is a candidate, tried in order when the session is first used: the first the store
+    knows as live wins, so a planted cookie can never hide the user's session.
     """
 
     session_class = ServerSideSession
@@ -35,8 +40,11 @@ class ServerSideSessionInterface(SessionInterface):
         self.codec = CODECS[settings.serialization_format]
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
-        cookie = request.cookies.get(self.get_cookie_name(app))
-        sid = cookie if cookie and is_well_formed(cookie, self.settings.id_bytes) else None
+        id_bytes = self.settings.id_bytes
+        cookies = request.cookies.getlist(self.get_cookie_name(app))
+        candidates = [  # in the request's order, each id once
+            cookie for cookie in dict.fromkeys(cookies) if cookie and is_well_formed(cookie, id_bytes)
+        ]
         policy = RequestPolicy(
             store=self.store,
             codec=self.codec,
@@ -46,7 +54,9 @@ class ServerSideSessionInterface(SessionInterface):
             ttl=app.permanent_session_lifetime.total_seconds(),
             refresh_each_request=app.config["SESSION_REFRESH_EACH_REQUEST"],
         )
-        return self.session_class(policy, sid)
+        if not candidates:
+            return self.session_class(policy, None)
+        return self.session_class(policy, candidates[0], other_sids=tuple(candidates[1:]))
 
     def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:  # type: ignore[override]
         if session.accessed:

@@ -58,10 +58,15 @@ class ServerSideSession(SessionMixin):
     found by comparing encodings, so ``modified = True`` is not needed for them.
     """
 
-    def __init__(self, policy: RequestPolicy, sid: str | None) -> None:
+    def __init__(
+        self, policy: RequestPolicy, sid: str | None, *, other_sids: tuple[str, ...] = ()
+    ) -> None:
         self._policy = policy
         #: the session id; None until one is needed (a fresh session issues one on write)
         self.sid = sid
+        # Further ids from duplicate cookies, tried in order if ``sid`` is not live (a
+        # sibling subdomain can plant a cookie of the same name next to the real one).
+        self._other_sids = list(other_sids)
         self.accessed = False  # set by Flask when the ``session`` proxy is used
         self._values: dict[str, Any] | None = None  # decoded data; None = not loaded
         self._stored: dict[str, bytes] = {}  # encoded values as the store has them
@@ -171,6 +176,8 @@ class ServerSideSession(SessionMixin):
         result = None
         if self.sid is not None:
             result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=False)
+            while result is None and self._next_sid():
+                result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=False)
             if result is not None:
                 self._existed = self._existed or not self._issued
         if result is None:  # no session yet, or the cookie's is gone: start a fresh one
@@ -205,6 +212,8 @@ class ServerSideSession(SessionMixin):
         refresh = policy.ttl if policy.refresh_each_request else None
         lock = policy.locking and not self._read_only
         loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
+        while loaded is None and self._next_sid():
+            loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
         if loaded is None:  # unknown, expired, corrupt or foreign: a fresh session
             self._start_fresh()
             self._values = {}
@@ -220,9 +229,17 @@ class ServerSideSession(SessionMixin):
         self._stored = loaded.values
         self._existed = True
 
+    def _next_sid(self) -> bool:
+        """Move on to the next duplicate cookie's id; False if there is none."""
+        if not self._other_sids:
+            return False
+        self.sid = self._other_sids.pop(0)
+        return True
+
     def _start_fresh(self) -> None:
         """Forget the cookie's id: a new one is issued if anything is written."""
         self.sid = None
+        self._other_sids.clear()
         self._stored = {}
         self._existed = False
 

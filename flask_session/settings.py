@@ -10,8 +10,10 @@ import contextlib
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from .codecs import CODECS
@@ -44,12 +46,146 @@ def apply_defaults(config: Any, instance_path: str) -> None:
     config.setdefault("SESSION_LOCK_TIMEOUT", 10)
 
 
+#: PERMANENT_SESSION_LIFETIME's range, in seconds. At least a second; at most ten years,
+#: so that now + lifetime is a cookie date every client can hold (past 2038 some 32-bit
+#: clients wrap) and a Redis expiry in milliseconds. Browsers keep a cookie for at most
+#: 400 days whatever it says (RFC 6265bis); the server-side session lives the full time.
+MIN_LIFETIME = 1
+MAX_LIFETIME = 10 * 365 * 24 * 3600
+
+#: SESSION_LOCK_TIMEOUT's range, in seconds: a Redis lock lease is whole milliseconds, and
+#: a request holding a session for over an hour is a stuck request.
+MIN_LOCK_TIMEOUT = 0.01
+MAX_LOCK_TIMEOUT = 3600
+
+#: SameSite values, by the lowercase spelling an operator may type.
+SAMESITE_VALUES = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
+#: RFC 6265's cookie-name token: what a browser accepts as a cookie's name.
+COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: A host name or IP address, optionally with the leading dot older specs used.
+COOKIE_DOMAIN = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+#: An absolute path without the characters that would end or break the cookie header.
+COOKIE_PATH = re.compile(r"/[^\x00-\x20\x7f;,]*")
+
+
+def check_session_config(config: Any, supported_stores: Iterable[str]) -> None:
+    """Check every setting sessions depend on and write it back in its proper type.
+
+    Covers flask_session's ``SESSION_*`` settings and the Flask settings the session
+    cookie is built from (``SESSION_COOKIE_*``, ``PERMANENT_SESSION_LIFETIME``,
+    ``SESSION_REFRESH_EACH_REQUEST``). Values typed as text (environment variables) are
+    turned into what Flask and the stores expect: ``"False"`` becomes False, ``"2"``
+    seconds a timedelta. Raises SessionConfigError naming the first bad key; after it
+    returns, nothing read per request can fail on a setting.
+    """
+    config["SESSION_TYPE"] = config_choice(config, "SESSION_TYPE", supported_stores)
+    config["SESSION_SERIALIZATION_FORMAT"] = config_choice(
+        config, "SESSION_SERIALIZATION_FORMAT", CODECS
+    )
+    for key in (
+        "SESSION_PERMANENT",
+        "SESSION_LOCKING",
+        "SESSION_REFRESH_EACH_REQUEST",
+        "SESSION_COOKIE_SECURE",
+        "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_PARTITIONED",
+    ):
+        config[key] = config_bool(config, key)
+    config["SESSION_ID_LENGTH"] = config_number(
+        config,
+        "SESSION_ID_LENGTH",
+        minimum=MIN_ID_BYTES,
+        maximum=MAX_ID_BYTES,
+        integer=True,
+        what="random bytes in an id",
+        hint="default 32",
+    )
+    config["SESSION_LOCK_TIMEOUT"] = config_number(
+        config,
+        "SESSION_LOCK_TIMEOUT",
+        minimum=MIN_LOCK_TIMEOUT,
+        maximum=MAX_LOCK_TIMEOUT,
+        what="seconds",
+        hint="default 10",
+    )
+    config["PERMANENT_SESSION_LIFETIME"] = _lifetime(config)
+    config["SESSION_KEY_PREFIX"] = config_text(config, "SESSION_KEY_PREFIX", empty=True)
+    config["SESSION_FILE_DIR"] = _directory(config, "SESSION_FILE_DIR")
+    config["SESSION_REDIS_URL"] = config_text(config, "SESSION_REDIS_URL", none=True)
+    _check_cookie(config)
+
+
+def _lifetime(config: Any) -> timedelta:
+    key = "PERMANENT_SESSION_LIFETIME"
+    value = config[key]
+    # Flask takes a timedelta or a number of seconds; check both as seconds.
+    as_seconds = {key: value.total_seconds()} if isinstance(value, timedelta) else config
+    seconds = config_number(
+        as_seconds,
+        key,
+        minimum=MIN_LIFETIME,
+        maximum=MAX_LIFETIME,
+        what="seconds",
+        hint=f"1 s to {MAX_LIFETIME // 86400} days; default 2678400, 31 days",
+        shown=value,
+    )
+    return timedelta(seconds=seconds)
+
+
+def _directory(config: Any, key: str) -> str:
+    value = config[key]
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise SessionConfigError(f"{key} is {value!r}; set it to a directory path")
+    return value
+
+
+def _check_cookie(config: Any) -> None:
+    config["SESSION_COOKIE_NAME"] = config_text(
+        config,
+        "SESSION_COOKIE_NAME",
+        pattern=COOKIE_NAME,
+        rule="a cookie name: letters, digits and !#$%&'*+-.^_`|~, no spaces or ;,=",
+    )
+    config["SESSION_COOKIE_DOMAIN"] = config_text(
+        config,
+        "SESSION_COOKIE_DOMAIN",
+        none=True,
+        pattern=COOKIE_DOMAIN,
+        rule="a host name such as example.org (unset: this host only)",
+    )
+    config["SESSION_COOKIE_PATH"] = config_text(
+        config,
+        "SESSION_COOKIE_PATH",
+        none=True,
+        pattern=COOKIE_PATH,
+        rule="a path starting with / without spaces, ';' or ',' (unset: '/')",
+    )
+    samesite = config["SESSION_COOKIE_SAMESITE"]
+    if samesite is not None:
+        word = samesite.strip().lower() if isinstance(samesite, str) else None
+        if word not in SAMESITE_VALUES:
+            raise SessionConfigError(
+                f"SESSION_COOKIE_SAMESITE is {samesite!r}; use 'Lax' (the default here),"
+                " 'Strict', or 'None' (which needs SESSION_COOKIE_SECURE = True)"
+            )
+        config["SESSION_COOKIE_SAMESITE"] = SAMESITE_VALUES[word]
+    if config["SESSION_COOKIE_PARTITIONED"] and not config["SESSION_COOKIE_SECURE"]:
+        raise SessionConfigError(
+            "SESSION_COOKIE_PARTITIONED = True needs SESSION_COOKIE_SECURE = True;"
+            " a partitioned cookie is always Secure, so plain-HTTP clients would lose it"
+        )
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     """The structural settings, fixed at start-up.
 
     Cookie settings, ``PERMANENT_SESSION_LIFETIME`` and ``SESSION_REFRESH_EACH_REQUEST``
-    are read per request through Flask's own accessors, as Flask does.
+    are read per request through Flask's own accessors, as Flask does (checked and
+    normalised here first).
     """
 
     store_type: str
@@ -65,53 +201,23 @@ class SessionSettings:
 
     @classmethod
     def from_config(cls, config: Any, supported_stores: tuple[str, ...]) -> SessionSettings:
-        store_type = config["SESSION_TYPE"]
-        if store_type not in supported_stores:
-            choices = ", ".join(repr(name) for name in supported_stores)
-            raise SessionConfigError(
-                f"SESSION_TYPE is {store_type!r}; supported session stores are {choices}"
-            )
-        fmt = config["SESSION_SERIALIZATION_FORMAT"]
-        if fmt not in CODECS:
-            raise SessionConfigError(
-                f"SESSION_SERIALIZATION_FORMAT is {fmt!r}; use 'json' or 'msgpack'"
-            )
-        id_bytes = config["SESSION_ID_LENGTH"]
-        if (
-            not isinstance(id_bytes, int)
-            or isinstance(id_bytes, bool)
-            or not MIN_ID_BYTES <= id_bytes <= MAX_ID_BYTES
-        ):
-            raise SessionConfigError(
-                f"SESSION_ID_LENGTH is {id_bytes!r}; it is the number of random bytes in an"
-                f" id and must be an integer from {MIN_ID_BYTES} to {MAX_ID_BYTES} (default 32)"
-            )
-        prefix = config["SESSION_KEY_PREFIX"]
-        if not isinstance(prefix, str):
-            raise SessionConfigError(f"SESSION_KEY_PREFIX must be a string, not {prefix!r}")
-        lock_timeout = _positive_number(config, "SESSION_LOCK_TIMEOUT")
-        file_dir = config["SESSION_FILE_DIR"]
-        if not file_dir:
-            raise SessionConfigError("SESSION_FILE_DIR is empty; set it to a directory path")
+        """Check and normalise the settings in ``config`` (see check_session_config)."""
+        check_session_config(config, supported_stores)
         for key, why in IGNORED_SETTINGS.items():
             if key in config:
                 logger.warning("%s is ignored: %s", key, why)
         return cls(
-            store_type=store_type,
-            permanent=bool(config["SESSION_PERMANENT"]),
-            key_prefix=prefix,
-            id_bytes=id_bytes,
-            serialization_format=fmt,
-            file_dir=os.fspath(file_dir),
+            store_type=config["SESSION_TYPE"],
+            permanent=config["SESSION_PERMANENT"],
+            key_prefix=config["SESSION_KEY_PREFIX"],
+            id_bytes=config["SESSION_ID_LENGTH"],
+            serialization_format=config["SESSION_SERIALIZATION_FORMAT"],
+            file_dir=config["SESSION_FILE_DIR"],
             redis=config["SESSION_REDIS"],
             redis_url=config["SESSION_REDIS_URL"],
-            locking=bool(config["SESSION_LOCKING"]),
-            lock_timeout=lock_timeout,
+            locking=config["SESSION_LOCKING"],
+            lock_timeout=config["SESSION_LOCK_TIMEOUT"],
         )
-
-
-def _positive_number(config: Any, key: str) -> float:
-    return config_number(config, key, minimum=0, minimum_inclusive=False, what="seconds")
 
 
 # -- reading one setting ------------------------------------------------------------------
@@ -120,6 +226,8 @@ def _positive_number(config: Any, key: str) -> float:
 # (Flask's from_prefixed_env parses JSON where it can, so "false" is False but "False" and
 # "off" stay strings). Each reader accepts what a person would write and refuses the
 # rest with a message that names the key. Stores read their own settings with these.
+
+_UNSET: Any = object()
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -153,14 +261,18 @@ def config_number(
     minimum_inclusive: bool = True,
     integer: bool = False,
     what: str = "",
-) -> float:
+    hint: str = "",
+    shown: Any = _UNSET,
+) -> Any:
     """``config[key]`` as a finite number in range (an int if ``integer``); text such as
-    "5" or "2.5" from the environment is parsed. ``what`` names the unit in the message."""
+    "5" or "2.5" from the environment is parsed. ``what`` names the unit and ``hint``
+    (the range in words, the default) is added to the message; ``shown`` is the value to
+    quote in it when ``config[key]`` was converted by the caller."""
     value = config[key]
     number: float | None = None
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
-            number = int(value.strip()) if integer else float(value.strip())
+            number = float(value.strip())
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         number = value
     valid = (
@@ -176,13 +288,23 @@ def config_number(
             kind += f" of {what}"
         bounds = []
         if minimum is not None:
-            bounds.append(f"{'at least' if minimum_inclusive else 'above'} {minimum:g}")
+            bounds.append(f"{'at least' if minimum_inclusive else 'above'} {_number(minimum)}")
         if maximum is not None:
-            bounds.append(f"at most {maximum:g}")
+            bounds.append(f"at most {_number(maximum)}")
         rule = f"{kind} {' and '.join(bounds)}" if bounds else kind
-        raise SessionConfigError(f"{key} is {value!r}; it must be {rule}")
+        if hint:
+            rule += f" ({hint})"
+        quoted = value if shown is _UNSET else shown
+        raise SessionConfigError(f"{key} is {quoted!r}; it must be {rule}")
     assert number is not None
-    return int(number) if integer else float(number)
+    if integer:
+        return int(number)
+    # Whole numbers stay ints (a Redis lease or a cookie's Max-Age is printed as typed).
+    return int(number) if isinstance(number, int) else float(number)
+
+
+def _number(value: float) -> str:
+    return f"{value:,}" if float(value).is_integer() else f"{value:g}"
 
 
 def config_choice(config: Any, key: str, choices: Iterable[str]) -> str:
@@ -193,3 +315,34 @@ def config_choice(config: Any, key: str, choices: Iterable[str]) -> str:
         listed = ", ".join(repr(choice) for choice in options)
         raise SessionConfigError(f"{key} is {value!r}; choose one of {listed}")
     return str(value)
+
+
+def config_text(
+    config: Any,
+    key: str,
+    *,
+    none: bool = False,
+    empty: bool = False,
+    pattern: re.Pattern[str] | None = None,
+    rule: str = "",
+) -> Any:
+    """``config[key]`` as text. With ``none``, None (or "") means unset and gives None;
+    with ``empty``, "" is a valid value; ``pattern`` must match the whole text (``rule``
+    says what it allows, for the message)."""
+    value = config[key]
+    if value is None or value == "":
+        if none:
+            return None
+        if value == "" and empty:
+            return ""
+    if isinstance(value, str) and value and (pattern is None or pattern.fullmatch(value)):
+        return value
+    if isinstance(value, str) or value is None:
+        what = rule or "non-empty text"
+        raise SessionConfigError(f"{key} is {value!r}; it must be {what}")
+    # From the environment, Flask reads 123, true or null as JSON, not as text.
+    raise SessionConfigError(
+        f"{key} is {value!r} ({type(value).__name__}); it must be text"
+        f"{': ' + rule if rule else ''}. In an environment variable, write text that"
+        f" looks like a number or a boolean as a JSON string: FLASK_{key}='\"...\"'"
+    )

@@ -21,7 +21,7 @@ from .coinstall import refuse_mixed_flask_session
 
 refuse_mixed_flask_session()  # before any use of flask_session: it may not be ours
 
-from flask_session import Session  # noqa: E402
+from flask_session import Session, SessionConfigError  # noqa: E402
 
 from . import security, shared_counter, views  # noqa: E402
 from .errors import register_error_handlers  # noqa: E402
@@ -46,7 +46,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Settings, later ones winning: ``config.py``; the file named by ``$SESSIONAPP_SETTINGS``
     (if set); ``FLASK_*`` environment variables
     (``FLASK_SESSION_TYPE=redis``, ``FLASK_SESSION_REDIS_URL=...``); ``test_config``.
-    Bad settings fail here, with the setting's name in the message.
+    Every setting is checked here, and a bad one raises SessionConfigError naming it
+    (nothing that starts fails later on a setting); values typed as text in the
+    environment are written back in their proper type (``"false"`` -> False).
     """
     app = Flask(__name__)
     app.config.from_pyfile(DEFAULT_CONFIG_FILE)
@@ -57,9 +59,24 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
 
+    check_secret_key(app.config)
     register_error_handlers(app)  # first, so Session(app) leaves our 503 handler in place
-    Session(app)
+    Session(app)  # checks every session setting and writes it back in its proper type
     shared_counter.init_app(app)
     app.register_blueprint(views.bp)
     security.init_app(app)
     return app
+
+
+def check_secret_key(config: Any) -> None:
+    """SECRET_KEY is unset (None) or a non-empty str or bytes: Flask signs with it as is,
+    and a number from the environment (FLASK_SECRET_KEY=12345 reads as JSON) would fail
+    the first request that signs something."""
+    value = config.get("SECRET_KEY")
+    if value is None or (isinstance(value, (str, bytes)) and value):
+        return
+    raise SessionConfigError(
+        f"SECRET_KEY is {type(value).__name__} {value!r}; it must be unset or non-empty"
+        " text. In an environment variable, write digits as a JSON string:"
+        " FLASK_SECRET_KEY='\"12345\"'"
+    )

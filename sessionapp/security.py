@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flask_session.settings import config_number
+
 if TYPE_CHECKING:
     from flask import Flask, Response
 
@@ -35,6 +37,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 
+#: Two years, the longest max-age browsers' HSTS preload lists ask for; a longer promise
+#: would only make a mistake last longer.
+MAX_HSTS_SECONDS = 2 * 365 * 24 * 3600
+
 SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -47,8 +53,15 @@ SECURITY_HEADERS: dict[str, str] = {
 def init_app(app: Flask) -> None:
     """Send :data:`SECURITY_HEADERS` (and HSTS if configured) with every response."""
     app.config.setdefault("SECURITY_HSTS_SECONDS", 0)
-
-    hsts = int(app.config["SECURITY_HSTS_SECONDS"] or 0)
+    hsts = app.config["SECURITY_HSTS_SECONDS"] = config_number(
+        app.config,
+        "SECURITY_HSTS_SECONDS",
+        minimum=0,
+        maximum=MAX_HSTS_SECONDS,
+        integer=True,
+        what="seconds",
+        hint="0 sends no header; 31536000 is one year",
+    )
     headers = dict(SECURITY_HEADERS)
     if hsts > 0:
         headers["Strict-Transport-Security"] = f"max-age={hsts}"

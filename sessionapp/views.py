@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import TypeVar
 
 from flask import (
@@ -134,13 +135,16 @@ def shared_reset() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    # Never touches the session: a probe must not create sessions or set cookies.
-    store = current_app.session_interface.store
+    """200 when the store answers and would accept a write; else 503 with Retry-After
+    and the reason (``StoreUnavailable.reason``, fit for clients), so a load balancer
+    stops sending requests that would get 503 anyway. Never touches the session: a
+    probe must not create sessions or set cookies."""
+    store = current_app.session_interface.store  # type: ignore[attr-defined]
     try:
         store.ping()
     except StoreUnavailable as error:
-        response = jsonify(status="unavailable", store=store.name)
-        response.status_code = 503
+        response = jsonify(status="unavailable", store=store.name, reason=error.reason)
+        response.status_code = HTTPStatus.SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = str(error.retry_after)
         return response
     return jsonify(status="ok", store=store.name)

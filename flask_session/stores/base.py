@@ -25,6 +25,7 @@ Rules every store proves in ``tests/flask_session/test_store_contract.py``:
 from __future__ import annotations
 
 import random
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -36,6 +37,33 @@ from ..errors import SessionLockTimeout
 
 #: The key Flask keeps ``session.permanent`` under; ``incr`` reports it (see IncrResult).
 PERMANENT_KEY = "_permanent"
+
+#: What a counter's name may be: safe in a file name, a Redis key and a SQL value alike.
+COUNTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", re.ASCII)
+
+
+def check_counter_name(name: str) -> str:
+    """``name`` if it is a valid counter name; ValueError otherwise. Every store's counter
+    verbs call it, so a name that works on one store works on all."""
+    if not isinstance(name, str) or COUNTER_NAME.fullmatch(name) is None:
+        raise ValueError(
+            f"counter name {name!r}: use 1 to 64 letters, digits, '_' or '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def recode(values: dict[str, bytes], source: Codec, target: Codec) -> dict[str, bytes]:
+    """A session's values written by ``source``, encoded as ``target`` encodes them.
+
+    How a store keeps every session when SESSION_SERIALIZATION_FORMAT changes: it reads
+    the other format, and the next write stores the configured one. Raises
+    ``DecodeError`` if a value is not ``source`` data, TypeError if ``target`` cannot
+    hold it (a msgpack map with integer keys has no JSON form).
+    """
+    if source is target:
+        return values
+    return {key: target.encode(source.decode(raw)) for key, raw in values.items()}
 
 
 @dataclass

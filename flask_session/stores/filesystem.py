@@ -4,13 +4,18 @@ Layout and rules:
 
 * A session's file is ``sha256(SESSION_KEY_PREFIX + sid).session``. No path is ever
   built from cookie text, and a directory listing does not reveal live session ids.
-* The file holds one JSON or msgpack document (key -> value). Its **mtime is its expiry
+* The file holds one JSON or msgpack document (key -> value). A file in the format that
+  is not configured is still read (a JSON document starts with ``{``, which no msgpack
+  map does) and is rewritten in the configured format when the session is next
+  written, so changing SESSION_SERIALIZATION_FORMAT, or a rolling deploy across the
+  change, logs nobody out. Its **mtime is its expiry
   time**: refreshing a session is one ``utime`` call instead of a rewrite, and cleanup
   needs only ``stat``.
 * Writes are atomic: a temp file (``.*.tmp``, mode 0600) in the same directory, then
   ``os.replace``. A reader never sees a half-written file, even if a writer is killed.
 * Every write (save, incr, delete, cleanup) happens under the file's flock, so merges
   and increments are atomic across processes. Readers need no lock.
+* Store-wide counters are ``*.counter`` files beside the sessions (see filecounter.py).
 
 Why not cachelib's ``FileSystemCache``: its ``get`` answers ``None`` both for a missing
 key and for an I/O error, so a failing disk would look like an empty session and the
@@ -30,10 +35,12 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-from ..codecs import DecodeError
+from ..codecs import CODECS, Codec, DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
-from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
+from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store, recode
+from .filecounter import FileCounters
 from .filelock import FileLock, lock_existing, same_file
 from .legacy import LegacyCacheLibFiles, adopt
 
@@ -57,7 +64,7 @@ class FileSystemStore(Store):
     name = "filesystem"
 
     def __init__(
-        self, *, directory: str, legacy: LegacyCacheLibFiles | None = None, **common
+        self, *, directory: str, legacy: LegacyCacheLibFiles | None = None, **common: Any
     ) -> None:
         super().__init__(**common)
         self.directory = os.path.abspath(directory)
@@ -70,6 +77,7 @@ class FileSystemStore(Store):
                 f"SESSION_FILE_DIR {self.directory!r} cannot be created: {error.strerror}"
             ) from error
         self._outage = OutageLog(logger, f"session directory {self.directory}")
+        self._counters = FileCounters(self.directory, self.key_prefix, self.lock_timeout)
 
     # -- the store verbs ---------------------------------------------------------------
 
@@ -199,6 +207,22 @@ class FileSystemStore(Store):
                 os.close(fd)
                 os.unlink(temp_path)
 
+    def counter_incr(self, name: str) -> int:
+        with self._errors():
+            return self._counters.incr(name)
+
+    def counter_value(self, name: str) -> int:
+        with self._errors():
+            return self._counters.value(name)
+
+    def counter_reset(self, name: str) -> None:
+        with self._errors():
+            self._counters.reset(name)
+
+    def counter_path(self, name: str) -> str:
+        """Where counter ``name`` is kept (for operators and tests)."""
+        return self._counters.path(name)
+
     # -- helpers -----------------------------------------------------------------------
 
     def _adopt(self, sid: str) -> bool:
@@ -247,13 +271,16 @@ class FileSystemStore(Store):
             return None
         # Files are replaced, never changed in place, so the size fstat saw is the size.
         data = os.pread(fd, info.st_size, 0)
+        written_by = _codec_of(data, self.codec)
         try:
-            return self.codec.decode_document(data)
-        except DecodeError as error:
+            return recode(written_by.decode_document(data), written_by, self.codec)
+        except (DecodeError, TypeError) as error:
             logger.warning(
-                "ignoring unreadable session file %s (not %s): %s; the client gets a new session",
+                "ignoring unreadable session file %s (not %s%s): %s; the client gets a new"
+                " session",
                 path,
-                self.codec.name,
+                written_by.name,
+                "" if written_by is self.codec else f" that converts to {self.codec.name}",
                 error,
             )
             return None
@@ -339,7 +366,9 @@ class FileSystemStore(Store):
             yield
         except OSError as error:
             self._outage.failed(error)
-            reason = OS_ERROR_REASONS.get(error.errno, "the session store cannot be used")
+            reason = getattr(error, "reason", None) or OS_ERROR_REASONS.get(
+                error.errno, "the session store cannot be used"
+            )
             raise StoreUnavailable(
                 f"the session directory {self.directory} cannot be used:"
                 f" {error.strerror or error} ({reason})",
@@ -347,6 +376,23 @@ class FileSystemStore(Store):
             ) from error
         else:
             self._outage.succeeded()
+
+
+def _codec_of(document: bytes, configured: Codec) -> Codec:
+    """The codec that wrote a session document, told by its first byte.
+
+    A JSON object starts with ``{`` (after any whitespace); a msgpack map starts with a
+    byte from 0x80-0x8f, 0xde or 0xdf, never ``{`` (0x7b is the msgpack integer 123).
+    Anything else is left to the configured codec to refuse.
+    """
+    first = document[:1]
+    if first.isspace():
+        first = document.lstrip()[:1]
+    if first == b"{":
+        return CODECS["json"]
+    if first and (0x80 <= first[0] <= 0x8F or first[0] in (0xDE, 0xDF)):
+        return CODECS["msgpack"]
+    return configured
 
 
 def _set_expiry(fd: int, ttl: float) -> None:
