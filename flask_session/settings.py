@@ -308,13 +308,17 @@ def _number(value: float) -> str:
 
 
 def config_choice(config: Any, key: str, choices: Iterable[str]) -> str:
-    """``config[key]``, which must be one of ``choices`` (listed in the message)."""
+    """``config[key]`` as one of ``choices`` (listed in the message), in any case and
+    with surrounding spaces ignored; returns the choice as spelled in ``choices``."""
     value = config[key]
     options = tuple(choices)
-    if value not in options:
-        listed = ", ".join(repr(choice) for choice in options)
-        raise SessionConfigError(f"{key} is {value!r}; choose one of {listed}")
-    return str(value)
+    if isinstance(value, str):
+        by_word = {choice.lower(): choice for choice in options}
+        chosen = by_word.get(value.strip().lower())
+        if chosen is not None:
+            return chosen
+    listed = ", ".join(repr(choice) for choice in options)
+    raise SessionConfigError(f"{key} is {value!r}; choose one of {listed}")
 
 
 def config_text(

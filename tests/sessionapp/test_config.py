@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
 from flask import Config
@@ -48,8 +51,7 @@ def test_default_cookie_and_session_settings(defaults):
     assert defaults["SESSION_SERIALIZATION_FORMAT"] == "json"
     assert defaults["SESSION_ID_LENGTH"] == 32
     assert defaults["SESSION_KEY_PREFIX"] == "session:"
-    assert defaults["SHARED_COUNTER_KEY"] == "sessionapp:shared-counter"
-    assert defaults["SHARED_COUNTER_FILE"] == "shared-counter"
+    assert defaults["SHARED_COUNTER_NAME"] == "shared"
 
 
 def test_every_session_setting_flask_session_reads_has_a_default_here(defaults, tmp_path):
@@ -84,16 +86,58 @@ def test_environment_overrides_are_parsed_like_flask_does(monkeypatch, tmp_path)
     monkeypatch.setenv("FLASK_SESSION_LOCK_TIMEOUT", "2.5")
     monkeypatch.setenv("FLASK_SESSION_COOKIE_SECURE", "true")
     monkeypatch.setenv("FLASK_SECRET_KEY", "s3cret-from-env")
-    monkeypatch.setenv("FLASK_SHARED_COUNTER_FILE", "tickets")
+    monkeypatch.setenv("FLASK_SHARED_COUNTER_NAME", "tickets")
     app = create_app({"TESTING": True})
-    assert app.session_interface.store.directory == str(tmp_path / "from-env")
+    store = app.session_interface.store
+    assert store.directory == str(tmp_path / "from-env")
     assert app.config["SESSION_LOCK_TIMEOUT"] == 2.5
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SECRET_KEY"] == "s3cret-from-env"
     client = app.test_client()
     assert "Secure" in client.post("/inc").headers["Set-Cookie"]
     client.post("/shared/inc")
-    assert (tmp_path / "from-env" / "tickets").exists()
+    assert store.counter_value("tickets") == 1
+    assert os.path.exists(store.counter_path("tickets"))
+
+
+# -- what the issue found: text from the environment read as the wrong type -----------------
+
+
+@pytest.mark.parametrize("spelling", ["False", "0", "off", "NO", "false"])
+def test_cookie_secure_false_from_the_environment_sends_no_secure_attribute(
+    monkeypatch, tmp_path, spelling
+):
+    monkeypatch.setenv("FLASK_SESSION_COOKIE_SECURE", spelling)
+    app = create_app({"TESTING": True, "SESSION_FILE_DIR": str(tmp_path)})
+    cookie = app.test_client().post("/inc").headers["Set-Cookie"]
+    assert "Secure" not in cookie, cookie
+
+
+@pytest.mark.parametrize("spelling", ["False", "off", "0"])
+def test_locking_and_permanent_false_from_the_environment_are_off(monkeypatch, tmp_path, spelling):
+    monkeypatch.setenv("FLASK_SESSION_LOCKING", spelling)
+    monkeypatch.setenv("FLASK_SESSION_PERMANENT", spelling)
+    app = create_app({"TESTING": True, "SESSION_FILE_DIR": str(tmp_path)})
+    assert app.session_interface.settings.locking is False
+    cookie = app.test_client().post("/inc").headers["Set-Cookie"]
+    assert "Expires" not in cookie, cookie  # a browser-session cookie
+
+
+def test_a_lifetime_of_2_from_the_environment_is_2_seconds(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLASK_PERMANENT_SESSION_LIFETIME", '"2"')  # text, not a JSON number
+    app = create_app({"TESTING": True, "SESSION_FILE_DIR": str(tmp_path)})
+    assert app.permanent_session_lifetime == timedelta(seconds=2)
+    client = app.test_client()
+    before = time.time()
+    response = client.post("/inc")
+    assert response.status_code == 200
+    expires = parsedate_to_datetime(
+        re.search(r"Expires=([^;]+)", response.headers["Set-Cookie"]).group(1)
+    ).timestamp()
+    assert before - 1 <= expires <= time.time() + 3
+    (session_file,) = [p for p in os.listdir(tmp_path) if p.endswith(".session")]
+    assert os.stat(tmp_path / session_file).st_mtime <= time.time() + 3  # mtime = expiry
+    assert client.post("/inc").get_json() == {"counter": 2}
 
 
 def test_test_config_wins_over_the_environment(monkeypatch, tmp_path):
@@ -129,16 +173,15 @@ def test_an_unknown_store_refuses_to_start(tmp_path):
 @pytest.mark.parametrize(
     "name", ["", ".hidden", "a/b", "../up", "x.session", "x.tmp", "sp ace", 42, None]
 )
-def test_an_unsafe_shared_counter_file_name_refuses_to_start(tmp_path, name):
-    with pytest.raises(ValueError, match="SHARED_COUNTER_FILE"):
-        create_app({"SESSION_FILE_DIR": str(tmp_path), "SHARED_COUNTER_FILE": name})
+def test_an_unsafe_shared_counter_name_refuses_to_start(tmp_path, name):
+    with pytest.raises(SessionConfigError, match="SHARED_COUNTER_NAME"):
+        create_app({"SESSION_FILE_DIR": str(tmp_path), "SHARED_COUNTER_NAME": name})
 
 
-@pytest.mark.parametrize("key", ["", "session:counter", 7])
-def test_an_unusable_shared_counter_key_refuses_to_start(redis_url, key):
-    config = {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": redis_url, "SHARED_COUNTER_KEY": key}
-    with pytest.raises(ValueError, match="SHARED_COUNTER_KEY"):
-        create_app(config)
+@pytest.mark.parametrize("key", ["SHARED_COUNTER_KEY", "SHARED_COUNTER_FILE"])
+def test_the_retired_shared_counter_settings_are_refused_with_the_replacement(tmp_path, key):
+    with pytest.raises(SessionConfigError, match=f"{key} is no longer read.*SHARED_COUNTER_NAME"):
+        create_app({"SESSION_FILE_DIR": str(tmp_path), key: "shared-counter"})
 
 
 # -- the entry point ---------------------------------------------------------------------------
