@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask.sessions import SessionInterface
 
@@ -43,7 +43,9 @@ class ServerSideSessionInterface(SessionInterface):
         id_bytes = self.settings.id_bytes
         cookies = request.cookies.getlist(self.get_cookie_name(app))
         candidates = [  # in the request's order, each id once
-            cookie for cookie in dict.fromkeys(cookies) if cookie and is_well_formed(cookie, id_bytes)
+            cookie
+            for cookie in dict.fromkeys(cookies)
+            if cookie and is_well_formed(cookie, id_bytes)
         ]
         policy = RequestPolicy(
             store=self.store,
@@ -70,7 +72,9 @@ class ServerSideSessionInterface(SessionInterface):
         if not commit.touched:
             return  # nothing looked at the session: no store work, no cookie
         name = self.get_cookie_name(app)
-        attributes = {  # Flask's settings, the same for setting and deleting the cookie
+        attributes: dict[
+            str, Any
+        ] = {  # Flask's settings, the same for setting and deleting the cookie
             "domain": self.get_cookie_domain(app),
             "path": self.get_cookie_path(app),
             "secure": self.get_cookie_secure(app),

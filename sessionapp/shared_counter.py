@@ -14,11 +14,11 @@ exactly as for sessions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from flask import current_app
 
-from flask_session import SessionConfigError
+from flask_session import ServerSideSessionInterface, SessionConfigError
 from flask_session.settings import config_text
 from flask_session.stores.base import COUNTER_NAME
 
@@ -74,7 +74,8 @@ def init_app(app: Flask) -> None:
         pattern=COUNTER_NAME,
         rule="1 to 64 letters, digits, '_' or '-', starting with a letter or digit",
     )
-    app.extensions[EXTENSION_KEY] = SharedCounter(app.session_interface.store, name)  # type: ignore[attr-defined]
+    interface = cast(ServerSideSessionInterface, app.session_interface)
+    app.extensions[EXTENSION_KEY] = SharedCounter(interface.store, name)
 
 
 def shared_counter() -> SharedCounter:

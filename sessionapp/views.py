@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import (
     Blueprint,
@@ -27,7 +27,13 @@ from flask import (
 )
 from werkzeug.exceptions import MethodNotAllowed
 
-from flask_session import StoreUnavailable, read_only_session
+from flask_session import (
+    ServerSideSession,
+    ServerSideSessionInterface,
+    StoreUnavailable,
+    read_only_session,
+)
+from flask_session.stores.base import Store
 
 from .negotiation import wants_html
 from .shared_counter import shared_counter
@@ -35,6 +41,17 @@ from .shared_counter import shared_counter
 COUNTER_KEY = "counter"
 
 bp = Blueprint("counter", __name__)
+
+
+def own_session() -> ServerSideSession:
+    """``flask.session``, typed as the server-side session Session(app) installed."""
+    return cast(ServerSideSession, session)
+
+
+def current_store() -> Store:
+    """The app's session store (for its name and its health)."""
+    return cast(ServerSideSessionInterface, current_app.session_interface).store
+
 
 View = TypeVar("View", bound=Callable[..., Response])
 
@@ -48,7 +65,7 @@ def changes_state(view: View) -> View:
     """
 
     @functools.wraps(view)
-    def guarded(*args, **kwargs):
+    def guarded(*args: Any, **kwargs: Any) -> Response:
         if request.method == "HEAD":
             raise MethodNotAllowed(valid_methods=["GET", "POST"])
         return view(*args, **kwargs)
@@ -56,10 +73,10 @@ def changes_state(view: View) -> View:
     return guarded  # type: ignore[return-value]
 
 
-def counter_answer(value: int, **page_args: object) -> Response:
+def counter_answer(value: int, **page_args: Any) -> Response:
     """``{"counter": value}``, or for a browser's form post a 303 back to the page."""
     if wants_html():
-        return redirect(url_for(".index", **page_args), code=303)
+        return redirect(url_for(".index", **page_args), code=303)  # type: ignore[return-value]
     return jsonify(counter=value)
 
 
@@ -81,20 +98,20 @@ def index() -> str:
         counter=session.get(COUNTER_KEY, 0),
         shared_counter=shared_counter().value(),
         taken=request.args.get("taken", type=int),
-        store=current_app.session_interface.store.name,
+        store=current_store().name,
     )
 
 
 @bp.route("/inc", methods=["GET", "POST"])
 @changes_state
 def increment() -> Response:
-    return counter_answer(session.incr(COUNTER_KEY, 1))
+    return counter_answer(own_session().incr(COUNTER_KEY, 1))
 
 
 @bp.route("/dec", methods=["GET", "POST"])
 @changes_state
 def decrement() -> Response:
-    return counter_answer(session.incr(COUNTER_KEY, -1))
+    return counter_answer(own_session().incr(COUNTER_KEY, -1))
 
 
 @bp.route("/reset", methods=["GET", "POST"])
@@ -139,7 +156,7 @@ def healthz() -> Response:
     and the reason (``StoreUnavailable.reason``, fit for clients), so a load balancer
     stops sending requests that would get 503 anyway. Never touches the session: a
     probe must not create sessions or set cookies."""
-    store = current_app.session_interface.store  # type: ignore[attr-defined]
+    store = current_store()
     try:
         store.ping()
     except StoreUnavailable as error:

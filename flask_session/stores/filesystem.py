@@ -276,8 +276,7 @@ class FileSystemStore(Store):
             return recode(written_by.decode_document(data), written_by, self.codec)
         except (DecodeError, TypeError) as error:
             logger.warning(
-                "ignoring unreadable session file %s (not %s%s): %s; the client gets a new"
-                " session",
+                "ignoring unreadable session file %s (not %s%s): %s; the client gets a new session",
                 path,
                 written_by.name,
                 "" if written_by is self.codec else f" that converts to {self.codec.name}",
@@ -367,7 +366,7 @@ class FileSystemStore(Store):
         except OSError as error:
             self._outage.failed(error)
             reason = getattr(error, "reason", None) or OS_ERROR_REASONS.get(
-                error.errno, "the session store cannot be used"
+                error.errno or 0, "the session store cannot be used"
             )
             raise StoreUnavailable(
                 f"the session directory {self.directory} cannot be used:"

@@ -35,7 +35,11 @@ def test_healthz_is_503_with_the_reason_while_the_disk_is_full_or_read_only(
     status, body, retry_after, cookies = health(app)
     assert (status, body) == (
         503,
-        {"status": "unavailable", "store": "filesystem", "reason": "the session store's disk is full"},
+        {
+            "status": "unavailable",
+            "store": "filesystem",
+            "reason": "the session store's disk is full",
+        },
     )
     assert retry_after == "1" and cookies == []
     assert client.get("/counter").get_json() == {"counter": 1}  # reads still work

@@ -67,7 +67,11 @@ def as_from_the_environment(text: str) -> Any:
 
 
 SETTINGS = [
-    Setting("SESSION_TYPE", ("bogus", "", "null", "1"), (("filesystem", "filesystem"), (" FileSystem", "filesystem"))),
+    Setting(
+        "SESSION_TYPE",
+        ("bogus", "", "null", "1"),
+        (("filesystem", "filesystem"), (" FileSystem", "filesystem")),
+    ),
     Setting(
         "SESSION_SERIALIZATION_FORMAT",
         ("pickle", "", "null", "true", "yaml"),
@@ -100,7 +104,11 @@ SETTINGS = [
     Setting(
         "PERMANENT_SESSION_LIFETIME",
         ("abc", "0", "-5", "1e12", "0.5", "315360001", "true", "", "null", "NaN"),
-        (("2", timedelta(seconds=2)), ("86400", timedelta(days=1)), ("2.5", timedelta(seconds=2.5))),
+        (
+            ("2", timedelta(seconds=2)),
+            ("86400", timedelta(days=1)),
+            ("2.5", timedelta(seconds=2.5)),
+        ),
         bad_python=(timedelta(0), timedelta(days=3651), timedelta(seconds=-1), None),
     ),
     Setting("SESSION_KEY_PREFIX", ("123", "true", "null", "[1]"), (("app1:", "app1:"), ("", ""))),
@@ -167,7 +175,9 @@ def base_config(tmp_path: Path, request: pytest.FixtureRequest):
     def make(setting: Setting) -> dict[str, Any]:
         config: dict[str, Any] = {"TESTING": True, "SESSION_FILE_DIR": str(tmp_path / "s")}
         if setting.store == "redis":
-            config.update(SESSION_TYPE="redis", SESSION_REDIS_URL=request.getfixturevalue("redis_url"))
+            config.update(
+                SESSION_TYPE="redis", SESSION_REDIS_URL=request.getfixturevalue("redis_url")
+            )
         config.update(setting.extra)
         config.pop(setting.key, None)  # the row's value comes from the test
         return config
