@@ -13,6 +13,12 @@ Rules every store proves in ``tests/flask_session/test_store_contract.py``:
 
 * A session that is missing, expired, corrupt or in a foreign format loads as ``None``
   (corrupt and foreign data also log one warning). Nothing is created by looking.
+* A session written in the other supported format (json <-> msgpack, after a change of
+  SESSION_SERIALIZATION_FORMAT or during a rolling deploy across one) is a live
+  session: ``load`` and ``incr`` read it, values always cross this boundary encoded in
+  the configured format (see :func:`recode`), and the next write stores the configured
+  format.
+* Counters (``counter_*``) live apart from sessions, namespaced by ``key_prefix``.
 * ``save`` merges: only the keys passed are written or deleted. It never brings back a
   session that is gone unless told ``create=True``; a session left with no keys is
   deleted.
