@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from flask_session.stores.filecounter import FileCounters
+
 #: gunicorn spec of the flask_session demo app (configured by FLASK_* variables)
 DEMO_APP = "tests.flask_session.demo_app:create_app()"
 #: gunicorn spec of the counter service, exactly as operators run it
@@ -46,6 +48,11 @@ def needs_service() -> None:
 def file_name_for(sid: str, prefix: str = "session:") -> str:
     """The filesystem store's file name for a session id."""
     return hashlib.sha256((prefix + sid).encode()).hexdigest() + ".session"
+
+
+def counter_file_name(name: str = "shared", prefix: str = "session:") -> str:
+    """The filesystem store's file name for a counter (the service's shared counter)."""
+    return os.path.basename(FileCounters("", prefix, 1).path(name))
 
 
 def session_files(directory: Path) -> set[str]:

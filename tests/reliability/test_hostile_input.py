@@ -27,6 +27,7 @@ from werkzeug.http import parse_cookie
 from tests.reliability import httpkit
 from tests.reliability.conftest import (
     SERVICE_APP,
+    counter_file_name,
     file_name_for,
     needs_service,
     redis_lock_keys,
@@ -145,7 +146,7 @@ class HostileRun:
         assert not list(Path("/tmp").glob("hostile-*")), "a traversal cookie wrote to /tmp"
         if self.store_type == "filesystem":
             names = set(os.listdir(self.session_dir))
-            allowed = {file_name_for(sid) for sid in self.issued} | {"shared-counter"}
+            allowed = {file_name_for(sid) for sid in self.issued} | {counter_file_name()}
             assert names <= allowed, f"files for ids never issued: {sorted(names - allowed)}"
             assert session_files(self.session_dir)  # (the victim, at least)
         else:
@@ -211,6 +212,7 @@ requests_ = st.tuples(
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "150"))
 
 
+@pytest.mark.store_counters
 def test_hostile_requests_never_5xx_nor_cross_sessions(service):
     """Random requests (method, path, cookie header, body, content type, Accept).
 
@@ -347,7 +349,7 @@ def test_raw_hostile_requests_against_gunicorn(gunicorn_server, store_env, store
     log = server.log_text()
     assert "Traceback" not in log and "Error handling request" not in log, server.log_tail(60)
     if store_type == "filesystem":
-        allowed = {file_name_for(sid) for sid in issued} | {"shared-counter"}
+        allowed = {file_name_for(sid) for sid in issued} | {counter_file_name()}
         assert set(os.listdir(session_dir)) <= allowed
     else:
         with redis_server.client() as client:
