@@ -163,6 +163,15 @@ def _check_cookie(config: Any) -> None:
         pattern=COOKIE_PATH,
         rule="a path starting with / without spaces, ';' or ',' (unset: '/')",
     )
+    if config["SESSION_COOKIE_PATH"] is None and "APPLICATION_ROOT" in config:
+        # Flask's fallback for the cookie's Path.
+        config["APPLICATION_ROOT"] = config_text(
+            config,
+            "APPLICATION_ROOT",
+            pattern=COOKIE_PATH,
+            rule="a path starting with / (the session cookie's Path when SESSION_COOKIE_PATH"
+            " is unset)",
+        )
     samesite = config["SESSION_COOKIE_SAMESITE"]
     if samesite is not None:
         word = samesite.strip().lower() if isinstance(samesite, str) else None

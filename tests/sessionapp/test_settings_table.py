@@ -145,6 +145,8 @@ SETTINGS = [
         ("", "a/b", ".hidden", "a.b", "x" * 65, "123", "sp ace", "null", "x.session"),
         (("tickets", "tickets"), ("Shared_2", "Shared_2"), ("a-b", "a-b")),
     ),
+    # Flask's, not in config.py: the cookie's Path when SESSION_COOKIE_PATH is unset.
+    Setting("APPLICATION_ROOT", ("app", "123", "/a b", "null"), (("/", "/"), ("/app", "/app"))),
     Setting("SECRET_KEY", ("12345", "true", ""), (("s3cret", "s3cret"), ("null", None))),
     # Retired settings: refused whatever their value, so nobody believes they still apply.
     Setting("SHARED_COUNTER_KEY", ("sessionapp:shared-counter", "x")),
