@@ -106,6 +106,7 @@ SETTINGS = [
         ("abc", "0", "-5", "1e12", "0.5", "315360001", "true", "", "null", "NaN"),
         (
             ("2", timedelta(seconds=2)),
+            ("315360000", timedelta(days=3650)),
             ("86400", timedelta(days=1)),
             ("2.5", timedelta(seconds=2.5)),
         ),
