@@ -3,12 +3,12 @@ driven directly on every store: the contract in flask_session/stores/base.py."""
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.flask_session.conftest import stored_session_count
+from tests.sessionapp.conftest import stored_items
 
 pytestmark = pytest.mark.store_counters
 
@@ -31,10 +31,10 @@ def test_counters_are_separate_by_name(store):
 
 
 def test_reading_or_resetting_a_counter_never_used_creates_nothing(app, store):
-    before = stored_items(store)
+    before = stored_items(app)
     assert store.counter_value("never") == 0
     store.counter_reset("never")
-    assert stored_items(store) == before
+    assert stored_items(app) == before
     assert stored_session_count(app) == 0
 
 
@@ -76,8 +76,3 @@ def test_threads_never_get_the_same_number(store):
         )
     assert sorted(n for batch in batches for n in batch) == list(range(1, threads * each + 1))
 
-
-def stored_items(store) -> list[str]:
-    if store.name == "redis":
-        return sorted(key.decode() for key in store.redis.scan_iter("*"))
-    return sorted(os.listdir(store.directory)) if os.path.isdir(store.directory) else []

@@ -32,6 +32,7 @@ import pytest
 from tests.reliability import httpkit
 from tests.reliability.conftest import (
     SERVICE_APP,
+    counter_file_name,
     file_name_for,
     needs_service,
     redis_lock_keys,
@@ -151,6 +152,7 @@ def soak(server, cookies: list[str], expected: list[int], tally: SoakTally,
 
 
 @pytest.mark.slow
+@pytest.mark.store_counters
 def test_soak(gunicorn_server, store_env, store_type, session_dir, redis_server):
     needs_service()
     assert SESSIONS >= THREADS, "SOAK_SESSIONS must be at least the 8 client threads"
@@ -244,7 +246,7 @@ def check_cleanup_leaves_only_live_sessions(server, store_env, session_dir, sids
     assert "Removed 20 expired session(s) and 1 stale temp file(s)" in done.stdout
     assert f"kept {len(sids)} live session(s)" in done.stdout
     live = {file_name_for(sid) for sid in sids}
-    assert set(os.listdir(session_dir)) == live | {"shared-counter"}
+    assert set(os.listdir(session_dir)) == live | {counter_file_name()}
 
 
 def run_cleanup(store_env: dict, *args: str) -> subprocess.CompletedProcess[str]:
