@@ -121,7 +121,7 @@ def check_session_files(session_dir) -> None:
         if name.endswith(".session"):
             json.loads((session_dir / name).read_bytes())  # never half-written
         else:
-            assert re.fullmatch(r"\..*\.tmp|shared-counter", name), name
+            assert re.fullmatch(r"\..*\.tmp|[^.]+\.[0-9a-f]{16}\.counter", name), name
 
 
 def test_killed_workers_lose_no_acknowledged_read_modify_write(
