@@ -69,15 +69,47 @@ COOKIE_DOMAIN = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 COOKIE_PATH = re.compile(r"/[^\x00-\x20\x7f;,]*")
 
 
+#: Flask's own settings the session cookie is built from. Flask's app.config always has
+#: them; a bare mapping (an interface built without an app) may not, and then they are
+#: Flask's business: each is checked when present.
+FLASK_COOKIE_SETTINGS = (
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_COOKIE_PARTITIONED",
+    "SESSION_REFRESH_EACH_REQUEST",
+    "PERMANENT_SESSION_LIFETIME",
+    "APPLICATION_ROOT",
+)
+
+#: Every key check_session_config may write back (normalised). Code that checks a copy
+#: of app.config must copy these back, or Flask reads the unchecked text.
+CHECKED_SETTINGS = (
+    "SESSION_TYPE",
+    "SESSION_SERIALIZATION_FORMAT",
+    "SESSION_PERMANENT",
+    "SESSION_LOCKING",
+    "SESSION_ID_LENGTH",
+    "SESSION_LOCK_TIMEOUT",
+    "SESSION_KEY_PREFIX",
+    "SESSION_FILE_DIR",
+    "SESSION_REDIS_URL",
+    *FLASK_COOKIE_SETTINGS,
+)
+
+
 def check_session_config(config: Any, supported_stores: Iterable[str]) -> None:
     """Check every setting sessions depend on and write it back in its proper type.
 
-    Covers flask_session's ``SESSION_*`` settings and the Flask settings the session
-    cookie is built from (``SESSION_COOKIE_*``, ``PERMANENT_SESSION_LIFETIME``,
-    ``SESSION_REFRESH_EACH_REQUEST``). Values typed as text (environment variables) are
-    turned into what Flask and the stores expect: ``"False"`` becomes False, ``"2"``
-    seconds a timedelta. Raises SessionConfigError naming the first bad key; after it
-    returns, nothing read per request can fail on a setting.
+    Covers flask_session's ``SESSION_*`` settings (defaults applied first) and the Flask
+    settings the session cookie is built from (:data:`FLASK_COOKIE_SETTINGS`, when
+    present). Values typed as text (environment variables) are turned into what Flask
+    and the stores expect: ``"False"`` becomes False, ``"2"`` seconds a timedelta.
+    Raises SessionConfigError naming the first bad key; after it returns, nothing read
+    per request can fail on a setting. Writes only keys in :data:`CHECKED_SETTINGS`.
     """
     config["SESSION_TYPE"] = config_choice(config, "SESSION_TYPE", supported_stores)
     config["SESSION_SERIALIZATION_FORMAT"] = config_choice(
@@ -91,7 +123,8 @@ def check_session_config(config: Any, supported_stores: Iterable[str]) -> None:
         "SESSION_COOKIE_HTTPONLY",
         "SESSION_COOKIE_PARTITIONED",
     ):
-        config[key] = config_bool(config, key)
+        if key in config:
+            config[key] = config_bool(config, key)
     config["SESSION_ID_LENGTH"] = config_number(
         config,
         "SESSION_ID_LENGTH",
@@ -109,7 +142,8 @@ def check_session_config(config: Any, supported_stores: Iterable[str]) -> None:
         what="seconds",
         hint="default 10",
     )
-    config["PERMANENT_SESSION_LIFETIME"] = _lifetime(config)
+    if "PERMANENT_SESSION_LIFETIME" in config:
+        config["PERMANENT_SESSION_LIFETIME"] = _lifetime(config)
     config["SESSION_KEY_PREFIX"] = config_text(config, "SESSION_KEY_PREFIX", empty=True)
     config["SESSION_FILE_DIR"] = _directory(config, "SESSION_FILE_DIR")
     config["SESSION_REDIS_URL"] = config_text(config, "SESSION_REDIS_URL", none=True)
@@ -143,27 +177,30 @@ def _directory(config: Any, key: str) -> str:
 
 
 def _check_cookie(config: Any) -> None:
-    config["SESSION_COOKIE_NAME"] = config_text(
-        config,
-        "SESSION_COOKIE_NAME",
-        pattern=COOKIE_NAME,
-        rule="a cookie name: letters, digits and !#$%&'*+-.^_`|~, no spaces or ;,=",
-    )
-    config["SESSION_COOKIE_DOMAIN"] = config_text(
-        config,
-        "SESSION_COOKIE_DOMAIN",
-        none=True,
-        pattern=COOKIE_DOMAIN,
-        rule="a host name such as example.org (unset: this host only)",
-    )
-    config["SESSION_COOKIE_PATH"] = config_text(
-        config,
-        "SESSION_COOKIE_PATH",
-        none=True,
-        pattern=COOKIE_PATH,
-        rule="a path starting with / without spaces, ';' or ',' (unset: '/')",
-    )
-    if config["SESSION_COOKIE_PATH"] is None and "APPLICATION_ROOT" in config:
+    if "SESSION_COOKIE_NAME" in config:
+        config["SESSION_COOKIE_NAME"] = config_text(
+            config,
+            "SESSION_COOKIE_NAME",
+            pattern=COOKIE_NAME,
+            rule="a cookie name: letters, digits and !#$%&'*+-.^_`|~, no spaces or ;,=",
+        )
+    if "SESSION_COOKIE_DOMAIN" in config:
+        config["SESSION_COOKIE_DOMAIN"] = config_text(
+            config,
+            "SESSION_COOKIE_DOMAIN",
+            none=True,
+            pattern=COOKIE_DOMAIN,
+            rule="a host name such as example.org (unset: this host only)",
+        )
+    if "SESSION_COOKIE_PATH" in config:
+        config["SESSION_COOKIE_PATH"] = config_text(
+            config,
+            "SESSION_COOKIE_PATH",
+            none=True,
+            pattern=COOKIE_PATH,
+            rule="a path starting with / without spaces, ';' or ',' (unset: '/')",
+        )
+    if config.get("SESSION_COOKIE_PATH") is None and "APPLICATION_ROOT" in config:
         # Flask's fallback for the cookie's Path.
         config["APPLICATION_ROOT"] = config_text(
             config,
@@ -172,7 +209,7 @@ def _check_cookie(config: Any) -> None:
             rule="a path starting with / (the session cookie's Path when SESSION_COOKIE_PATH"
             " is unset)",
         )
-    samesite = config["SESSION_COOKIE_SAMESITE"]
+    samesite = config.get("SESSION_COOKIE_SAMESITE")
     if samesite is not None:
         word = samesite.strip().lower() if isinstance(samesite, str) else None
         if word not in SAMESITE_VALUES:
@@ -181,7 +218,7 @@ def _check_cookie(config: Any) -> None:
                 " 'Strict', or 'None' (which needs SESSION_COOKIE_SECURE = True)"
             )
         config["SESSION_COOKIE_SAMESITE"] = SAMESITE_VALUES[word]
-    if config["SESSION_COOKIE_PARTITIONED"] and not config["SESSION_COOKIE_SECURE"]:
+    if config.get("SESSION_COOKIE_PARTITIONED") and not config.get("SESSION_COOKIE_SECURE"):
         raise SessionConfigError(
             "SESSION_COOKIE_PARTITIONED = True needs SESSION_COOKIE_SECURE = True;"
             " a partitioned cookie is always Secure, so plain-HTTP clients would lose it"

@@ -118,3 +118,14 @@ def test_config_text_explains_json_parsed_environment_values():
     assert config_text({"K": ""}, "K", empty=True) == ""
     with pytest.raises(SessionConfigError, match="K is 123 \\(int\\).*FLASK_K="):
         config_text({"K": 123}, "K")
+
+
+def test_a_bare_mapping_without_flasks_keys_is_checked_for_what_it_has():
+    """An interface built without an app has only SESSION_* keys: Flask's are skipped."""
+    from flask_session.settings import CHECKED_SETTINGS, apply_defaults, check_session_config
+
+    config = {"SESSION_LOCKING": "off", "SESSION_ID_LENGTH": "20"}
+    apply_defaults(config, "instance")
+    check_session_config(config, ["filesystem", "redis"])
+    assert (config["SESSION_LOCKING"], config["SESSION_ID_LENGTH"]) == (False, 20)
+    assert set(config) - {"SESSION_REDIS"} <= set(CHECKED_SETTINGS)
