@@ -400,14 +400,9 @@ def test_a_store_outage_answers_503_with_retry_after_and_recovers(
 
     health = client.get("/healthz")
     assert health.status_code == 503
-    assert health.get_json() == {
-        "status": "unavailable",
-        "store": store_type,
-        "reason": {
-            "redis": "the session store cannot be reached",
-            "filesystem": "the session store cannot be used",
-        }[store_type],
-    }
+    body = health.get_json()
+    assert (body["status"], body["store"]) == ("unavailable", store_type)
+    assert body["reason"].startswith("the session store "), body  # why, in client-safe words
     assert health.headers["Retry-After"] == "1"
 
     for method, path in [
