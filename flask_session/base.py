@@ -21,7 +21,7 @@ from .config08 import translate
 from .errors import StoreUnavailable
 from .ids import is_well_formed
 from .session import ServerSideSession
-from .settings import SessionSettings, apply_defaults
+from .settings import SessionSettings, apply_defaults, write_back
 from .stores import STORE_FACTORIES, make_store
 
 if TYPE_CHECKING:
@@ -150,6 +150,7 @@ def configured(app: Flask | None, **overrides: Any) -> tuple[SessionSettings, St
     apply_defaults(config, instance_path)
     settings = SessionSettings.from_config(config, tuple(STORE_FACTORIES))
     if app is not None:
+        write_back(config, app.config)  # Flask reads the cookie settings: checked values
         check_cookie_settings({**_flask_cookie_defaults(), **config})
     store = make_store(settings, config)
     return settings, store

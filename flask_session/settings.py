@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -99,6 +99,31 @@ CHECKED_SETTINGS = (
     "SESSION_REDIS_URL",
     *FLASK_COOKIE_SETTINGS,
 )
+
+
+#: Settings a Flask-Session 0.8 translation (config08.py) may replace in the checked
+#: copy (cachelib becomes filesystem in another directory): write_back copies them only
+#: when the check merely respelled the app's value.
+_TRANSLATED = frozenset({"SESSION_TYPE", "SESSION_FILE_DIR", "SESSION_REDIS_URL"})
+
+
+def write_back(checked: Mapping[str, Any], config: MutableMapping[str, Any]) -> None:
+    """Copy the checked values of the settings ``config`` holds back into it.
+
+    For code that checks a copy of ``app.config`` (as ``Session(app)`` does): Flask reads
+    the cookie settings and the lifetime itself, per request, and must see the checked
+    values (``False``, not the text ``"False"`` that browsers read as Secure).
+    """
+    for key in CHECKED_SETTINGS:
+        if key not in config or key not in checked:
+            continue
+        if key in _TRANSLATED and _text(config[key]) != _text(checked[key]):
+            continue
+        config[key] = checked[key]
+
+
+def _text(value: Any) -> str:
+    return str(os.fspath(value) if isinstance(value, os.PathLike) else value).strip().lower()
 
 
 def check_session_config(config: Any, supported_stores: Iterable[str]) -> None:

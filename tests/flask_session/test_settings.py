@@ -62,7 +62,7 @@ def test_any_app_gets_its_settings_written_back_in_their_proper_types(tmp_path):
         ("SESSION_LOCK_TIMEOUT", -5),
         ("SESSION_COOKIE_NAME", "two words"),
         ("SESSION_COOKIE_SAMESITE", "sometimes"),
-        ("SESSION_TYPE", "cachelib"),
+        ("SESSION_TYPE", "bogus"),
     ],
 )
 def test_any_app_with_a_bad_setting_fails_at_session_app(tmp_path, key, value):
