@@ -126,8 +126,8 @@ SESSION_COOKIE_PARTITIONED = False
 
 # Name of the shared counter in the session store: 1 to 64 letters, digits, "_" or "-".
 # The store keeps it in the namespace of SESSION_KEY_PREFIX, apart from sessions (a
-# "*.counter" file beside the session files, which cleanup never touches; a key of its
-# own in Redis). It replaces the SHARED_COUNTER_KEY and SHARED_COUNTER_FILE of earlier
+# "*.counter" file beside the session files, which cleanup never touches; the Redis key
+# <prefix>#counter{<name>}). It replaces the SHARED_COUNTER_KEY and SHARED_COUNTER_FILE of earlier
 # versions, which are refused if still set.
 SHARED_COUNTER_NAME = "shared"
 

@@ -150,9 +150,11 @@ def configured(app: Flask | None, **overrides: Any) -> tuple[SessionSettings, St
     apply_defaults(config, instance_path)
     settings = SessionSettings.from_config(config, tuple(STORE_FACTORIES))
     if app is not None:
-        write_back(config, app.config)  # Flask reads the cookie settings: checked values
         check_cookie_settings({**_flask_cookie_defaults(), **config})
     store = make_store(settings, config)
+    if app is not None:
+        # Flask reads the cookie settings itself: give it the checked values.
+        write_back(config, app.config, skip=overrides)
     return settings, store
 
 

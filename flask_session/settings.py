@@ -107,19 +107,25 @@ CHECKED_SETTINGS = (
 _TRANSLATED = frozenset({"SESSION_TYPE", "SESSION_FILE_DIR", "SESSION_REDIS_URL"})
 
 
-def write_back(checked: Mapping[str, Any], config: MutableMapping[str, Any]) -> None:
+def write_back(
+    checked: Mapping[str, Any], config: MutableMapping[str, Any], *, skip: Iterable[str] = ()
+) -> None:
     """Copy the checked values of the settings ``config`` holds back into it.
 
     For code that checks a copy of ``app.config`` (as ``Session(app)`` does): Flask reads
     the cookie settings and the lifetime itself, per request, and must see the checked
-    values (``False``, not the text ``"False"`` that browsers read as Secure).
+    values (``False``, not the text ``"False"`` that browsers read as Secure). Covers
+    :data:`CHECKED_SETTINGS` and whatever a store factory checked and wrote back in the
+    copy (its own settings), so call it after the store is made. Keys in ``skip`` (values
+    that did not come from ``config``) are left alone.
     """
-    for key in CHECKED_SETTINGS:
-        if key not in config or key not in checked:
+    skipped = frozenset(skip)
+    for key, value in checked.items():
+        if key not in config or key in skipped or config[key] is value:
             continue
         if key in _TRANSLATED and _text(config[key]) != _text(checked[key]):
             continue
-        config[key] = checked[key]
+        config[key] = value
 
 
 def _text(value: Any) -> str:

@@ -72,39 +72,6 @@ def store_type(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "store_counters: uses the store's counter verbs (the shared counter); skipped on a"
-        " store whose verbs are not implemented yet",
-    )
-
-
-@pytest.fixture(autouse=True)
-def _store_counters_implemented(request: pytest.FixtureRequest) -> None:
-    """Skip a ``store_counters`` test on a store still without counter verbs.
-
-    Temporary: once every store implements them, base.py makes the verbs abstract, this
-    never skips, and it can go (with the marker).
-    """
-    marker = request.node.get_closest_marker("store_counters")
-    if marker is None:
-        return
-    if marker.args:  # the stores a test uses without the store_type parametrization
-        store_types = marker.args
-    elif "store_type" in request.fixturenames:
-        store_types = (request.getfixturevalue("store_type"),)
-    else:
-        return
-    from flask_session.stores import Store
-
-    classes = {cls.name: cls for cls in Store.__subclasses__()}
-    for store_type in store_types:
-        cls = classes.get(store_type)
-        if cls is not None and cls.counter_incr is Store.counter_incr:
-            pytest.skip(f"the {store_type} store has no counter verbs yet")
-
-
 @pytest.fixture
 def session_dir(tmp_path: Path) -> Path:
     return tmp_path / "sessions"

@@ -179,23 +179,24 @@ class Store(ABC):
     # A counter is one integer shared by every client of the store (the service's
     # shared counter). Counters live in a namespace of their own under ``key_prefix``:
     # they never collide with a session, and two apps with different prefixes on one
-    # store never share one. Every store implements all three verbs.
+    # store never share one. Every store implements all three verbs, and refuses (with
+    # ValueError) a name check_counter_name refuses, so a name works on every store.
 
+    @abstractmethod
     def counter_incr(self, name: str) -> int:
         """Add one to counter ``name`` (missing counts as 0) and return the new value.
 
         Atomic across threads, processes and machines: no two calls return the same
         number until ``counter_reset``. Never applied twice for one call.
         """
-        raise NotImplementedError(f"{type(self).__name__} has no counters yet")
 
+    @abstractmethod
     def counter_value(self, name: str) -> int:
         """The counter's current value (0 if never incremented). Creates nothing."""
-        raise NotImplementedError(f"{type(self).__name__} has no counters yet")
 
+    @abstractmethod
     def counter_reset(self, name: str) -> None:
         """Start counter ``name`` again: the next ``counter_incr`` returns 1."""
-        raise NotImplementedError(f"{type(self).__name__} has no counters yet")
 
 
 class LockWait:

@@ -49,7 +49,7 @@ from redis.retry import Retry
 
 from ..codecs import CODECS, Codec
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
-from .base import CleanupReport, IncrResult, Loaded, LockWait, Store
+from .base import CleanupReport, IncrResult, Loaded, LockWait, Store, check_counter_name
 
 logger = logging.getLogger(__name__)
 
@@ -532,9 +532,8 @@ class RedisStore(Store):
             self.redis.delete(self._counter_key(name))
 
     def _counter_key(self, name: str) -> str:
-        if not name or "{" in name or "}" in name:
-            raise ValueError(f"a counter name must be non-empty and without braces: {name!r}")
-        return f"{self.key_prefix}#counter{{{name}}}"
+        # One naming rule for every store (base.py), which also keeps braces out.
+        return f"{self.key_prefix}#counter{{{check_counter_name(name)}}}"
 
     def _not_a_counter(self, key: str) -> StoreUnavailable:
         return StoreUnavailable(

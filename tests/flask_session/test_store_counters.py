@@ -10,8 +10,6 @@ import pytest
 from tests.flask_session.conftest import stored_session_count
 from tests.sessionapp.conftest import stored_items
 
-pytestmark = pytest.mark.store_counters
-
 
 def test_a_counter_counts_from_one_and_reset_starts_it_again(store):
     assert store.counter_value("tickets") == 0
@@ -75,4 +73,3 @@ def test_threads_never_get_the_same_number(store):
             pool.map(lambda _: [store.counter_incr("c") for _ in range(each)], range(threads))
         )
     assert sorted(n for batch in batches for n in batch) == list(range(1, threads * each + 1))
-

@@ -212,7 +212,6 @@ requests_ = st.tuples(
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "150"))
 
 
-@pytest.mark.store_counters
 def test_hostile_requests_never_5xx_nor_cross_sessions(service):
     """Random requests (method, path, cookie header, body, content type, Accept).
 
@@ -237,7 +236,6 @@ def test_hostile_requests_never_5xx_nor_cross_sessions(service):
     service.check_store()
 
 
-@pytest.mark.store_counters
 def test_near_misses_of_a_real_id_reach_nothing(service):
     """Ids one edit away from the victim's (alone or among junk) are fresh sessions."""
 
@@ -260,7 +258,6 @@ def test_near_misses_of_a_real_id_reach_nothing(service):
     service.check_store()
 
 
-@pytest.mark.store_counters
 def test_store_holds_only_issued_ids_after_hostile_runs(service):
     """The whole-run checks, after a table of hand-picked hostile cookies on every route."""
     marker = f"hostile-{secrets.token_hex(4)}"

@@ -44,7 +44,6 @@ def rows(output: str) -> dict[str, str]:
     return result
 
 
-@pytest.mark.store_counters
 def test_service_passes_every_check_on_both_stores(gunicorn_server, store_env, store_type):
     needs_service()
     server = gunicorn_server(SERVICE_APP, env=store_env, workers=2, threads=4)

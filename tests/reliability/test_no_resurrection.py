@@ -45,7 +45,6 @@ def test_cleared_session_is_not_brought_back_by_a_slower_request(
         assert cleared.elapsed > 0.5, "the clear did not wait for the slow request's lock"
 
 
-@pytest.mark.store_counters
 @pytest.mark.parametrize("locking", LOCKING)
 @pytest.mark.parametrize(
     ("slow_method", "slow_path", "accept"),

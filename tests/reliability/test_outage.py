@@ -61,7 +61,6 @@ def assert_clean_503(reply: httpkit.Reply, what: str) -> None:
         assert "unavailable" in reply.text.lower(), reply.text[:300]
 
 
-@pytest.mark.store_counters("redis")
 def test_redis_outage_answers_503_and_recovers_without_restart(
     gunicorn_server, redis_server, store_env
 ):

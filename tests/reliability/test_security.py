@@ -236,7 +236,6 @@ def test_hsts_only_when_configured():
     assert app.test_client().get("/").headers["Strict-Transport-Security"] == "max-age=31536000"
 
 
-@pytest.mark.store_counters
 @pytest.mark.parametrize(
     ("method", "path", "headers"),
     [
@@ -325,7 +324,6 @@ class _PageAudit(HTMLParser):
                 self.problems.append(f"{name}= attribute on <{tag}>")
 
 
-@pytest.mark.store_counters
 def test_the_page_fits_the_content_security_policy(service):
     html = service.test_client().get("/", headers={"Accept": "text/html"}).text
     audit = _PageAudit()

@@ -152,7 +152,6 @@ def soak(server, cookies: list[str], expected: list[int], tally: SoakTally,
 
 
 @pytest.mark.slow
-@pytest.mark.store_counters
 def test_soak(gunicorn_server, store_env, store_type, session_dir, redis_server):
     needs_service()
     assert SESSIONS >= THREADS, "SOAK_SESSIONS must be at least the 8 client threads"

@@ -107,7 +107,6 @@ def test_16_threads_on_one_cookie_lose_no_increment(service):
         assert get_counter(http, service.url + "/counter") == threads * increments
 
 
-@pytest.mark.store_counters
 def test_100_simultaneous_shared_increments_get_exactly_1_to_100(service):
     takers = 100
     start = threading.Barrier(takers)
@@ -125,7 +124,6 @@ def test_100_simultaneous_shared_increments_get_exactly_1_to_100(service):
         assert get_counter(http, service.url + "/shared") == takers
 
 
-@pytest.mark.store_counters
 def test_two_app_servers_on_one_store_are_one_service(start_service, store_type):
     """A client alternating between two gunicorn instances (one Redis, or one directory)."""
     first, second = start_service(), start_service()

@@ -41,7 +41,6 @@ def click(page: Page, label: str) -> None:
     page.get_by_role("button", name=label, exact=True).click()
 
 
-@pytest.mark.store_counters
 def test_two_people_see_their_own_counters_and_one_shared_counter(service, new_page, store_type):
     alice, bob = new_page(), new_page()
     for page in (alice, bob):
@@ -80,7 +79,6 @@ def test_two_people_see_their_own_counters_and_one_shared_counter(service, new_p
     expect(bob.locator("#counter")).to_have_text("-1")
 
 
-@pytest.mark.store_counters
 def test_the_page_works_without_javascript(service, new_page):
     page = new_page(java_script_enabled=False)
     page.goto(service.url + "/")
@@ -103,7 +101,6 @@ def test_the_page_works_without_javascript(service, new_page):
     expect(page.locator("#counter")).to_have_text("0")
 
 
-@pytest.mark.store_counters
 def test_the_page_loads_only_its_own_resources_without_errors(service, new_page):
     page = new_page()
     requested, problems = [], []
@@ -122,7 +119,6 @@ def test_the_page_loads_only_its_own_resources_without_errors(service, new_page)
     expect(page.locator("h1")).to_have_text("Session counter")
 
 
-@pytest.mark.store_counters("redis")
 def test_the_page_says_so_when_the_store_is_down(
     gunicorn_server, redis_url, redis_server, new_page, request
 ):

@@ -29,7 +29,6 @@ def session_cookie(client) -> str | None:
 # -- a new client changes nothing ------------------------------------------------------------
 
 
-@pytest.mark.store_counters
 def test_a_new_client_gets_the_page_with_zeros_and_the_store_name(app, client, store_type):
     response = client.get("/", headers=BROWSER)
     assert response.status_code == 200
@@ -43,7 +42,6 @@ def test_a_new_client_gets_the_page_with_zeros_and_the_store_name(app, client, s
     assert "Traceback" not in html
 
 
-@pytest.mark.store_counters
 @pytest.mark.parametrize("path", ["/", "/counter", "/healthz", "/shared"])
 def test_reading_creates_nothing_in_the_store_and_sets_no_cookie(app, client, path):
     response = client.get(path)
@@ -142,7 +140,6 @@ def test_a_cookie_naming_no_session_starts_a_fresh_counter(app, client):
     assert session_cookie(client) != "A" * 43
 
 
-@pytest.mark.store_counters
 def test_the_page_shows_the_callers_own_counter(app):
     alice, bob = app.test_client(), app.test_client()
     alice.post("/inc")
@@ -163,7 +160,6 @@ def test_a_browser_form_post_is_sent_back_to_the_page_with_303(client, path, exp
     assert client.get("/counter").get_json() == {"counter": expected}
 
 
-@pytest.mark.store_counters
 def test_following_the_redirect_shows_the_new_count(client):
     client.post("/inc", headers=BROWSER)
     response = client.post("/inc", headers=BROWSER, follow_redirects=True)
@@ -178,7 +174,6 @@ def test_json_and_any_type_clients_get_json(client):
         assert response.mimetype == "application/json"
 
 
-@pytest.mark.store_counters
 def test_taking_a_shared_number_in_a_form_shows_the_number_taken(client):
     client.post("/shared/inc")
     response = client.post("/shared/inc", headers=BROWSER)
@@ -194,7 +189,6 @@ def test_taking_a_shared_number_in_a_form_shows_the_number_taken(client):
 # -- the shared counter ----------------------------------------------------------------------
 
 
-@pytest.mark.store_counters
 def test_the_shared_counter_hands_out_numbers_to_everyone_in_turn(app):
     alice, bob = app.test_client(), app.test_client()
     assert alice.get("/shared").get_json() == {"counter": 0}
@@ -208,7 +202,6 @@ def test_the_shared_counter_hands_out_numbers_to_everyone_in_turn(app):
     assert alice.post("/shared/inc").get_json() == {"counter": 1}
 
 
-@pytest.mark.store_counters
 def test_shared_counter_routes_do_not_touch_the_session(app, client):
     for response in (
         client.post("/shared/inc"),
@@ -220,7 +213,6 @@ def test_shared_counter_routes_do_not_touch_the_session(app, client):
     assert session_cookie(client) is None
 
 
-@pytest.mark.store_counters
 def test_the_shared_counter_lives_in_the_store_not_in_the_process(app, make_app, store_type):
     client = app.test_client()
     for _ in range(3):
@@ -320,7 +312,6 @@ def test_an_unexpected_error_is_a_500_without_traceback(make_app):
     assert "Traceback" not in page.text and "secret internals" not in page.text
 
 
-@pytest.mark.store_counters
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -344,7 +335,6 @@ def test_dynamic_answers_are_never_cached(client, method, path):
         assert response.headers["Cache-Control"] == "no-store", (method, path, headers)
 
 
-@pytest.mark.store_counters
 def test_session_answers_vary_on_the_cookie(client):
     client.post("/inc")
     for response in (client.get("/"), client.get("/counter"), client.post("/inc")):
@@ -389,7 +379,6 @@ def repair_store(app, store_type, redis_server) -> None:
         os.makedirs(directory)
 
 
-@pytest.mark.store_counters
 def test_a_store_outage_answers_503_with_retry_after_and_recovers(
     app, store_type, redis_server, request
 ):
@@ -440,7 +429,6 @@ def test_a_store_outage_answers_503_with_retry_after_and_recovers(
     assert client.post("/shared/inc").status_code == 200
 
 
-@pytest.mark.store_counters
 def test_a_session_held_past_the_lock_timeout_answers_503_busy(make_app):
     app = make_app(SESSION_LOCK_TIMEOUT=0.3)
     client = app.test_client()

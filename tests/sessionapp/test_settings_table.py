@@ -153,6 +153,7 @@ SETTINGS = [
     Setting("SHARED_COUNTER_KEY", ("sessionapp:shared-counter", "x")),
     Setting("SHARED_COUNTER_FILE", ("shared-counter", "x")),
     Setting("SESSION_REDIS_URL", ("123", "true", "[1]"), store="redis"),
+    Setting("SESSION_REDIS_ALLOW_EVICTION", BOOL_BAD, BOOL_GOOD, store="redis"),
 ]
 
 #: keys of config.py that no row covers, and why
