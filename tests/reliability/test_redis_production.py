@@ -68,17 +68,6 @@ def load_client(url: str, tally: Tally, stop: threading.Event) -> None:
             tally.refusals[(path, reply.json()["error"])] += 1
 
 
-def shared_counter_on_store_verbs() -> bool:
-    """Whether the service's shared counter is the store's counter (``counter_incr``).
-
-    Its earlier Redis implementation read every refusal as "holds something that is not
-    a number"; the move onto the store's verbs comes from another branch of issue 11.
-    TODO(integration): drop this guard once that branch is merged.
-    """
-    import sessionapp.shared_counter as module
-
-    return not hasattr(module, "RedisSharedCounter")
-
 
 def wait_until(condition, limit: float) -> None:
     deadline = time.monotonic() + limit
@@ -151,8 +140,6 @@ def test_a_redis_refusing_writes_under_load_answers_503_and_loses_nothing(
     inc_refusals = {text for (path, text), _ in reasons.items() if path == "/inc"}
     assert inc_refusals, "no increment was refused"
     for (path, text), _ in reasons.items():
-        if path == "/shared/inc" and not shared_counter_on_store_verbs():
-            continue
         assert expected in text.lower(), (path, text)
     health = health_during[-1]
     assert health.status == 503 and health.json()["status"] != "ok", health_during
