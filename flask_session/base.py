@@ -79,7 +79,6 @@ class ServerSideSessionInterface(_interface.ServerSideSessionInterface):
                 session.sid = sid
         return session
 
-
     def _wire_late(self, app: Flask) -> None:
         """Built without ``app`` (0.8's docs do: ``RedisSessionInterface(client=r)``): wire
         the 503 handler and the lock-releasing teardown in at the app's first request,

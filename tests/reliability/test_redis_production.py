@@ -68,7 +68,6 @@ def load_client(url: str, tally: Tally, stop: threading.Event) -> None:
             tally.refusals[(path, reply.json()["error"])] += 1
 
 
-
 def wait_until(condition, limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and not condition():
