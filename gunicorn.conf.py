@@ -12,6 +12,7 @@ The app's own settings (session store and so on) are FLASK_* variables: see conf
 
 import logging
 import os
+from typing import Any
 
 
 def _usable_cores() -> int:
@@ -61,7 +62,7 @@ accesslog = "-"
 control_socket_disable = True
 
 
-def on_starting(server):
+def on_starting(server: Any) -> None:
     """Send the app's log records (sessionapp, flask_session) through gunicorn's error log.
 
     Without this they would reach stderr bare, without time or process id, through

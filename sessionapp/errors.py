@@ -38,7 +38,9 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
 
 
-def error_response(status: int, title: str, message: str, headers: dict | None = None) -> Response:
+def error_response(
+    status: int, title: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     if wants_html():
         body = render_template("error.html", status=status, title=title, message=message)
         response = Response(body, status=status, mimetype="text/html")

@@ -306,7 +306,9 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
 
-    def add(self, check: str, expected: object, got: object, ok: bool, *, note: bool = False):
+    def add(
+        self, check: str, expected: object, got: object, ok: bool, *, note: bool = False
+    ) -> None:
         status = "ok" if ok else ("note" if note else "FAIL")
         self.rows.append(Row(check, str(expected), str(got), status))
 
@@ -315,7 +317,9 @@ class Report:
         return any(row.status == "FAIL" for row in self.rows)
 
 
-def check_isolation(client: Client, report: Report, clients: int, requests: int, threads: int):
+def check_isolation(
+    client: Client, report: Report, clients: int, requests: int, threads: int
+) -> None:
     """N clients with their own cookie jars each see exactly 1..M, then read M back."""
     expected = list(range(1, requests + 1))
 
@@ -340,7 +344,7 @@ def check_isolation(client: Client, report: Report, clients: int, requests: int,
             break
 
 
-def check_same_cookie(client: Client, report: Report, threads: int, requests: int):
+def check_same_cookie(client: Client, report: Report, threads: int, requests: int) -> None:
     """T threads x M increments on ONE cookie end exactly T*M above the start value."""
     jar = CookieJar()
     start = client.send("POST", "/inc", jar).counter()
@@ -376,7 +380,9 @@ def check_same_cookie(client: Client, report: Report, threads: int, requests: in
         )
 
 
-def check_shared(client: Client, report: Report, shared: int, threads: int, exclusive: bool):
+def check_shared(
+    client: Client, report: Report, shared: int, threads: int, exclusive: bool
+) -> None:
     """K concurrent POST /shared/inc return K distinct numbers (contiguous if idle)."""
     values = run_parallel(
         [lambda: client.send("POST", "/shared/inc", None).counter()] * shared, threads

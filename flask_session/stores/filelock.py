@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from typing import Any
 
 from .base import LockWait
 
@@ -83,7 +84,7 @@ def _flock_current_file(path: str, wait: LockWait) -> int | None:
 
 
 # One lock per path this process is locking or waiting for, removed with its last user.
-_queues: dict[str, list] = {}  # path -> [threading.Lock, number of users]
+_queues: dict[str, list[Any]] = {}  # path -> [threading.Lock, number of users]
 _queues_guard = threading.Lock()
 
 
@@ -93,7 +94,8 @@ def _join_queue(path: str) -> threading.Lock:
         if entry is None:
             entry = _queues[path] = [threading.Lock(), 0]
         entry[1] += 1
-        return entry[0]
+        lock: threading.Lock = entry[0]
+        return lock
 
 
 def _leave_queue(path: str, *, holding: bool) -> None:
