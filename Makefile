@@ -5,7 +5,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-SYSTEM_PACKAGES := redis-server chromium
+SYSTEM_PACKAGES := redis-server chromium postgresql memcached
 
 .DEFAULT_GOAL := help
 .PHONY: help venv system-packages test typecheck run bench lint clean
@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := redis-server chromium
 # help: list the targets
 help:
 	@echo "make venv             create .venv and install the project with its test extras"
-	@echo "make system-packages  install redis-server and chromium (Debian) when missing"
+	@echo "make system-packages  install redis-server, chromium, postgresql, memcached (Debian) when missing"
 	@echo "make test             set everything up, type-check, and run the test suite (PYTEST_ARGS=... to narrow)"
 	@echo "make typecheck        mypy: --strict on flask_session, checked on sessionapp (pyproject.toml)"
 	@echo "make run              set up and start the service with gunicorn (gunicorn.conf.py)"
@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 system-packages:
 	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
 
-# test: the whole suite against real redis-server, gunicorn and chromium processes
+# test: the whole suite against real redis-server, PostgreSQL, memcached, gunicorn and chromium
 test: venv system-packages typecheck
 	$(VPY) -m pytest $(PYTEST_ARGS)
 

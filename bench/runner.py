@@ -32,6 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -48,7 +49,7 @@ TARGETS = {
     "B": "Flask-Session 0.8 seed demo (`session['counter'] += 1`)",
     "C": "plain Flask, no session extension (the ceiling)",
 }
-STORES = ("filesystem", "redis")
+STORES = ("filesystem", "redis", "sqlite", "postgresql", "memcached")
 BUSY = 0.10  # share of CPU taken by other processes above which a run is flagged as noisy
 GUNICORN_DESC = "4 workers x 4 threads, gthread, 127.0.0.1 (bench/gunicorn.bench.conf.py)"
 
@@ -198,7 +199,7 @@ class Target:
     python: Path
     cwd: Path
     module: str
-    store_env: callable  # (store, file_dir, redis_url) -> dict
+    store_env: callable  # (store, file_dir, server) -> dict; server: the store's URL/address
     store: str = ""
     server: Proc | None = None
     port: int = 0
@@ -213,7 +214,7 @@ class Target:
         return f"http://127.0.0.1:{self.port}"
 
     def start(
-        self, store: str, file_dir: Path, redis_url: str | None, log_path: Path, tag: str = ""
+        self, store: str, file_dir: Path, server: str | None, log_path: Path, tag: str = ""
     ) -> None:
         self.store, self.file_dir = store, file_dir
         self.port = free_port()
@@ -227,7 +228,7 @@ class Target:
             f"127.0.0.1:{self.port}",
             self.module,
         ]
-        env = clean_env(self.store_env(store, file_dir, redis_url))
+        env = clean_env(self.store_env(store, file_dir, server))
         self.server = Proc(f"{self.name}{tag}", cmd, self.cwd, env, log_path)
         self.server.start()
 
@@ -262,26 +263,44 @@ class Target:
             self.server.stop()
 
 
-def a_env(store: str, file_dir: Path, redis_url: str | None) -> dict[str, str]:
+def a_env(store: str, file_dir: Path, server: str | None) -> dict[str, str]:
     env = {
         "FLASK_SESSION_TYPE": store,
         "FLASK_SESSION_FILE_DIR": str(file_dir),
         # from_prefixed_env parses values as JSON; a leading letter keeps this a string.
         "FLASK_SECRET_KEY": "bench-" + secrets.token_hex(16),
     }
-    if redis_url:
-        env["FLASK_SESSION_REDIS_URL"] = redis_url
+    if store == "redis" and server:
+        env["FLASK_SESSION_REDIS_URL"] = server
+    elif store == "sqlite":
+        env["FLASK_SESSION_TYPE"] = "sqlalchemy"
+        env["FLASK_SESSION_SQLALCHEMY_URL"] = f"sqlite:///{file_dir}/sessions.db"
+    elif store == "postgresql" and server:
+        env["FLASK_SESSION_TYPE"] = "sqlalchemy"
+        env["FLASK_SESSION_SQLALCHEMY_URL"] = server
+        env["FLASK_SESSION_SQLALCHEMY_TABLE"] = "a_sessions"  # B uses 0.8's "sessions"
+    elif store == "memcached" and server:
+        env["FLASK_SESSION_MEMCACHED_SERVERS"] = server
+        env["FLASK_SESSION_KEY_PREFIX"] = "a:"  # B uses 0.8's "session:"
     return env
 
 
-def b_env(store: str, file_dir: Path, redis_url: str | None) -> dict[str, str]:
+def b_env(store: str, file_dir: Path, server: str | None) -> dict[str, str]:
     env = {"BENCH_SESSION_TYPE": store, "BENCH_SESSION_DIR": str(file_dir)}
-    if redis_url:
-        env["BENCH_REDIS_URL"] = redis_url
+    if store == "sqlite":
+        env["BENCH_SESSION_TYPE"] = "sqlalchemy"
+        env["BENCH_SQLALCHEMY_URL"] = f"sqlite:///{file_dir}/sessions.db"
+    elif store == "postgresql" and server:
+        env["BENCH_SESSION_TYPE"] = "sqlalchemy"
+        env["BENCH_SQLALCHEMY_URL"] = server
+    elif store == "memcached" and server:
+        env["BENCH_MEMCACHED_SERVERS"] = server
+    elif server:
+        env["BENCH_REDIS_URL"] = server
     return env
 
 
-def c_env(store: str, file_dir: Path, redis_url: str | None) -> dict[str, str]:
+def c_env(store: str, file_dir: Path, server: str | None) -> dict[str, str]:
     return {}
 
 
@@ -623,14 +642,14 @@ class Ctx:
 
 
 def start_targets(
-    ctx: Ctx, names: list[str], store: str, redis: Redis | None, tag: str = ""
+    ctx: Ctx, names: list[str], store: str, backend: Any = None, tag: str = ""
 ) -> list[Target]:
     targets = []
     for name in names:
         t = make_target(name, ctx.repo)
         file_dir = ctx.tmp / f"{store}-{name}{tag}-sessions"
         file_dir.mkdir(parents=True, exist_ok=True)
-        url = redis.url(REDIS_DB[name]) if redis else None
+        url = backend_address(backend, store, name)
         t.start(store, file_dir, url, ctx.logs / f"{store}-{name}{tag}.log", tag)
         ctx.started.append(t.server)
         targets.append(t)
@@ -648,6 +667,51 @@ def start_targets(
                 )
         log(f"  {t.name} ({store}) up on {t.base}  {json.dumps(t.health)[:160]}")
     return targets
+
+
+def start_backend(ctx: Ctx, store: str) -> Any:
+    """The server a store needs (None for the file-based ones), started and ready.
+
+    PostgreSQL and memcached are started with the test suite's helpers (tests/support),
+    which run Debian's binaries on a free loopback port in a temporary directory.
+    """
+    if store == "redis":
+        redis = Redis(ctx.tmp, ctx.logs / "redis.log")
+        redis.start()
+        ctx.started.append(redis)
+        redis.wait_ready()
+        return redis
+    if store in ("postgresql", "memcached"):
+        if str(ctx.repo) not in sys.path:
+            sys.path.insert(0, str(ctx.repo))  # for tests.support only; never flask_session
+        if store == "postgresql":
+            from tests.support.postgres_server import PostgresServer
+
+            return PostgresServer().start()
+        from tests.support.memcached_server import MemcachedServer
+
+        return MemcachedServer(memory_mb=256).start()
+    return None
+
+
+def stop_backend(backend: Any) -> None:
+    if isinstance(backend, Redis):
+        backend.stop()
+    else:
+        backend.close()
+
+
+def backend_address(backend: Any, store: str, target: str) -> str | None:
+    """What target ``target`` is told to use: a Redis URL (its own database), the
+    PostgreSQL URL (A and B use different tables), or memcached's address (different key
+    prefixes)."""
+    if backend is None:
+        return None
+    if isinstance(backend, Redis):
+        return backend.url(REDIS_DB[target])
+    if store == "postgresql":
+        return backend.url
+    return backend.servers
 
 
 def warm_up(ctx: Ctx, t: Target) -> None:
@@ -683,15 +747,11 @@ def record(
 def run_store(ctx: Ctx, store: str, names: list[str], scenarios: list[Scenario]) -> None:
     args = ctx.args
     log(f"store {store}: starting {', '.join(names)}")
-    redis = None
+    backend = None
     targets: list[Target] = []
     try:
-        if store == "redis":
-            redis = Redis(ctx.tmp, ctx.logs / "redis.log")
-            redis.start()
-            ctx.started.append(redis)
-            redis.wait_ready()
-        targets = start_targets(ctx, names, store, redis)
+        backend = start_backend(ctx, store)
+        targets = start_targets(ctx, names, store, backend)
         for t in targets:
             t.cookies = collect_cookies(t, args.cookies)
             t.cookie_file = write_cookie_file(ctx.tmp / f"{store}-{t.name}.cookies", t.cookies)
@@ -728,8 +788,8 @@ def run_store(ctx: Ctx, store: str, names: list[str], scenarios: list[Scenario])
     finally:
         for t in targets:
             t.stop()
-        if redis:
-            redis.stop()
+        if backend is not None:
+            stop_backend(backend)
 
 
 def run_contention(ctx: Ctx, store: str, sc: Scenario, t: Target, rnd: int) -> None:
@@ -1293,7 +1353,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         " skipped with a message while app.py does not exist)",
     )
     p.add_argument(
-        "--stores", default="filesystem,redis", help="comma list (default filesystem,redis)"
+        "--stores",
+        default=",".join(STORES),
+        help=f"comma list (default {','.join(STORES)})",
     )
     p.add_argument(
         "--scenarios",

@@ -14,14 +14,19 @@ import pytest
 
 from tests.support.browser import launch_chromium
 from tests.support.gunicorn_server import GunicornServer
+from tests.support.memcached_server import MemcachedServer
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 
 if TYPE_CHECKING:
     from flask import Flask
     from playwright.sync_api import Browser
 
-#: every session store; tests asking for ``store_type`` (or what builds on it) run on each
-STORE_TYPES = ["filesystem", "redis"]
+#: every session store; tests asking for ``store_type`` (or what builds on it) run on each.
+#: "sqlite" and "postgresql" are the sqlalchemy store on each database.
+STORE_TYPES = ["filesystem", "redis", "sqlite", "postgresql", "memcached"]
+#: SESSION_TYPE (and the store's ``name``) of each entry of STORE_TYPES
+STORE_NAMES = {"sqlite": "sqlalchemy", "postgresql": "sqlalchemy"}
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +42,36 @@ def redis_url(redis_server: RedisServer) -> str:
     redis_server.start()
     redis_server.flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the whole run (initdb into a temp dir, 127.0.0.1)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """URL of an empty database; restarts the server if an earlier test stopped it."""
+    postgres_server.start()
+    postgres_server.reset()
+    return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[MemcachedServer]:
+    """One memcached for the whole run (127.0.0.1, free port)."""
+    with MemcachedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def memcached_servers(memcached_server: MemcachedServer) -> str:
+    """SESSION_MEMCACHED_SERVERS of an empty memcached; restarted if a test stopped it."""
+    memcached_server.start()
+    memcached_server.flush()
+    return memcached_server.servers
 
 
 @pytest.fixture
@@ -73,6 +108,12 @@ def store_type(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def store_name(store_type: str) -> str:
+    """The store's ``name`` (what /healthz and the page show) for ``store_type``."""
+    return STORE_NAMES.get(store_type, store_type)
+
+
+@pytest.fixture
 def session_dir(tmp_path: Path) -> Path:
     return tmp_path / "sessions"
 
@@ -82,7 +123,37 @@ def store_config(store_type: str, session_dir: Path, request: pytest.FixtureRequ
     """SESSION_* settings pointing at a fresh, empty store of ``store_type``."""
     if store_type == "redis":
         return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": request.getfixturevalue("redis_url")}
+    if store_type == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY_URL": url}
+    if store_type == "sqlite":
+        session_dir.mkdir(parents=True, exist_ok=True)  # the database's own directory
+        database = session_dir / "sessions.db"
+        return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY_URL": f"sqlite:///{database}"}
+    if store_type == "memcached":
+        servers = request.getfixturevalue("memcached_servers")
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED_SERVERS": servers}
     return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(session_dir)}
+
+
+#: the store types whose data lives in a server a test can stop (an outage) and restart
+SERVER_STORES = {
+    "redis": "redis_server",
+    "postgresql": "postgres_server",
+    "memcached": "memcached_server",
+}
+
+
+@pytest.fixture
+def store_server(store_type: str, store_config: dict, request: pytest.FixtureRequest):
+    """The server process behind ``store_type`` (``stop()``/``start()`` for outages), or
+    None for the stores that are local files (filesystem, sqlite). Restarted at teardown."""
+    fixture = SERVER_STORES.get(store_type)
+    if fixture is None:
+        return None
+    server = request.getfixturevalue(fixture)
+    request.addfinalizer(server.start)
+    return server
 
 
 @pytest.fixture
@@ -95,7 +166,7 @@ def store_env(store_config: dict) -> dict:
 def app_builder() -> Iterator[Callable[..., Flask]]:
     """``app_builder(factory, config)`` -> ``factory(config)``, cleaned up after the test.
 
-    At teardown it closes each app's Redis connections: left to the garbage collector, an
+    At teardown it closes each app's store connections: left to the garbage collector, an
     open socket is a ResourceWarning, which with warnings as errors fails the run.
     """
     apps: list[Flask] = []
@@ -107,6 +178,8 @@ def app_builder() -> Iterator[Callable[..., Flask]]:
 
     yield build
     for app in apps:
-        client = getattr(app.session_interface.store, "redis", None)
+        store = app.session_interface.store
+        client = getattr(store, "redis", None)
         if client is not None:
             client.connection_pool.disconnect()
+        store.close()

@@ -5,9 +5,11 @@ Flask-Session imports as ``flask_session``, the same name as this repository's o
 so the repository root must never be on ``sys.path`` here (the runner checks /healthz).
 
 Configured by the runner through the environment:
-    BENCH_SESSION_TYPE   filesystem | redis
+    BENCH_SESSION_TYPE   filesystem | redis | sqlalchemy | memcached
     BENCH_SESSION_DIR    directory for the filesystem store
     BENCH_REDIS_URL      redis://127.0.0.1:PORT/N for the redis store
+    BENCH_SQLALCHEMY_URL the database of the sqlalchemy store (Flask-SQLAlchemy, as 0.8 wants)
+    BENCH_MEMCACHED_SERVERS  127.0.0.1:PORT of the memcached store
 """
 
 import os
@@ -24,11 +26,23 @@ from flask_session import Session
 SESSION_TYPE = os.environ.get("BENCH_SESSION_TYPE", "filesystem")
 if SESSION_TYPE == "redis":
     SESSION_REDIS = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+elif SESSION_TYPE == "sqlalchemy":
+    SQLALCHEMY_DATABASE_URI = os.environ["BENCH_SQLALCHEMY_URL"]
+elif SESSION_TYPE == "memcached":
+    from pymemcache.client.base import PooledClient
+
+    # PooledClient: 0.8 takes any client; a plain Client is not safe under gthread workers.
+    host, _, port = os.environ["BENCH_MEMCACHED_SERVERS"].rpartition(":")
+    SESSION_MEMCACHED = PooledClient((host, int(port)))
 else:
     SESSION_FILE_DIR = os.environ.get("BENCH_SESSION_DIR", "flask_session")
 
 app = Flask(__name__)
 app.config.from_object(__name__)
+if SESSION_TYPE == "sqlalchemy":
+    from flask_sqlalchemy import SQLAlchemy
+
+    app.config["SESSION_SQLALCHEMY"] = SQLAlchemy(app)
 Session(app)
 
 # The seed's shared counter: a module global. Every gunicorn worker process has its own

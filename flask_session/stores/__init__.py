@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..codecs import CODECS
 from ..errors import SessionConfigError
+from ..ids import session_id_length
 from ..settings import SessionSettings, config_bool
 from .base import CleanupReport, IncrResult, Loaded, Store
 
@@ -47,12 +48,57 @@ def _redis(settings: SessionSettings, config: Mapping[str, Any], **common: Any) 
         raise
 
 
+def _sqlalchemy(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
+    # Imported here: SQLAlchemy (and psycopg) are optional, needed only by this store.
+    try:
+        from .sqlalchemy import SQLAlchemyStore
+        from .sqlalchemy_setup import define_tables, engine_from_config, table_settings
+    except ImportError as error:
+        raise SessionConfigError(
+            f"SESSION_TYPE is 'sqlalchemy' but {error.name} is not installed:"
+            " pip install 'sessionapp[sqlalchemy]'"
+        ) from error
+    table, schema = table_settings(config)
+    _check_key_length(settings, SESSION_ID_COLUMN_LENGTH, "the session_id column")
+    engine = engine_from_config(config, settings.lock_timeout)
+    return SQLAlchemyStore(engine=engine, tables=define_tables(table, schema), **common)
+
+
+def _memcached(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
+    try:
+        from .memcached import MemcachedStore, servers_from_config
+    except ImportError as error:
+        raise SessionConfigError(
+            f"SESSION_TYPE is 'memcached' but {error.name} is not installed:"
+            " pip install 'sessionapp[memcached]'"
+        ) from error
+    _check_key_length(settings, MEMCACHED_KEY_LENGTH - len(":lock"), "a memcached key")
+    return MemcachedStore(servers=servers_from_config(config), **common)
+
+
+SESSION_ID_COLUMN_LENGTH = 255  # sessions.session_id is VARCHAR(255), as in Flask-Session 0.8
+MEMCACHED_KEY_LENGTH = 250  # memcached's limit on a key, in bytes
+
+
+def _check_key_length(settings: SessionSettings, limit: int, where: str) -> None:
+    """Refuse at start-up a prefix and id length whose keys would not fit the store."""
+    length = len(settings.key_prefix.encode()) + session_id_length(settings.id_bytes)
+    if length > limit:
+        raise SessionConfigError(
+            f"SESSION_KEY_PREFIX ({settings.key_prefix!r}) plus a session id of"
+            f" SESSION_ID_LENGTH {settings.id_bytes} bytes makes keys of {length} characters;"
+            f" {where} holds {limit}: use a shorter prefix or SESSION_ID_LENGTH"
+        )
+
+
 #: SESSION_TYPE -> factory(settings, config, codec=, key_prefix=, lock_timeout=). A store
 #: reads and checks its own settings from ``config`` (with the readers in settings.py),
 #: raising SessionConfigError naming the key. A factory imports its store module itself.
 STORE_FACTORIES: dict[str, Callable[..., Store]] = {
     "filesystem": _filesystem,
     "redis": _redis,
+    "sqlalchemy": _sqlalchemy,
+    "memcached": _memcached,
 }
 
 

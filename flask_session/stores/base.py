@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from ..codecs import Codec
+from ..codecs import Codec, DecodeError
 from ..errors import SessionLockTimeout
 
 #: The key Flask keeps ``session.permanent`` under; ``incr`` reports it (see IncrResult).
@@ -174,6 +174,10 @@ class Store(ABC):
         failing to persist) raises, with a ``reason`` that says which.
         """
 
+    def close(self) -> None:  # noqa: B027 - optional: most stores hold nothing to close
+        """Give back the store's connections (tests, app shutdown). Stores that hold
+        none need not override this; a closed store reconnects if used again."""
+
     # -- store-wide counters -----------------------------------------------------------
     #
     # A counter is one integer shared by every client of the store (the service's
@@ -197,6 +201,22 @@ class Store(ABC):
     @abstractmethod
     def counter_reset(self, name: str) -> None:
         """Start counter ``name`` again: the next ``counter_incr`` returns 1."""
+
+
+def decode_int(codec: Codec, raw: bytes | None, key: str) -> int:
+    """The integer an encoded session value holds (None counts as 0), for ``incr``.
+
+    Raises TypeError for anything but an int (bool included), as ``incr`` promises.
+    """
+    if raw is None:
+        return 0
+    try:
+        value = codec.decode(raw)
+    except DecodeError:
+        value = raw
+    if type(value) is not int:
+        raise TypeError(f"session[{key!r}] holds {type(value).__name__}, not an int")
+    return value
 
 
 class LockWait:

@@ -20,6 +20,8 @@ import string
 from pathlib import Path
 
 import pytest
+
+from tests.support.store_contents import stored_lock_count, stored_session_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.http import parse_cookie
@@ -70,6 +72,11 @@ class HostileRun:
         self.tmp_path = tmp_path
         self.redis_server = redis_server
         self.session_dir = Path(app.config["SESSION_FILE_DIR"])
+        # where the store writes: its directory, or a SQLite database's directory
+        self.store_dirs = {self.session_dir}
+        database_url = str(app.config.get("SESSION_SQLALCHEMY_URL") or "")
+        if database_url.startswith("sqlite:///"):
+            self.store_dirs.add(Path(database_url.removeprefix("sqlite:///")).parent)
         self.issued: set[str] = set()
         self.sent = 0
         client = app.test_client()
@@ -134,7 +141,7 @@ class HostileRun:
     def files_outside_session_dir(self) -> dict[str, int]:
         found = {}
         for root, dirs, files in os.walk(self.tmp_path):
-            dirs[:] = [d for d in dirs if Path(root, d) != self.session_dir]
+            dirs[:] = [d for d in dirs if Path(root, d) not in self.store_dirs]
             for name in files:
                 path = Path(root, name)
                 found[str(path)] = path.stat().st_size
@@ -149,6 +156,10 @@ class HostileRun:
             allowed = {file_name_for(sid) for sid in self.issued} | {counter_file_name()}
             assert names <= allowed, f"files for ids never issued: {sorted(names - allowed)}"
             assert session_files(self.session_dir)  # (the victim, at least)
+        elif self.store_type != "redis":
+            stored = stored_session_ids(self.app.config)
+            assert stored <= self.issued, f"entries for ids never issued: {stored - self.issued}"
+            assert stored_lock_count(self.app.config) == 0, "locks left behind"
         else:
             with self.redis_server.client() as client:
                 stored = redis_session_ids(client)
@@ -325,8 +336,8 @@ def raw_request(request: bytes) -> bytes:
     return request
 
 
-def test_raw_hostile_requests_against_gunicorn(gunicorn_server, store_env, store_type,
-                                               session_dir, redis_server):  # fmt: skip
+def test_raw_hostile_requests_against_gunicorn(gunicorn_server, store_config, store_env,
+                                               store_type, session_dir, redis_server):  # fmt: skip
     needs_service()
     server = gunicorn_server(SERVICE_APP, env=store_env, workers=2, threads=2)
     victim_reply = httpkit.request(server.url, "POST", "/inc")
@@ -350,6 +361,8 @@ def test_raw_hostile_requests_against_gunicorn(gunicorn_server, store_env, store
     if store_type == "filesystem":
         allowed = {file_name_for(sid) for sid in issued} | {counter_file_name()}
         assert set(os.listdir(session_dir)) <= allowed
+    elif store_type != "redis":
+        assert stored_session_ids(store_config) <= issued
     else:
         with redis_server.client() as client:
             assert redis_session_ids(client) <= issued

@@ -1,10 +1,11 @@
-"""Issue 4, point 1: a Redis outage while the service runs under gunicorn.
+"""Issue 4, point 1: a store outage while the service runs under gunicorn, on every
+store with a server to stop (Redis, PostgreSQL, memcached).
 
-redis-server is stopped under a running service (2 workers x 4 threads, the repository's
+The store's server is stopped under a running service (2 workers x 4 threads, the repository's
 gunicorn.conf.py so logging goes through gunicorn's log as in production): every request
 that needs the store answers 503 with a clear message and Retry-After, never a 500 or a
 traceback, including requests that loaded their session before the outage and fail when
-saving it. Once redis-server is back the same workers answer 200 within a second, and the
+saving it. Once the server is back the same workers answer 200 within a second, and the
 log names the outage once per worker (and per store client), not once per request.
 """
 
@@ -61,8 +62,8 @@ def assert_clean_503(reply: httpkit.Reply, what: str) -> None:
         assert "unavailable" in reply.text.lower(), reply.text[:300]
 
 
-def test_redis_outage_answers_503_and_recovers_without_restart(
-    gunicorn_server, redis_server, store_env
+def test_store_outage_answers_503_and_recovers_without_restart(
+    gunicorn_server, store_server, store_env
 ):
     needs_service()
     env = {**store_env, "FLASK_SESSION_LOCK_TIMEOUT": "2"}
@@ -84,7 +85,7 @@ def test_redis_outage_answers_503_and_recovers_without_restart(
     reader = httpkit.request(server.url, "POST", "/inc")
     reader_cookie = f"session={reader.cookie('session')}"
 
-    # Requests that load their session now and save it after redis is gone: /reset
+    # Requests that load their session now and save it after the store is gone: /reset
     # writes (counter 3 -> 0) and must fail cleanly; the page only reads (a read-only
     # view: no lock to release, nothing to save), so it answers from what it read.
     slow_reset = httpkit.PendingRequest(server.url).send(
@@ -95,7 +96,7 @@ def test_redis_outage_answers_503_and_recovers_without_restart(
     )
     try:
         time.sleep(0.5)
-        redis_server.stop()
+        store_server.stop()
 
         during = []
         for _ in range(ROUNDS):
@@ -126,7 +127,7 @@ def test_redis_outage_answers_503_and_recovers_without_restart(
         slow_page.close()
 
     # Back: same port, same workers, no restart.
-    redis_server.start()
+    store_server.start()
     back_at = time.monotonic()
     recovered = None
     while time.monotonic() - back_at < 5:
@@ -134,7 +135,7 @@ def test_redis_outage_answers_503_and_recovers_without_restart(
             recovered = time.monotonic() - back_at
             break
         time.sleep(0.02)
-    print(f"\n/healthz answered 200 {recovered} s after redis-server was back")
+    print(f"\n/healthz answered 200 {recovered} s after the store's server was back")
     assert recovered is not None and recovered < RECOVERY_LIMIT_S
     after = [
         httpkit.request(server.url, method, path, cookie=cookie, headers={"Accept": accept})
@@ -157,12 +158,12 @@ def test_redis_outage_answers_503_and_recovers_without_restart(
     assert set(up) <= set(down) and all(count == 1 for count in up.values()), dict(up)
 
     # A second outage is a new outage: logged again, once.
-    redis_server.stop()
+    store_server.stop()
     for _ in range(ROUNDS):
         for method, path, accept, _ in STORE_REQUESTS:
             reply = httpkit.request(server.url, method, path, headers={"Accept": accept})
             assert reply.status in (200, 503), reply
-    redis_server.start()
+    store_server.start()
     for _ in range(10):
         httpkit.request(server.url, "POST", "/shared/inc")
         httpkit.request(server.url, "POST", "/inc", cookie=cookie)
@@ -178,20 +179,21 @@ def test_redis_outage_answers_503_and_recovers_without_restart(
         assert statuses["503"] >= len(during)
 
 
-def test_503_body_is_the_documented_json_shape(gunicorn_server, redis_server, store_env):
+def test_503_body_is_the_documented_json_shape(gunicorn_server, store_server, store_env):
     """API clients get ``{"error": "..."}`` and nothing else on an outage."""
     needs_service()
     server = gunicorn_server(SLOW_SERVICE_APP, env=store_env, workers=1, threads=2)
-    redis_server.stop()
+    store_server.stop()
     try:
         reply = httpkit.request(server.url, "POST", "/inc")
     finally:
-        redis_server.start()
+        store_server.start()
     assert_clean_503(reply, "POST /inc")
     assert set(json.loads(reply.body)) == {"error"}
 
 
-@pytest.fixture
-def store_type() -> str:
-    """Only Redis can have an outage by stopping a server (disk trouble: test_disk_full)."""
-    return "redis"
+@pytest.fixture(params=["redis", "postgresql", "memcached"])
+def store_type(request: pytest.FixtureRequest) -> str:
+    """The stores whose outage is a stopped server (disk trouble: test_disk_full; a busy
+    SQLite file: tests/flask_session/test_sql_and_memcached_stores.py)."""
+    return request.param

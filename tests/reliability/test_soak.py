@@ -39,6 +39,7 @@ from tests.reliability.conftest import (
     redis_session_ids,
 )
 from tests.support.gunicorn_server import REPO_ROOT
+from tests.support.store_contents import stored_lock_count, stored_session_ids
 
 REQUESTS = int(os.environ.get("SOAK_REQUESTS", "30000"))
 SESSIONS = int(os.environ.get("SOAK_SESSIONS", "200"))
@@ -152,7 +153,7 @@ def soak(server, cookies: list[str], expected: list[int], tally: SoakTally,
 
 
 @pytest.mark.slow
-def test_soak(gunicorn_server, store_env, store_type, session_dir, redis_server):
+def test_soak(gunicorn_server, store_config, store_env, store_type, session_dir, redis_server):
     needs_service()
     assert SESSIONS >= THREADS, "SOAK_SESSIONS must be at least the 8 client threads"
     server = gunicorn_server(SERVICE_APP, env=store_env, workers=WORKERS, threads=4)
@@ -176,7 +177,7 @@ def test_soak(gunicorn_server, store_env, store_type, session_dir, redis_server)
     sampler.start()
     cleanups: list[subprocess.CompletedProcess[str]] = []
     cron = None
-    if store_type == "filesystem":
+    if store_type in ("filesystem", "sqlite", "postgresql"):
         # The cleanup command as cron runs it, in the middle of the load: it must never
         # take a live session (every answer is checked, so a removed one would show).
         def cron_job() -> None:
@@ -221,10 +222,13 @@ def test_soak(gunicorn_server, store_env, store_type, session_dir, redis_server)
     sids = {cookie.split("=", 1)[1] for cookie in cookies}
     if store_type == "filesystem":
         check_cleanup_leaves_only_live_sessions(server, store_env, session_dir, sids)
-    else:
+    elif store_type == "redis":
         with redis_server.client() as client:
             assert redis_session_ids(client) == sids
             assert redis_lock_keys(client) == set()
+    else:
+        assert stored_session_ids(store_config) == sids
+        assert stored_lock_count(store_config) == 0
 
 
 def check_cleanup_leaves_only_live_sessions(server, store_env, session_dir, sids) -> None:

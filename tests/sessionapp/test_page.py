@@ -41,13 +41,13 @@ def click(page: Page, label: str) -> None:
     page.get_by_role("button", name=label, exact=True).click()
 
 
-def test_two_people_see_their_own_counters_and_one_shared_counter(service, new_page, store_type):
+def test_two_people_see_their_own_counters_and_one_shared_counter(service, new_page, store_name):
     alice, bob = new_page(), new_page()
     for page in (alice, bob):
         page.goto(service.url + "/")
         expect(page.locator("#counter")).to_have_text("0")
         expect(page.locator("#shared-counter")).to_have_text("0")
-        expect(page.locator("#store")).to_have_text(store_type)
+        expect(page.locator("#store")).to_have_text(store_name)
         # Marks this document: if a click reloaded the page, the mark would be gone.
         page.evaluate("window.notReloaded = true")
 

@@ -1,0 +1,361 @@
+"""The memcached store: one item per session, for apps that already run memcached.
+
+Layout (Flask-Session 0.8's, so its sessions carry over): ``<prefix><sid>`` holds the
+whole session as one JSON or msgpack document. ``<prefix><sid>:lock`` is a session's
+lock, a lease taken with ``add`` (atomic: only one client creates an item) that expires
+by itself. Counters are ``<prefix>:counter:<name>`` (an id never holds a colon, so no
+counter is ever a session).
+
+* Merges use CAS (``gets`` then ``cas``): a save whose item changed meanwhile reads it
+  again and merges again; a failed CAS wrote nothing.
+* ``incr`` takes the session's lease for its read-modify-write, so it never lands
+  inside a locked request's, and waits while someone else holds it.
+* A lease is released by a CAS that expires the item (``exptime -1``) only if it still
+  holds our token, so a lease that expired and was taken by another request is left
+  alone.
+
+What memcached cannot promise (docs/flask_session.md): it evicts items, live sessions
+and counters included, when it runs out of memory, and a restart forgets everything;
+expiry has whole-second resolution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pymemcache.client.base import Client, PooledClient  # type: ignore[import-untyped]
+from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
+from pymemcache.client.rendezvous import RendezvousHash  # type: ignore[import-untyped]
+from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError  # type: ignore[import-untyped]
+
+from ..codecs import DecodeError
+from ..errors import OutageLog, SessionConfigError, StoreUnavailable
+from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, LockWait, Store, decode_int
+from .documents import decode_document
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 11211
+CONNECT_TIMEOUT = 2.0  # seconds
+IO_TIMEOUT = 5.0
+#: memcached reads an expiry above 30 days as a Unix time
+RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
+#: Seconds a waiter waits beyond a lease: memcached's clock ticks in whole seconds, so a
+#: lease ends up to a second late (see redis.LEASE_GRACE for why waiters get a grace).
+LEASE_GRACE = 1.0
+EXPIRE_NOW = -1
+
+
+def servers_from_config(config: Any) -> list[tuple[str, int]]:
+    """The servers named by ``SESSION_MEMCACHED`` (a pymemcache client) or
+    ``SESSION_MEMCACHED_SERVERS`` ("host:port", comma-separated)."""
+    client = config.get("SESSION_MEMCACHED")
+    text = config.get("SESSION_MEMCACHED_SERVERS")
+    if client is not None and text:
+        raise SessionConfigError("set SESSION_MEMCACHED or SESSION_MEMCACHED_SERVERS, not both")
+    if client is not None:
+        return _servers_of_client(client)
+    if not text:
+        raise SessionConfigError(
+            "SESSION_TYPE is 'memcached' but neither SESSION_MEMCACHED_SERVERS (for example"
+            " 127.0.0.1:11211) nor SESSION_MEMCACHED (a pymemcache client) is set"
+        )
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(item) for item in text)
+    if not isinstance(text, str):
+        raise SessionConfigError(f"SESSION_MEMCACHED_SERVERS must be text, not {text!r}")
+    return [_parse_server(item.strip()) for item in text.split(",") if item.strip()]
+
+
+def _parse_server(item: str) -> tuple[str, int]:
+    host, _, port_text = item.rpartition(":")
+    if not host:
+        host, port_text = item, str(DEFAULT_PORT)
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not host or not 0 < port < 65536:
+        raise SessionConfigError(
+            f"SESSION_MEMCACHED_SERVERS has {item!r}; write host:port, e.g. 127.0.0.1:11211"
+        )
+    return host.strip("[]"), port
+
+
+def _servers_of_client(client: Any) -> list[tuple[str, int]]:
+    if isinstance(client, HashClient):
+        return [_parse_server(name) for name in client.clients]
+    if isinstance(client, (Client, PooledClient)):
+        server = client.server
+        if isinstance(server, str):
+            return [_parse_server(server)]
+        return [(str(server[0]), int(server[1]))]
+    raise SessionConfigError(
+        "SESSION_MEMCACHED must be a pymemcache client (Client, PooledClient or"
+        f" HashClient), not {type(client).__name__}; or set SESSION_MEMCACHED_SERVERS"
+    )
+
+
+class MemcachedStore(Store):
+    """Sessions in memcached. Each server gets a thread-safe pool of connections; the
+    store builds them itself (also from a ``SESSION_MEMCACHED`` client, whose servers
+    it uses) so every command waits for its reply and nothing is retried or silently
+    skipped: a server that is down is a 503 for the sessions it holds, never an empty
+    session."""
+
+    name = "memcached"
+
+    def __init__(self, *, servers: list[tuple[str, int]], **common: Any) -> None:
+        super().__init__(**common)
+        self.servers = servers
+        self._clients = {
+            f"{host}:{port}": PooledClient(
+                (host, port),
+                connect_timeout=CONNECT_TIMEOUT,
+                timeout=IO_TIMEOUT,
+                no_delay=True,
+                default_noreply=False,
+            )
+            for host, port in servers
+        }
+        self._hash = RendezvousHash(list(self._clients))
+        self._lease = math.ceil(self.lock_timeout) + 1  # whole seconds, never shorter
+        where = ", ".join(self._clients)
+        self._outage = OutageLog(logger, f"memcached session store ({where})")
+
+    # -- the store verbs ---------------------------------------------------------------
+
+    def load(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
+        key = self.key_prefix + sid
+        with self._errors():
+            node = self._node(key)
+            token = None
+            if lock:
+                if node.get(key) is None:
+                    return None  # strict ids: no lease for a session that does not exist
+                token = self._take_lease(node, key, "the session")
+            data = node.get(key)
+            values = self._decode(data, sid) if data is not None else None
+            if values is None:
+                if token is not None:
+                    self._drop_lease(node, key, token)
+                return None
+            if refresh_ttl is not None:
+                node.touch(key, _expiry(refresh_ttl), noreply=False)
+        return Loaded(values, lock=token)
+
+    def save(
+        self,
+        sid: str,
+        changed: dict[str, bytes],
+        deleted: Iterable[str],
+        *,
+        ttl: float,
+        create: bool,
+        lock: str | None = None,
+    ) -> bool:
+        key = self.key_prefix + sid
+        deleted = list(deleted)
+        with self._errors():
+            node = self._node(key)
+            try:
+                return self._merge(
+                    node, key, sid, ttl, create, lambda v: v.update(changed), deleted
+                )
+            finally:
+                if lock is not None and not self._drop_lease(node, key, lock):
+                    logger.warning(
+                        "a request kept its session locked longer than SESSION_LOCK_TIMEOUT"
+                        " (%g s), so the lock had expired; its changes were merged anyway",
+                        self.lock_timeout,
+                    )
+
+    def delete(self, sid: str, *, lock: str | None = None) -> None:
+        key = self.key_prefix + sid
+        with self._errors():
+            node = self._node(key)
+            node.delete(key, noreply=False)
+            if lock is not None:
+                self._drop_lease(node, key, lock)
+
+    def incr(
+        self, sid: str, key: str, amount: int, *, ttl: float, create: bool
+    ) -> IncrResult | None:
+        item = self.key_prefix + sid
+        result: list[int] = []
+
+        def add(values: dict[str, bytes]) -> None:
+            new_value = decode_int(self.codec, values.get(key), key) + amount
+            values[key] = self.codec.encode(new_value)
+            result[:] = [new_value]
+
+        with self._errors():
+            node = self._node(item)
+            if not create and node.get(item) is None:
+                return None
+            token = self._take_lease(node, item, "the session")
+            try:
+                values: dict[str, bytes] = {}
+                if not self._merge(node, item, sid, ttl, create, add, (), out=values):
+                    return None
+            finally:
+                self._drop_lease(node, item, token)
+        return IncrResult(result[0], values.get(PERMANENT_KEY))
+
+    def release(self, sid: str, lock: str) -> None:
+        key = self.key_prefix + sid
+        with self._errors():
+            self._drop_lease(self._node(key), key, lock)
+
+    def cleanup(self, *, stale_temp_after: float) -> CleanupReport:
+        self.ping()
+        return CleanupReport(
+            note="memcached expires sessions and locks by itself; nothing to remove"
+        )
+
+    def ping(self) -> None:
+        with self._errors():
+            for node in self._clients.values():
+                # A write (a full memcached refuses it), removed again at once.
+                node.set(self.key_prefix + ":ping", b"1", expire=1, noreply=False)
+                node.delete(self.key_prefix + ":ping", noreply=False)
+
+    def close(self) -> None:
+        for node in self._clients.values():
+            node.close()
+
+    # -- store-wide counters -----------------------------------------------------------
+
+    def counter_incr(self, name: str) -> int:
+        key = self._counter_key(name)
+        with self._errors():
+            node = self._node(key)
+            while True:
+                # incr on a missing item changes nothing and says so; add creates it
+                # only if nobody else did. Neither can count twice.
+                value = node.incr(key, 1, noreply=False)
+                if value is not None:
+                    return int(value)
+                if node.add(key, b"1", expire=0, noreply=False):
+                    return 1
+
+    def counter_value(self, name: str) -> int:
+        key = self._counter_key(name)
+        with self._errors():
+            raw = self._node(key).get(key)
+        return int(raw) if raw is not None else 0
+
+    def counter_reset(self, name: str) -> None:
+        key = self._counter_key(name)
+        with self._errors():
+            self._node(key).delete(key, noreply=False)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _counter_key(self, name: str) -> str:
+        return f"{self.key_prefix}:counter:{name}"
+
+    def _node(self, key: str) -> PooledClient:
+        return self._clients[self._hash.get_node(key)]
+
+    def _merge(
+        self,
+        node: PooledClient,
+        key: str,
+        sid: str,
+        ttl: float,
+        create: bool,
+        change: Any,
+        deleted: Iterable[str],
+        out: dict[str, bytes] | None = None,
+    ) -> bool:
+        """Read-modify-write the session with CAS until no one wrote in between.
+
+        ``change(values)`` edits the values in place; ``deleted`` keys are removed.
+        Returns whether the session exists afterwards.
+        """
+        while True:
+            data, cas = node.gets(key)
+            values = self._decode(data, sid) if data is not None else None
+            if values is None:
+                if not create:
+                    return False
+                values = {}
+            change(values)
+            for name in deleted:
+                values.pop(name, None)
+            if out is not None:
+                out.clear()
+                out.update(values)
+            if not values:
+                if data is not None:
+                    node.cas(key, b"", cas, expire=EXPIRE_NOW, noreply=False)
+                return False
+            document = self.codec.encode_document(values)
+            if data is None:
+                written = node.add(key, document, expire=_expiry(ttl), noreply=False)
+            else:
+                written = node.cas(key, document, cas, expire=_expiry(ttl), noreply=False)
+            if written:
+                return True
+
+    def _take_lease(self, node: PooledClient, key: str, what: str) -> str:
+        token = secrets.token_hex(16)
+        wait = LockWait(self.lock_timeout, what, grace=LEASE_GRACE)
+        while not node.add(key + ":lock", token.encode(), expire=self._lease, noreply=False):
+            wait.pause()
+        return token
+
+    def _drop_lease(self, node: PooledClient, key: str, token: str) -> bool:
+        """End our lease; False if it was no longer ours."""
+        held, cas = node.gets(key + ":lock")
+        if held != token.encode():
+            return False
+        return bool(node.cas(key + ":lock", b"", cas, expire=EXPIRE_NOW, noreply=False))
+
+    def _decode(self, data: bytes, sid: str) -> dict[str, bytes] | None:
+        try:
+            return decode_document(data, self.codec)
+        except (DecodeError, TypeError) as error:
+            logger.warning(
+                "ignoring session %s… in memcached: not %s data (%s); the client gets a new"
+                " session",
+                sid[:6],
+                self.codec.name,
+                error,
+            )
+            return None
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (OSError, MemcacheUnexpectedCloseError) as error:
+            self._outage.failed(error)
+            raise StoreUnavailable(
+                f"memcached is unavailable: {error!r}",
+                reason="the session store cannot be reached",
+            ) from error
+        except MemcacheError as error:  # out of memory, item too large, ...
+            self._outage.failed(error)
+            raise StoreUnavailable(
+                f"memcached refused a session command: {error}",
+                reason="the session store refused the request",
+            ) from error
+        else:
+            self._outage.succeeded()
+
+
+def _expiry(ttl: float) -> int:
+    """memcached's expiry for ``ttl`` seconds: whole seconds (rounded up), and above 30
+    days a Unix time, as memcached reads larger numbers as one."""
+    seconds = max(1, math.ceil(ttl))
+    if seconds > RELATIVE_EXPIRY_LIMIT:
+        return int(time.time()) + seconds
+    return seconds

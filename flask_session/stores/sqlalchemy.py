@@ -1,0 +1,375 @@
+"""The SQLAlchemy store: sessions in PostgreSQL or SQLite (tables in sqlalchemy_setup.py).
+
+Every verb is one transaction. A transaction that changes a session first locks its row
+(``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite every writing transaction starts
+with ``BEGIN IMMEDIATE``, which serializes writers on the file), so merges and
+increments never interleave. Session locks are lease rows in ``<table>_locks``, taken
+and checked while the session's row is locked:
+
+* ``load(lock=True)`` locks the row, then inserts (or takes over an expired) lease;
+* ``incr`` locks the row, then looks for a live lease: if there is one it rolls back
+  (nothing was applied) and waits.
+
+Because both lock the session's row first, an increment either commits before a locker
+reads the session or sees its lease. A lease ends at its expiry, so a worker killed
+while holding one blocks the session for at most ``SESSION_LOCK_TIMEOUT``.
+
+Expiry is a column; expired rows are invisible to every verb and are deleted by
+``flask session cleanup``. Nothing is retried: a failed verb was applied at most once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from ..codecs import DecodeError
+from ..errors import OutageLog, StoreUnavailable
+from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, LockWait, Store, decode_int
+from .documents import decode_document
+from .sqlalchemy_setup import Tables
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a waiter waits beyond a lock's lease (see redis.LEASE_GRACE: waiters queued
+#: behind a killed worker's lease take their turn when it ends instead of timing out).
+LEASE_GRACE = 1.0
+#: an ``expiry`` long past: a row inserted only to be locked counts as no session
+NEVER = datetime(1970, 1, 1)
+
+#: PostgreSQL error classes (SQLSTATE) and what they mean for a client
+_BUSY_SQLSTATES = {"55P03", "57014", "40P01", "40001"}  # lock/statement timeout, deadlock
+_REFUSING_SQLSTATES = {
+    "25006": "the session store is read-only",
+    "53100": "the session store's disk is full",
+}
+
+
+class SQLAlchemyStore(Store):
+    name = "sqlalchemy"
+
+    def __init__(self, *, engine: Engine, tables: Tables, **common: Any) -> None:
+        super().__init__(**common)
+        self.engine = engine
+        self.tables = tables
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._outage = OutageLog(logger, f"{engine.dialect.name} session store")
+        self._tables_ready = False
+        self._tables_guard = threading.Lock()
+        s = tables.sessions.c
+        self._select_row = sa.select(s.data, s.expiry)
+        try:
+            self._ensure_tables()
+        except sa.exc.DBAPIError as error:
+            # The app still starts (and answers 503) while the database is down; the
+            # tables are made on first use instead.
+            logger.warning("session tables not checked at start-up (%s); will retry", error)
+
+    # -- the store verbs ---------------------------------------------------------------
+
+    def load(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
+        key = self.key_prefix + sid
+        wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE) if lock else None
+        while True:
+            token = secrets.token_hex(16) if lock else None
+            with self._transaction(read_only=not lock and refresh_ttl is None) as (conn, txn):
+                now = _now()
+                row = conn.execute(
+                    self._select_row.where(self._sid_is(key)).with_for_update()
+                    if lock or refresh_ttl is not None
+                    else self._select_row.where(self._sid_is(key))
+                ).first()
+                if row is None or row.expiry is None or row.expiry <= now:
+                    return None
+                values = self._decode(row.data, sid)
+                if values is None:
+                    return None
+                if token is not None and not self._take_lease(conn, key, token, now):
+                    txn.rollback()
+                    assert wait is not None
+                    wait.pause()
+                    continue
+                if refresh_ttl is not None:
+                    conn.execute(
+                        sa.update(self.tables.sessions)
+                        .where(self._sid_is(key))
+                        .values(expiry=now + timedelta(seconds=refresh_ttl))
+                    )
+            return Loaded(values, lock=token)
+
+    def save(
+        self,
+        sid: str,
+        changed: dict[str, bytes],
+        deleted: Iterable[str],
+        *,
+        ttl: float,
+        create: bool,
+        lock: str | None = None,
+    ) -> bool:
+        key = self.key_prefix + sid
+        with self._transaction() as (conn, _txn):
+            now = _now()
+            # The session's row first, then the lease: every transaction locks in this
+            # order, so two never wait for each other.
+            values = self._locked_values(conn, key, sid, now, create=create)
+            if lock is not None and not self._drop_lease(conn, key, lock):
+                logger.warning(
+                    "a request kept its session locked longer than SESSION_LOCK_TIMEOUT"
+                    " (%g s), so the lock had expired; its changes were merged anyway",
+                    self.lock_timeout,
+                )
+            if values is None:
+                return False
+            values.update(changed)
+            for name in deleted:
+                values.pop(name, None)
+            return self._write(conn, key, values, now, ttl)
+
+    def delete(self, sid: str, *, lock: str | None = None) -> None:
+        key = self.key_prefix + sid
+        with self._transaction() as (conn, _txn):
+            conn.execute(sa.delete(self.tables.sessions).where(self._sid_is(key)))
+            if lock is not None:  # after the row (see save)
+                self._drop_lease(conn, key, lock)
+
+    def incr(
+        self, sid: str, key: str, amount: int, *, ttl: float, create: bool
+    ) -> IncrResult | None:
+        row_key = self.key_prefix + sid
+        wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
+        while True:
+            with self._transaction() as (conn, txn):
+                now = _now()
+                values = self._locked_values(conn, row_key, sid, now, create=create)
+                if values is None:
+                    return None
+                if self._leased(conn, row_key, now):
+                    txn.rollback()  # nothing applied: waiting and trying again is safe
+                    wait.pause()
+                    continue
+                new_value = decode_int(self.codec, values.get(key), key) + amount
+                values[key] = self.codec.encode(new_value)
+                self._write(conn, row_key, values, now, ttl)
+            return IncrResult(new_value, values.get(PERMANENT_KEY))
+
+    def release(self, sid: str, lock: str) -> None:
+        with self._transaction() as (conn, _txn):
+            self._drop_lease(conn, self.key_prefix + sid, lock)
+
+    def cleanup(self, *, stale_temp_after: float) -> CleanupReport:
+        sessions, locks = self.tables.sessions, self.tables.locks
+        with self._transaction() as (conn, _txn):
+            now = _now()
+            # The condition is checked again on each row as it is deleted (PostgreSQL
+            # re-evaluates it after waiting for a row lock), so a session refreshed in
+            # the meantime is kept.
+            removed = len(
+                conn.execute(
+                    sa.delete(sessions).where(sessions.c.expiry <= now).returning(sessions.c.id)
+                ).all()
+            )
+            conn.execute(sa.delete(locks).where(locks.c.expires <= now))
+            kept = conn.execute(sa.select(sa.func.count()).select_from(sessions)).scalar_one()
+        return CleanupReport(expired_removed=removed, live_kept=kept)
+
+    def ping(self) -> None:
+        # A write in a writing transaction, then rolled back so a health check leaves
+        # nothing behind: a read-only replica or a locked SQLite file fails here as
+        # requests would.
+        counters = self.tables.counters
+        with self._transaction() as (conn, txn):
+            conn.execute(
+                self._insert(counters)
+                .values(name=self.key_prefix + ":ping", value=0)
+                .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": 0})
+            )
+            txn.rollback()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- store-wide counters -----------------------------------------------------------
+
+    def counter_incr(self, name: str) -> int:
+        counters = self.tables.counters
+        # One statement: the database serializes concurrent upserts of one row.
+        statement = (
+            self._insert(counters)
+            .values(name=self._counter_name(name), value=1)
+            .on_conflict_do_update(
+                index_elements=[counters.c.name], set_={"value": counters.c.value + 1}
+            )
+            .returning(counters.c.value)
+        )
+        with self._transaction() as (conn, _txn):
+            return int(conn.execute(statement).scalar_one())
+
+    def counter_value(self, name: str) -> int:
+        counters = self.tables.counters
+        with self._transaction(read_only=True) as (conn, _txn):
+            value = conn.execute(
+                sa.select(counters.c.value).where(counters.c.name == self._counter_name(name))
+            ).scalar()
+        return int(value or 0)
+
+    def counter_reset(self, name: str) -> None:
+        counters = self.tables.counters
+        with self._transaction() as (conn, _txn):
+            conn.execute(sa.delete(counters).where(counters.c.name == self._counter_name(name)))
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _counter_name(self, name: str) -> str:
+        return self.key_prefix + name
+
+    def _sid_is(self, key: str) -> sa.ColumnElement[bool]:
+        return self.tables.sessions.c.session_id == key
+
+    def _locked_values(
+        self, conn: sa.Connection, key: str, sid: str, now: datetime, *, create: bool
+    ) -> dict[str, bytes] | None:
+        """Lock the session's row and return its values; None if there is no live
+        session and ``create`` is false. With ``create`` a missing row is inserted (as
+        expired, so it counts as no session) to have a row to lock."""
+        if create:
+            conn.execute(
+                self._insert(self.tables.sessions)
+                .values(session_id=key, data=b"", expiry=NEVER)
+                .on_conflict_do_nothing(index_elements=[self.tables.sessions.c.session_id])
+            )
+        row = conn.execute(self._select_row.where(self._sid_is(key)).with_for_update()).first()
+        live = row is not None and row.expiry is not None and row.expiry > now
+        values = self._decode(row.data, sid) if live and row is not None else None
+        if values is None and create:
+            return {}
+        return values
+
+    def _write(
+        self, conn: sa.Connection, key: str, values: dict[str, bytes], now: datetime, ttl: float
+    ) -> bool:
+        """Store ``values`` in the (locked) row, or delete it if nothing is left."""
+        sessions = self.tables.sessions
+        if not values:
+            conn.execute(sa.delete(sessions).where(self._sid_is(key)))
+            return False
+        conn.execute(
+            sa.update(sessions)
+            .where(self._sid_is(key))
+            .values(data=self.codec.encode_document(values), expiry=now + timedelta(seconds=ttl))
+        )
+        return True
+
+    def _take_lease(self, conn: sa.Connection, key: str, token: str, now: datetime) -> bool:
+        locks = self.tables.locks
+        expires = now + timedelta(seconds=self.lock_timeout)
+        result = conn.execute(
+            self._insert(locks)
+            .values(session_id=key, token=token, expires=expires)
+            .on_conflict_do_update(
+                index_elements=[locks.c.session_id],
+                set_={"token": token, "expires": expires},
+                where=locks.c.expires <= now,  # only an expired lease is taken over
+            )
+            # RETURNING, not rowcount: drivers disagree on an upsert's rowcount
+            .returning(locks.c.token)
+        )
+        return result.first() is not None
+
+    def _leased(self, conn: sa.Connection, key: str, now: datetime) -> bool:
+        locks = self.tables.locks
+        found = conn.execute(
+            sa.select(locks.c.token).where(locks.c.session_id == key, locks.c.expires > now)
+        ).first()
+        return found is not None
+
+    def _drop_lease(self, conn: sa.Connection, key: str, token: str) -> bool:
+        """Delete our lease; False if it was no longer ours (it had expired)."""
+        locks = self.tables.locks
+        result = conn.execute(
+            sa.delete(locks)
+            .where(locks.c.session_id == key, locks.c.token == token)
+            .returning(locks.c.token)
+        )
+        return result.first() is not None
+
+    def _decode(self, data: bytes | None, sid: str) -> dict[str, bytes] | None:
+        try:
+            return decode_document(bytes(data or b""), self.codec)
+        except (DecodeError, TypeError) as error:
+            logger.warning(
+                "ignoring session %s… in the database: not %s data (%s); the client gets a"
+                " new session",
+                sid[:6],
+                self.codec.name,
+                error,
+            )
+            return None
+
+    @contextlib.contextmanager
+    def _transaction(
+        self, *, read_only: bool = False
+    ) -> Iterator[tuple[sa.Connection, sa.RootTransaction]]:
+        """A connection in a transaction, committed on normal exit; database errors
+        become StoreUnavailable, logged once per outage."""
+        try:
+            self._ensure_tables()
+            with self.engine.connect() as conn:
+                if read_only:
+                    conn = conn.execution_options(sqlite_read_only=True)
+                with conn.begin() as txn:
+                    yield conn, txn
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+            self._outage.failed(error)
+            raise _unavailable(error) from error
+        else:
+            self._outage.succeeded()
+
+    def _ensure_tables(self) -> None:
+        """Create the tables once per process, on first use (the database may be down
+        when the app starts; the app still starts and answers 503 until it is up)."""
+        if self._tables_ready:
+            return
+        with self._tables_guard:
+            if self._tables_ready:
+                return
+            try:
+                self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
+            except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                # Another process created them between our check and our CREATE.
+                self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
+            self._tables_ready = True
+
+
+def _unavailable(error: BaseException) -> StoreUnavailable:
+    orig = getattr(error, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    text = str(orig or error).split("\n")[0]
+    if isinstance(error, sa.exc.TimeoutError):
+        reason = "the session store is busy"
+    elif sqlstate in _REFUSING_SQLSTATES:
+        reason = _REFUSING_SQLSTATES[sqlstate]
+    elif sqlstate in _BUSY_SQLSTATES or "database is locked" in text:
+        reason = "the session store is busy"
+    elif isinstance(error, sa.exc.DBAPIError) and (
+        error.connection_invalidated
+        or isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError))
+    ):
+        reason = "the session store cannot be reached"
+    else:
+        reason = "the session store refused the request"
+    return StoreUnavailable(f"the session database failed: {text}", reason=reason)
+
+
+def _now() -> datetime:
+    """Naive UTC, as Flask-Session 0.8 stores ``expiry``."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)

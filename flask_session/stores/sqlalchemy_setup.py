@@ -1,0 +1,219 @@
+"""Engine and tables for the SQLAlchemy store, built from ``SESSION_SQLALCHEMY*`` settings.
+
+Tables (created when missing, never altered or dropped):
+
+* ``<table>`` (default ``sessions``): Flask-Session 0.8's own layout, so a 0.8 app's
+  table is used as it is: ``id`` integer key, ``session_id`` (``key_prefix + sid``,
+  unique), ``data`` (the whole session as one JSON or msgpack document, as 0.8 writes
+  it), ``expiry`` (naive UTC).
+* ``<table>_locks``: one lease row per locked session (``session_id``, ``token``,
+  ``expires``). A lease ends at its expiry, so a killed worker's lock frees itself
+  within ``SESSION_LOCK_TIMEOUT``.
+* ``<table>_counters``: store-wide counters (``name``, ``value``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from ..errors import SessionConfigError
+
+#: dialects whose upsert and row locking the store is written and tested for
+SUPPORTED_DIALECTS = ("postgresql", "sqlite")
+CONNECT_TIMEOUT = 2  # seconds; a database that does not answer is a 503, not a hang
+DEFAULT_TABLE = "sessions"
+
+
+@dataclass(frozen=True)
+class Tables:
+    sessions: sa.Table
+    locks: sa.Table
+    counters: sa.Table
+
+
+def define_tables(name: str, schema: str | None) -> Tables:
+    metadata = sa.MetaData(schema=schema)
+    sessions = sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("session_id", sa.String(255), unique=True),
+        sa.Column("data", sa.LargeBinary),
+        sa.Column("expiry", sa.DateTime),
+    )
+    locks = sa.Table(
+        f"{name}_locks",
+        metadata,
+        sa.Column("session_id", sa.String(255), primary_key=True),
+        sa.Column("token", sa.String(64), nullable=False),
+        sa.Column("expires", sa.DateTime, nullable=False),
+    )
+    counters = sa.Table(
+        f"{name}_counters",
+        metadata,
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("value", sa.BigInteger, nullable=False),
+    )
+    return Tables(sessions, locks, counters)
+
+
+def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Engine:
+    """The engine named by ``SESSION_SQLALCHEMY_URL`` or ``SESSION_SQLALCHEMY``.
+
+    ``SESSION_SQLALCHEMY`` may be an ``Engine`` or a Flask-SQLAlchemy ``db`` (its
+    ``SQLALCHEMY_DATABASE_URI``, or the ``SESSION_SQLALCHEMY_BIND_KEY`` bind, is used).
+    The store always builds its own engine from the URL, with its own timeouts and (on
+    SQLite) its own transaction mode, so the app's engine is never reconfigured.
+    """
+    client = config.get("SESSION_SQLALCHEMY")
+    url_text = config.get("SESSION_SQLALCHEMY_URL")
+    if client is not None and url_text:
+        raise SessionConfigError("set SESSION_SQLALCHEMY or SESSION_SQLALCHEMY_URL, not both")
+    if client is not None:
+        url = _url_of_client(client, config)
+    elif url_text:
+        url = _parse_url(url_text, "SESSION_SQLALCHEMY_URL")
+    else:
+        raise SessionConfigError(
+            "SESSION_TYPE is 'sqlalchemy' but neither SESSION_SQLALCHEMY_URL (for example"
+            " postgresql+psycopg://user@127.0.0.1:5432/app or sqlite:////var/lib/app/sessions.db)"
+            " nor SESSION_SQLALCHEMY (an Engine or a Flask-SQLAlchemy db) is set"
+        )
+    dialect = url.get_backend_name()
+    if dialect not in SUPPORTED_DIALECTS:
+        raise SessionConfigError(
+            f"SESSION_SQLALCHEMY_URL names a {dialect!r} database; the sqlalchemy session"
+            f" store supports {', '.join(SUPPORTED_DIALECTS)}"
+        )
+    try:
+        if dialect == "sqlite":
+            return _sqlite_engine(url, lock_timeout)
+        return _postgresql_engine(url, lock_timeout)
+    except (ArgumentError, NoSuchModuleError, ImportError) as error:
+        raise SessionConfigError(
+            f"SESSION_SQLALCHEMY_URL {url.render_as_string()!r} is not usable: {error}"
+            " (for PostgreSQL install psycopg: pip install 'sessionapp[sqlalchemy]')"
+        ) from error
+
+
+def table_settings(config: Mapping[str, Any]) -> tuple[str, str | None]:
+    """``SESSION_SQLALCHEMY_TABLE`` and ``SESSION_SQLALCHEMY_SCHEMA``, checked."""
+    table = config.get("SESSION_SQLALCHEMY_TABLE") or DEFAULT_TABLE
+    schema = config.get("SESSION_SQLALCHEMY_SCHEMA") or None
+    for key, value in (("SESSION_SQLALCHEMY_TABLE", table), ("SESSION_SQLALCHEMY_SCHEMA", schema)):
+        if value is not None and (not isinstance(value, str) or not value.isidentifier()):
+            raise SessionConfigError(
+                f"{key} is {value!r}; use a plain SQL name (letters, digits, underscores)"
+            )
+    if config.get("SESSION_SQLALCHEMY_SEQUENCE"):
+        raise SessionConfigError(
+            "SESSION_SQLALCHEMY_SEQUENCE is not supported: the sessions table's id is the"
+            " database's own autoincrementing key; remove the setting"
+        )
+    return table, schema
+
+
+def _parse_url(text: Any, key: str) -> URL:
+    try:
+        return make_url(text)
+    except (ArgumentError, TypeError, ValueError) as error:
+        raise SessionConfigError(f"{key} {text!r} is not a database URL: {error}") from error
+
+
+def _url_of_client(client: Any, config: Mapping[str, Any]) -> URL:
+    if isinstance(client, Engine):
+        return client.url
+    if hasattr(client, "Model") and hasattr(client, "engines"):  # Flask-SQLAlchemy's db
+        bind_key = config.get("SESSION_SQLALCHEMY_BIND_KEY")
+        if bind_key:
+            binds = config.get("SQLALCHEMY_BINDS") or {}
+            bind = binds.get(bind_key)
+            if bind is None:
+                raise SessionConfigError(
+                    f"SESSION_SQLALCHEMY_BIND_KEY is {bind_key!r} but SQLALCHEMY_BINDS has"
+                    " no such bind"
+                )
+            text = bind.get("url") if isinstance(bind, Mapping) else bind
+            return _parse_url(text, f"SQLALCHEMY_BINDS[{bind_key!r}]")
+        text = config.get("SQLALCHEMY_DATABASE_URI")
+        if not text:
+            raise SessionConfigError(
+                "SESSION_SQLALCHEMY is a Flask-SQLAlchemy db but SQLALCHEMY_DATABASE_URI is"
+                " not set; set it, or set SESSION_SQLALCHEMY_URL instead"
+            )
+        return _parse_url(text, "SQLALCHEMY_DATABASE_URI")
+    raise SessionConfigError(
+        "SESSION_SQLALCHEMY must be a sqlalchemy Engine or a Flask-SQLAlchemy db, not"
+        f" {type(client).__name__}; or set SESSION_SQLALCHEMY_URL"
+    )
+
+
+def _postgresql_engine(url: URL, lock_timeout: float) -> Engine:
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2's default
+    wait_ms = max(1, int(lock_timeout * 1000))
+    return sa.create_engine(
+        url,
+        # A pooled connection the server closed (restart) is found before use, so the
+        # first request after an outage is served. The check runs before any statement:
+        # it can never repeat an increment.
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=40,
+        pool_timeout=lock_timeout,
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT,
+            # Row-lock waits are bounded like session-lock waits; statements by more.
+            "options": f"-c lock_timeout={wait_ms} -c statement_timeout={wait_ms + 5000}",
+        },
+    )
+
+
+def _sqlite_engine(url: URL, lock_timeout: float) -> Engine:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        raise SessionConfigError(
+            "SESSION_SQLALCHEMY_URL names an in-memory SQLite database, which each process"
+            " would have on its own; use a file, e.g. sqlite:////var/lib/app/sessions.db"
+        )
+    engine = sa.create_engine(
+        url,
+        pool_size=10,
+        max_overflow=40,
+        pool_timeout=lock_timeout,
+        # Writers queue on SQLite's file lock for up to the lock timeout ("database is
+        # locked" after that, which is a 503).
+        connect_args={"timeout": lock_timeout, "check_same_thread": False},
+    )
+    sa.event.listen(engine, "connect", _sqlite_connect)
+    sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off; _sqlite_begin starts transactions.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL: readers never wait for the writer, and many processes share the file.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a crash of the process, not of the
+        # machine's power (the last commits can roll back then).
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    # Writers take the write lock at BEGIN: a read-then-write transaction that upgrades
+    # later can fail with "database is locked" without waiting. Plain reads do not.
+    if connection.get_execution_options().get("sqlite_read_only"):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
