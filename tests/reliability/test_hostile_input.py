@@ -20,8 +20,6 @@ import string
 from pathlib import Path
 
 import pytest
-
-from tests.support.store_contents import stored_lock_count, stored_session_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.http import parse_cookie
@@ -36,6 +34,7 @@ from tests.reliability.conftest import (
     redis_session_ids,
     session_files,
 )
+from tests.support.store_contents import stored_lock_count, stored_session_ids
 
 VICTIM_COUNTER = 4242  # a number no hostile request can reach on its own
 ROUTES = [
