@@ -196,14 +196,17 @@ def test_a_killed_holder_frees_the_lock_within_the_lock_timeout(app, store, stor
 
 
 def test_sessions_expire_and_refresh_pushes_expiry_out(store):
-    # memcached counts expiry in whole seconds (an item lives for ttl-1 to ttl s)
-    scale = 5 if store.name == "memcached" else 1
+    # (ttl, wait, refreshed ttl, wait): memcached counts expiry in whole seconds, and an
+    # item it is told to keep for n seconds lives between n-1 and n
+    ttl, first_wait, refresh, second_wait = (
+        (3.0, 1.0, 10.0, 2.5) if store.name == "memcached" else (0.4, 0.25, 2.0, 0.3)
+    )
     short, kept = new_session_id(32), new_session_id(32)
-    store.save(short, {"a": enc(store, 1)}, [], ttl=0.4 * scale, create=True)
-    store.save(kept, {"a": enc(store, 1)}, [], ttl=0.4 * scale, create=True)
-    time.sleep(0.25 * scale)
-    assert store.load(kept, lock=False, refresh_ttl=2.0 * scale) is not None
-    time.sleep(0.3 * scale)
+    store.save(short, {"a": enc(store, 1)}, [], ttl=ttl, create=True)
+    store.save(kept, {"a": enc(store, 1)}, [], ttl=ttl, create=True)
+    time.sleep(first_wait)
+    assert store.load(kept, lock=False, refresh_ttl=refresh) is not None
+    time.sleep(second_wait)
     assert store.load(short, lock=False, refresh_ttl=None) is None
     assert store.save(short, {"b": enc(store, 2)}, [], ttl=TTL, create=False) is False
     assert store.load(kept, lock=False, refresh_ttl=None) is not None
