@@ -36,7 +36,16 @@ from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError  #
 
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
-from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, LockWait, Store, decode_int
+from .base import (
+    PERMANENT_KEY,
+    CleanupReport,
+    IncrResult,
+    Loaded,
+    LockWait,
+    Store,
+    check_counter_name,
+    decode_int,
+)
 from .documents import decode_document
 
 logger = logging.getLogger(__name__)
@@ -259,6 +268,7 @@ class MemcachedStore(Store):
     # -- helpers -----------------------------------------------------------------------
 
     def _counter_key(self, name: str) -> str:
+        check_counter_name(name)  # ValueError for a name some store could not hold
         return f"{self.key_prefix}:counter:{name}"
 
     def _node(self, key: str) -> PooledClient:

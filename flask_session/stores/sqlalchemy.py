@@ -34,7 +34,16 @@ from sqlalchemy.engine import Engine
 
 from ..codecs import DecodeError
 from ..errors import OutageLog, StoreUnavailable
-from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, LockWait, Store, decode_int
+from .base import (
+    PERMANENT_KEY,
+    CleanupReport,
+    IncrResult,
+    Loaded,
+    LockWait,
+    Store,
+    check_counter_name,
+    decode_int,
+)
 from .documents import decode_document
 from .sqlalchemy_setup import Tables
 
@@ -230,6 +239,7 @@ class SQLAlchemyStore(Store):
     # -- helpers -----------------------------------------------------------------------
 
     def _counter_name(self, name: str) -> str:
+        check_counter_name(name)  # ValueError for a name some store could not hold
         return self.key_prefix + name
 
     def _sid_is(self, key: str) -> sa.ColumnElement[bool]:
