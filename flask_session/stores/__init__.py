@@ -35,16 +35,21 @@ ALLOW_EVICTION = "SESSION_REDIS_ALLOW_EVICTION"
 
 def _redis(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
     from .redis import RedisStore, client_from_settings
+    from .redis_topology import close_client, replica_wait_from_config
 
     allow_eviction = config_bool(config, ALLOW_EVICTION) if ALLOW_EVICTION in config else False
     if isinstance(config, MutableMapping) and ALLOW_EVICTION in config:
         config[ALLOW_EVICTION] = allow_eviction  # checked: written back as a bool
+    # Settings first: a bad SESSION_REDIS_MIN_REPLICAS must not leave a client behind.
+    replica_wait = replica_wait_from_config(config)
     client = client_from_settings(settings.redis, settings.redis_url)
     try:
-        return RedisStore(client=client, allow_eviction=allow_eviction, **common)
+        return RedisStore(
+            client=client, allow_eviction=allow_eviction, replica_wait=replica_wait, **common
+        )
     except SessionConfigError:
         if settings.redis is None:  # ours (built from the URL): close it
-            client.close()
+            close_client(client)
         raise
 
 

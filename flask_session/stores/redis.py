@@ -48,8 +48,23 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from ..codecs import CODECS, Codec
-from ..errors import OutageLog, SessionConfigError, StoreUnavailable
+from ..errors import SessionConfigError, StoreUnavailable
 from .base import CleanupReport, IncrResult, Loaded, LockWait, Store, check_counter_name
+
+# -- topology (h5): cluster / sentinel clients, health, WAIT; see redis_topology.py --
+from .redis_topology import (
+    TOPOLOGY_ERRORS,
+    Client,
+    ReplicaWait,
+    check_client,
+    check_topology,
+    client_from_url,
+    client_retries,
+    close_client,
+    is_topology_url,
+    outage_log_for,
+    topology_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -282,20 +297,22 @@ return {0, value}
 # -- the client --------------------------------------------------------------------------
 
 
-def client_from_settings(client: Any, url: str | None) -> redis.Redis:
+def client_from_settings(client: Any, url: str | None) -> Client:
     """The Redis client for the store: ``SESSION_REDIS`` as given, or one made from
     ``SESSION_REDIS_URL``. The one place a client is built; fails loudly, never falls
     back to localhost."""
     if client is not None and url:
         raise SessionConfigError("set SESSION_REDIS or SESSION_REDIS_URL, not both")
     if client is not None:
-        _check_client(client)
+        check_client(client)
         return client  # type: ignore[no-any-return]
     if not url:
         raise SessionConfigError(
             "SESSION_TYPE is 'redis' but neither SESSION_REDIS (a redis.Redis client) nor"
             " SESSION_REDIS_URL (for example redis://127.0.0.1:6379/0) is set"
         )
+    if is_topology_url(url):  # redis+cluster:// or redis+sentinel:// (h5)
+        return client_from_url(url)
     try:
         # Options in the URL's query string (?socket_timeout=...) override these.
         return redis.Redis.from_url(
@@ -310,19 +327,6 @@ def client_from_settings(client: Any, url: str | None) -> redis.Redis:
         )
     except ValueError as error:
         raise SessionConfigError(f"SESSION_REDIS_URL {url!r} is not usable: {error}") from error
-
-
-def _check_client(client: Any) -> None:
-    """Any redis.Redis is fine, retries included (every verb is safe to repeat)."""
-    if not isinstance(client, redis.Redis):
-        raise SessionConfigError(
-            f"SESSION_REDIS must be a redis.Redis client, not {type(client).__name__}"
-        )
-    if client.get_connection_kwargs().get("decode_responses"):
-        raise SessionConfigError(
-            "SESSION_REDIS was created with decode_responses=True; session values are"
-            " bytes, so create it without that option"
-        )
 
 
 def refusal(error: redis.exceptions.RedisError) -> tuple[str, int]:
@@ -352,13 +356,22 @@ def refusal(error: redis.exceptions.RedisError) -> tuple[str, int]:
 class RedisStore(Store):
     name = "redis"
 
-    def __init__(self, *, client: redis.Redis, allow_eviction: bool = False, **common: Any) -> None:
+    def __init__(
+        self,
+        *,
+        client: Client,
+        allow_eviction: bool = False,
+        replica_wait: ReplicaWait | None = None,
+        **common: Any,
+    ) -> None:
         super().__init__(**common)
         self.redis = client
         self.allow_eviction = allow_eviction
         self._format = self.codec.name.encode()
         self._lock_ms = str(int(self.lock_timeout * 1000))
-        retry = client.get_retry()
+        #: SESSION_REDIS_MIN_REPLICAS: writes acknowledged only once replicas have them
+        self.replica_wait = replica_wait
+        retry = client_retries(client)
         # A record of each increment is only needed when the client may repeat a call.
         self._record_ms = (
             str(INCR_RECORD_TTL_MS) if retry is not None and retry.get_retries() > 0 else "0"
@@ -374,7 +387,7 @@ class RedisStore(Store):
         self._delete_if_equal = _Script(client, DELETE_IF_EQUAL)
         self._counter_incr = _Script(client, COUNTER_INCR)
         self._probe = _Script(client, PROBE)
-        self._outage = OutageLog(logger, "redis session store")
+        self._outage = outage_log_for(client, logger, "redis session store", replica_wait)
         self._policy_unchecked = False
         self._policy_guard = threading.Lock()
         self._check_eviction_policy(at_start_up=True)
@@ -426,7 +439,7 @@ class RedisStore(Store):
         keys = self._keys(sid)
         with self._errors():
             for _ in range(CONVERT_ATTEMPTS):
-                reply = self._save(keys, args)
+                reply = self._write(self._save, keys, args)
                 if reply[0] != OTHER_FORMAT:
                     break
                 self._convert_hash(keys[0], sid, reply[1])
@@ -447,7 +460,7 @@ class RedisStore(Store):
 
     def delete(self, sid: str, *, lock: str | None = None) -> None:
         with self._errors():
-            self._delete(self._keys(sid), [lock or ""])
+            self._write(self._delete, self._keys(sid), [lock or ""])
             # A 0.8 session not yet carried over must not come back on the next load.
             self.redis.delete(self._legacy_key(sid))
 
@@ -459,7 +472,7 @@ class RedisStore(Store):
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
             while True:
-                reply = self._incr(keys, args)
+                reply = self._write(self._incr, keys, args)
                 status = reply[0]
                 if status == LOCKED:
                     wait.pause()
@@ -498,7 +511,25 @@ class RedisStore(Store):
     def ping(self) -> None:
         """A tiny write that leaves nothing behind: refused exactly when a session's is."""
         with self._errors():
-            self._probe([f"{self.key_prefix}#ping"], [])
+            check_topology(self.redis, self._probe_server, f"{self.key_prefix}#ping")
+
+    def close(self) -> None:
+        """Close every connection the client holds (cluster nodes and sentinels too)."""
+        close_client(self.redis)
+
+    def _probe_server(self, server: redis.Redis, key: str) -> None:
+        """One server's health, for ``ping``; run on each server requests write to (the
+        one server, sentinel's master, every cluster primary with a key of its slots)."""
+        self._probe.run_on(server, [key], [])
+        if self.replica_wait is not None:
+            self.replica_wait.check_replicas(server)
+
+    def _write(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        """Run a script that changes acknowledged data, waiting for replicas if asked
+        (SESSION_REDIS_MIN_REPLICAS)."""
+        if self.replica_wait is None:
+            return script(keys, args)
+        return self.replica_wait.run(self.redis, script.sha, script.source, keys, args)
 
     # -- counters --------------------------------------------------------------------
 
@@ -506,7 +537,7 @@ class RedisStore(Store):
         key = self._counter_key(name)
         record = f"{key}:incr:{secrets.token_hex(8)}"
         with self._errors():
-            reply = self._counter_incr([key, record], [self._record_ms])
+            reply = self._write(self._counter_incr, [key, record], [self._record_ms])
         if reply[0] != DONE:
             raise self._not_a_counter(key)
         return int(reply[1])
@@ -724,6 +755,12 @@ class RedisStore(Store):
         """Turn redis errors into StoreUnavailable with the reason, logged once per outage."""
         try:
             yield
+        except TOPOLOGY_ERRORS as error:
+            # h5: replicas not confirming a write (SESSION_REDIS_MIN_REPLICAS), and a
+            # cluster the client cannot use at all (RedisClusterException is not a
+            # RedisError).
+            self._outage.failed(error)
+            raise topology_error(error) from error
         except redis.exceptions.RedisError as error:
             self._outage.failed(error)
             reason, retry_after = refusal(error)
@@ -749,20 +786,26 @@ class _Script:
     NOSCRIPT means the script did not run.
     """
 
-    def __init__(self, client: redis.Redis, source: str) -> None:
+    def __init__(self, client: Client, source: str) -> None:
         self.client = client
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        return self.run_on(self.client, keys, args)
+
+    def run_on(self, client: Client, keys: list[str], args: list[Any]) -> Any:
+        """Run on ``client`` (the store's, or one cluster node's)."""
         try:
-            return self.client.execute_command(  # type: ignore[no-untyped-call]
+            return client.execute_command(  # type: ignore[no-untyped-call]
                 "EVALSHA", self.sha, len(keys), *keys, *args
             )
         except redis.exceptions.NoScriptError:
-            self.client.script_load(self.source)
-            return self.client.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", self.sha, len(keys), *keys, *args
+            # EVAL, not SCRIPT LOAD: it goes to the node that owns the keys (a cluster's
+            # SCRIPT LOAD goes to every primary, and fails while one is down) and caches
+            # the script there.
+            return client.execute_command(  # type: ignore[no-untyped-call]
+                "EVAL", self.source, len(keys), *keys, *args
             )
 
 

