@@ -216,11 +216,17 @@ def test_without_a_replica_writes_are_not_acknowledged_and_healthz_says_so(redis
     )
     assert client.get("/healthz").status_code == 503
     store = app.session_interface.store
-    with pytest.raises(StoreUnavailable) as unconfirmed:
-        store.counter_incr("tickets") if hasattr(store, "_counter_incr") else store.incr(
-            "abc", "n", 1, ttl=60, create=True
-        )
-    assert "replica" in unconfirmed.value.reason
+    writes = {
+        "incr": lambda: store.incr("abc", "n", 1, ttl=60, create=True),
+        "save": lambda: store.save("abc", {"n": b"1"}, [], ttl=60, create=True),
+        "delete": lambda: store.delete("abc"),
+        "counter_incr": lambda: store.counter_incr("tickets"),
+    }
+    for verb, write in writes.items():
+        with pytest.raises(StoreUnavailable) as unconfirmed:
+            write()
+        assert "replica" in unconfirmed.value.reason, verb
+    assert store.load("nosuch", lock=False, refresh_ttl=None) is None  # reads still work
 
 
 def test_with_a_replica_writes_wait_for_it_and_are_there(redis_sentinel, app_builder):
