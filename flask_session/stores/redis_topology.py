@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -555,6 +555,12 @@ def replica_wait_from_config(config: Any) -> ReplicaWait | None:
         values, WAIT_TIMEOUT_KEY, minimum=0, minimum_inclusive=False, maximum=60,
         what="seconds",
     )  # fmt: skip
+    if isinstance(config, MutableMapping):
+        # Checked values written back in their types (text from the environment becomes
+        # numbers), as the other store settings are.
+        for key, value in ((MIN_REPLICAS_KEY, replicas), (WAIT_TIMEOUT_KEY, timeout)):
+            if key in config:
+                config[key] = value
     if replicas == 0:
         return None
     return ReplicaWait(replicas=replicas, timeout_ms=max(1, int(timeout * 1000)))
