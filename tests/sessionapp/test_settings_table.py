@@ -154,6 +154,20 @@ SETTINGS = [
     Setting("SHARED_COUNTER_FILE", ("shared-counter", "x")),
     Setting("SESSION_REDIS_URL", ("123", "true", "[1]"), store="redis"),
     Setting("SESSION_REDIS_ALLOW_EVICTION", BOOL_BAD, BOOL_GOOD, store="redis"),
+    # 0 only among the good values: the test server has no replica, so with 1 every write
+    # would (rightly) answer 503
+    Setting(
+        "SESSION_REDIS_MIN_REPLICAS",
+        ("-1", "17", "1.5", "two", "true", ""),
+        (("0", 0), ("00", 0)),
+        store="redis",
+    ),
+    Setting(
+        "SESSION_REDIS_WAIT_TIMEOUT",
+        ("0", "-1", "61", "NaN", "soon", "true"),
+        (("0.5", 0.5), ("2", 2)),
+        store="redis",
+    ),
 ]
 
 #: keys of config.py that no row covers, and why
