@@ -16,7 +16,6 @@ from flask import Flask
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
-import sessionapp.shared_counter
 from flask_session import Session, SessionConfigError, StoreUnavailable
 from flask_session.stores.redis_topology import (
     CLUSTER,
@@ -150,12 +149,6 @@ def _assert_503(reply, reason_words: str) -> None:
         assert reason_words in body, body[:300]
 
 
-@pytest.mark.xfail(
-    hasattr(sessionapp.shared_counter, "RedisSharedCounter"),
-    strict=True,
-    reason="the shared counter does not use the store's counter verbs yet: its own client"
-    " lets RedisClusterException through (500)",
-)
 def test_a_whole_cluster_down_is_503_everywhere_and_recovers(app_builder):
     with RedisClusterSet() as cluster:
         app = _service(app_builder, cluster.url)

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-import sessionapp.shared_counter
 from tests.reliability.conftest import SERVICE_APP, needs_service
 from tests.reliability.failover_load import FailoverReport, run_failover
 from tests.support.gunicorn_server import REPO_ROOT, GunicornServer
@@ -39,9 +38,6 @@ APP = SERVICE_APP
 WORKERS = 2
 LAG = 0.5  # seconds the lagging replica trails its master
 
-#: Until the service's shared counter runs on the store's counter verbs (h2's move), it
-#: INCRs Redis by itself: no WAIT, so its numbers are not durable yet.
-SHARED_COUNTER_OUTSIDE_STORE = hasattr(sessionapp.shared_counter, "RedisSharedCounter")
 UNAVAILABLE_LINE = re.compile(r"\[(\d+)\] \[ERROR\] (redis session store.*?) is unavailable")
 AVAILABLE_AGAIN_LINE = re.compile(
     r"\[(\d+)\] \[WARNING\] (redis session store.*?) is available again"
@@ -211,21 +207,7 @@ def test_sentinel_master_killed_under_load(gunicorn_server, sentinel_set):
     check_clean(report, server, workers)
 
 
-@pytest.mark.parametrize(
-    "replicas",
-    [
-        0,
-        pytest.param(
-            1,
-            marks=pytest.mark.xfail(
-                SHARED_COUNTER_OUTSIDE_STORE,
-                strict=True,
-                reason="the shared counter does not use the store's counter verbs yet",
-            ),
-        ),
-    ],
-    ids=["acknowledged-on-master", "min-replicas-1"],
-)
+@pytest.mark.parametrize("replicas", [0, 1], ids=["acknowledged-on-master", "min-replicas-1"])
 def test_sentinel_failover_with_a_lagging_replica(gunicorn_server, lagging_sentinel_set, replicas):
     topology = lagging_sentinel_set
     server = start_service(gunicorn_server, topology.url, replicas)
