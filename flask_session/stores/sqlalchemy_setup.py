@@ -129,7 +129,7 @@ def _parse_url(text: Any, key: str) -> URL:
 def _url_of_client(client: Any, config: Mapping[str, Any]) -> URL:
     if isinstance(client, Engine):
         return client.url
-    if hasattr(client, "Model") and hasattr(client, "engines"):  # Flask-SQLAlchemy's db
+    if _is_flask_sqlalchemy(client):
         bind_key = config.get("SESSION_SQLALCHEMY_BIND_KEY")
         if bind_key:
             binds = config.get("SQLALCHEMY_BINDS") or {}
@@ -152,6 +152,15 @@ def _url_of_client(client: Any, config: Mapping[str, Any]) -> URL:
         "SESSION_SQLALCHEMY must be a sqlalchemy Engine or a Flask-SQLAlchemy db, not"
         f" {type(client).__name__}; or set SESSION_SQLALCHEMY_URL"
     )
+
+
+def _is_flask_sqlalchemy(client: Any) -> bool:
+    # An isinstance check, not attribute probing: ``db.engines`` needs an app context.
+    try:
+        from flask_sqlalchemy import SQLAlchemy
+    except ImportError:
+        return False
+    return isinstance(client, SQLAlchemy)
 
 
 def _postgresql_engine(url: URL, lock_timeout: float) -> Engine:
