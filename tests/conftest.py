@@ -121,6 +121,12 @@ def session_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def store_config(store_type: str, session_dir: Path, request: pytest.FixtureRequest) -> dict:
     """SESSION_* settings pointing at a fresh, empty store of ``store_type``."""
+    return store_settings(store_type, session_dir, request)
+
+
+def store_settings(store_type: str, session_dir: Path, request: pytest.FixtureRequest) -> dict:
+    """SESSION_* settings of a fresh, empty store of ``store_type`` (one of STORE_TYPES),
+    started by its fixture; files (filesystem, SQLite) go in ``session_dir``."""
     if store_type == "redis":
         return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": request.getfixturevalue("redis_url")}
     if store_type == "postgresql":
