@@ -148,6 +148,7 @@ def _url_of_client(client: Any, config: Mapping[str, Any]) -> URL:
     if isinstance(client, Engine):
         return client.url
     if _is_flask_sqlalchemy(client):
+        bind_key = config.get("SESSION_SQLALCHEMY_BIND_KEY")
         if bind_key is not None:
             binds = config.get("SQLALCHEMY_BINDS") or {}
             bind = binds.get(bind_key)
