@@ -75,9 +75,11 @@ SESSION_SQLALCHEMY_SCHEMA = None
 SESSION_SQLALCHEMY_SEQUENCE = None
 
 # The memcached store's servers: "host:port", comma-separated for several (sessions are
-# spread over them), e.g. "127.0.0.1:11211". Unset (None): 127.0.0.1:11211 with a
-# warning, as Flask-Session 0.8 did. memcached evicts items (sessions and the shared
-# counter too) when its memory is full and forgets everything on restart.
+# spread over them), e.g. "127.0.0.1:11211". No default: with SESSION_TYPE = "memcached"
+# and neither this nor SESSION_MEMCACHED the service refuses to start (an app using the
+# library without this key at all gets Flask-Session 0.8's 127.0.0.1:11211, with a
+# warning). memcached evicts items (sessions and the shared counter too) when its memory
+# is full and forgets everything on restart.
 SESSION_MEMCACHED_SERVERS = None
 
 # Instead of SESSION_MEMCACHED_SERVERS (only settable from Python, as in 0.8): a

@@ -83,7 +83,7 @@ def translate(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[s
     if (
         store_type == "memcached"
         and merged.get("SESSION_MEMCACHED") is None
-        and merged.get("SESSION_MEMCACHED_SERVERS") is None  # "" is refused by the store
+        and "SESSION_MEMCACHED_SERVERS" not in merged  # set but empty: refused by the store
     ):
         logger.warning(
             "SESSION_TYPE is 'memcached' with no SESSION_MEMCACHED client: connecting to %s"

@@ -189,7 +189,17 @@ SETTINGS = [
     Setting("SESSION_SQLALCHEMY_BIND_KEY", ("sessions", "", "1"), store="sqlite"),
     Setting(
         "SESSION_MEMCACHED_SERVERS",
-        ("127.0.0.1:http", "127.0.0.1:0", "127.0.0.1:70000", ":11211", "", ",", "123", "true"),
+        (
+            "127.0.0.1:http",
+            "127.0.0.1:0",
+            "127.0.0.1:70000",
+            ":11211",
+            "",
+            ",",
+            "null",
+            "123",
+            "true",
+        ),
         store="memcached",
     ),
 ]
