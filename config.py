@@ -70,8 +70,9 @@ SESSION_SQLALCHEMY_BIND_KEY = None
 SESSION_SQLALCHEMY_TABLE = "sessions"
 SESSION_SQLALCHEMY_SCHEMA = None
 
-# Flask-Session 0.8's id sequence: not supported (the id is the database's own
-# autoincrementing key), so any value is refused at start-up. Leave it None.
+# Flask-Session 0.8's sequence for the sessions table's id (a plain SQL name), for a 0.8
+# table made with one (its id column then has no default); made when missing. None: the
+# id is the database's own autoincrementing key.
 SESSION_SQLALCHEMY_SEQUENCE = None
 
 # The memcached store's servers: "host:port", comma-separated for several (sessions are

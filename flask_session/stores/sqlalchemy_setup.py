@@ -40,12 +40,19 @@ class Tables:
     counters: sa.Table
 
 
-def define_tables(name: str, schema: str | None) -> Tables:
+def define_tables(name: str, schema: str | None, sequence: str | None = None) -> Tables:
+    """The tables; ``sequence``: ids come from that sequence (Flask-Session 0.8's
+    ``SESSION_SQLALCHEMY_SEQUENCE``: its tables have no default on ``id``)."""
     metadata = sa.MetaData(schema=schema)
+    id_column = (
+        sa.Column("id", sa.Integer, sa.Sequence(sequence), primary_key=True)
+        if sequence
+        else sa.Column("id", sa.Integer, primary_key=True)
+    )
     sessions = sa.Table(
         name,
         metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
+        id_column,
         sa.Column("session_id", sa.String(255), unique=True),
         sa.Column("data", sa.LargeBinary),
         sa.Column("expiry", sa.DateTime),
@@ -112,14 +119,19 @@ def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Engine
         ) from error
 
 
-def table_settings(config: Mapping[str, Any]) -> tuple[str, str | None]:
-    """``SESSION_SQLALCHEMY_TABLE`` and ``SESSION_SQLALCHEMY_SCHEMA``, checked."""
+def table_settings(config: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+    """``SESSION_SQLALCHEMY_TABLE``, ``_SCHEMA`` and ``_SEQUENCE``, checked."""
     # None (unset) means the default; anything else, "" included, must be a SQL name.
     table = config.get("SESSION_SQLALCHEMY_TABLE")
     if table is None:
         table = DEFAULT_TABLE
     schema = config.get("SESSION_SQLALCHEMY_SCHEMA")
-    for key, value in (("SESSION_SQLALCHEMY_TABLE", table), ("SESSION_SQLALCHEMY_SCHEMA", schema)):
+    sequence = config.get("SESSION_SQLALCHEMY_SEQUENCE")
+    for key, value in (
+        ("SESSION_SQLALCHEMY_TABLE", table),
+        ("SESSION_SQLALCHEMY_SCHEMA", schema),
+        ("SESSION_SQLALCHEMY_SEQUENCE", sequence),
+    ):
         if value is not None and (not isinstance(value, str) or not value.isidentifier()):
             raise SessionConfigError(
                 f"{key} is {value!r}; use a plain SQL name (letters, digits, underscores)"
@@ -129,12 +141,7 @@ def table_settings(config: Mapping[str, Any]) -> tuple[str, str | None]:
             f"SESSION_SQLALCHEMY_TABLE {table!r} is too long: with {LONGEST_SUFFIX!r} it"
             f" must fit PostgreSQL's {IDENTIFIER_LIMIT}-byte names"
         )
-    if config.get("SESSION_SQLALCHEMY_SEQUENCE") is not None:
-        raise SessionConfigError(
-            "SESSION_SQLALCHEMY_SEQUENCE is not supported: the sessions table's id is the"
-            " database's own autoincrementing key; remove the setting"
-        )
-    return table, schema
+    return table, schema, sequence
 
 
 def _parse_url(text: Any, key: str) -> URL:

@@ -209,3 +209,40 @@ def test_session_memcached_client_via_session_app(
             assert isinstance(flask.session, MemcachedSession)
     finally:
         client.close()
+
+
+def test_a_0_8_table_with_a_sequence_is_served(
+    flask_app: Callable[[dict[str, Any]], flask.Flask], postgres_url: str
+) -> None:
+    # The table as Flask-Session 0.8's create_session_model(db, "sessions", sequence=...)
+    # makes it: the id column has no default, its values come from the sequence.
+    engine = sa.create_engine(postgres_url)
+    try:
+        metadata = sa.MetaData()
+        sa.Table(
+            "sessions",
+            metadata,
+            sa.Column("id", sa.Integer, sa.Sequence("fs08_ids"), primary_key=True),
+            sa.Column("session_id", sa.String(255), unique=True),
+            sa.Column("data", sa.LargeBinary),
+            sa.Column("expiry", sa.DateTime),
+        )
+        metadata.create_all(engine)
+        app = flask_app({"SQLALCHEMY_DATABASE_URI": postgres_url})
+        app.session_interface = SqlAlchemySessionInterface(
+            app, client=SQLAlchemy(app), sequence="fs08_ids"
+        )
+        sid = count_to(app)
+        with engine.connect() as conn:
+            default = conn.execute(
+                sa.text(
+                    "SELECT column_default FROM information_schema.columns"
+                    " WHERE table_name = 'sessions' AND column_name = 'id'"
+                )
+            ).scalar_one()
+            rows = conn.execute(sa.text("SELECT id, session_id FROM sessions")).all()
+            last = conn.execute(sa.text("SELECT last_value FROM fs08_ids")).scalar_one()
+        assert default is None  # so the ids did come from the sequence
+        assert [(row.id, row.session_id) for row in rows] == [(last, f"session:{sid}")]
+    finally:
+        engine.dispose()

@@ -45,7 +45,7 @@ def utcnow() -> datetime:
             "SESSION_SQLALCHEMY_TABLE",
         ),
         (
-            {"SESSION_SQLALCHEMY_URL": "sqlite:////tmp/x.db", "SESSION_SQLALCHEMY_SEQUENCE": "s"},
+            {"SESSION_SQLALCHEMY_URL": "sqlite:////tmp/x.db", "SESSION_SQLALCHEMY_SEQUENCE": "a b"},
             "SESSION_SQLALCHEMY_SEQUENCE",
         ),
     ],

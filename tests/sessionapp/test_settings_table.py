@@ -185,7 +185,12 @@ SETTINGS = [
         (("public", "public"), ("null", None)),
         store="postgresql",
     ),
-    Setting("SESSION_SQLALCHEMY_SEQUENCE", ("s", "", "0", "true"), store="sqlite"),
+    Setting(
+        "SESSION_SQLALCHEMY_SEQUENCE",
+        ("a b", "", "0", "true"),
+        (("session_ids", "session_ids"), ("null", None)),
+        store="postgresql",
+    ),
     Setting("SESSION_SQLALCHEMY_BIND_KEY", ("sessions", "", "1"), store="sqlite"),
     Setting(
         "SESSION_MEMCACHED_SERVERS",
