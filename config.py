@@ -27,6 +27,8 @@ _repo_root = os.path.dirname(os.path.abspath(__file__))
 # "filesystem": one file per session in SESSION_FILE_DIR; needs no server, but every app
 # server must see the same directory (one machine, or a shared filesystem with working
 # flock). "redis": sessions in Redis at SESSION_REDIS_URL; any number of app servers.
+# "sqlalchemy": rows in PostgreSQL or SQLite at SESSION_SQLALCHEMY_URL. "memcached":
+# items in memcached at SESSION_MEMCACHED_SERVERS (it may evict them: see the docs).
 # Exactly one of the store names (lower case).
 SESSION_TYPE = "filesystem"
 
@@ -60,6 +62,41 @@ SESSION_REDIS = None
 # sessions and the shared counter when memory runs out, so the service refuses to start.
 # True starts anyway (with a warning), accepting that sessions may be lost.
 SESSION_REDIS_ALLOW_EVICTION = False
+
+# The sqlalchemy store's database, e.g. "postgresql+psycopg://app@127.0.0.1:5432/app" or
+# "sqlite:////var/lib/sessionapp/sessions.db" (a file: SQLite in memory is refused, as
+# each worker process would have its own). PostgreSQL and SQLite only. No default: with
+# SESSION_TYPE = "sqlalchemy" it (or SESSION_SQLALCHEMY) must be set.
+SESSION_SQLALCHEMY_URL = None
+
+# Instead of a URL (only settable from Python, as in Flask-Session 0.8): a SQLAlchemy
+# Engine, or a Flask-SQLAlchemy db whose SQLALCHEMY_DATABASE_URI (or the bind named by
+# SESSION_SQLALCHEMY_BIND_KEY) is used. The store opens its own engine on that database.
+SESSION_SQLALCHEMY = None
+SESSION_SQLALCHEMY_BIND_KEY = None
+
+# The sessions table (Flask-Session 0.8's name and layout, so its rows carry over) and its
+# schema (None: the database's default). Made when missing, with <table>_locks and
+# <table>_counters (the shared counter) beside it. Plain SQL names: letters, digits, "_".
+SESSION_SQLALCHEMY_TABLE = "sessions"
+SESSION_SQLALCHEMY_SCHEMA = None
+
+# Flask-Session 0.8's sequence for the sessions table's id (a plain SQL name), for a 0.8
+# table made with one (its id column then has no default); made when missing. None: the
+# id is the database's own autoincrementing key.
+SESSION_SQLALCHEMY_SEQUENCE = None
+
+# The memcached store's servers: "host:port", comma-separated for several (sessions are
+# spread over them), e.g. "127.0.0.1:11211". No default: with SESSION_TYPE = "memcached"
+# and neither this nor SESSION_MEMCACHED the service refuses to start (an app using the
+# library without this key at all gets Flask-Session 0.8's 127.0.0.1:11211, with a
+# warning). memcached evicts items (sessions and the shared counter too) when its memory
+# is full and forgets everything on restart.
+SESSION_MEMCACHED_SERVERS = None
+
+# Instead of SESSION_MEMCACHED_SERVERS (only settable from Python, as in 0.8): a
+# pymemcache Client, PooledClient or HashClient, whose servers the store uses.
+SESSION_MEMCACHED = None
 
 # Prefix of every session's Redis key and of the hashed session file names; also the
 # namespace of the shared counter, so services with different prefixes on one store

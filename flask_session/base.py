@@ -143,6 +143,12 @@ def configured(app: Flask | None, **overrides: Any) -> tuple[SessionSettings, St
     """
     from .extension import check_cookie_settings
 
+    if app is not None and overrides.get("SESSION_SQLALCHEMY") is None:
+        requested = overrides.get("SESSION_TYPE", app.config.get("SESSION_TYPE"))
+        if str(requested).lower() == "sqlalchemy":
+            from .sqlalchemy import default_client
+
+            default_client(app, app.config)  # 0.8's fallback: a db on SQLALCHEMY_DATABASE_URI
     base: dict[str, Any] = dict(app.config) if app is not None else {}
     config = translate(base, overrides)
     instance_path = app.instance_path if app is not None else "instance"

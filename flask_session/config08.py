@@ -18,12 +18,15 @@ logger = logging.getLogger("flask_session")
 FS08_DEFAULT_FILE_DIR = "flask_session"
 #: 0.8 connected to a Redis on localhost when given no client; so do we, with a warning
 FS08_DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+#: ... and to a memcached on localhost
+FS08_DEFAULT_MEMCACHED_SERVERS = "127.0.0.1:11211"
 
 
 def _unsupported_store(name: str) -> str:
     return (
         f"there is no {name} store in this package (Flask-Session 0.8's {name} store"
-        " cannot lock a session); choose SESSION_TYPE 'filesystem' or 'redis'"
+        " cannot lock a session); choose SESSION_TYPE 'filesystem', 'redis', 'sqlalchemy'"
+        " or 'memcached'"
     )
 
 
@@ -32,10 +35,10 @@ def _unsupported_store(name: str) -> str:
 #: SQL store and SESSION_CLEANUP_N_REQUESTS, say) add themselves to the predicate.
 IGNORED_08_KEYS: dict[str, tuple[Callable[[str], bool], str]] = {
     "SESSION_CLEANUP_N_REQUESTS": (
-        lambda store: store in ("filesystem", "redis", "cachelib"),
-        "expired sessions are never served (each read checks the expiry), Redis expires"
-        " them itself, and expired files are removed by `flask session cleanup` run from"
-        " cron, never by a user's request",
+        lambda store: store in ("filesystem", "redis", "cachelib", "sqlalchemy", "memcached"),
+        "expired sessions are never served (each read checks the expiry), Redis and"
+        " memcached expire them themselves, and expired files and rows are removed by"
+        " `flask session cleanup` run from cron, never by a user's request",
     ),
     "SESSION_MONGODB": (lambda store: True, _unsupported_store("MongoDB")),
     "SESSION_MONGODB_DB": (lambda store: True, _unsupported_store("MongoDB")),
@@ -77,6 +80,18 @@ def translate(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[s
             FS08_DEFAULT_REDIS_URL,
         )
         merged["SESSION_REDIS_URL"] = FS08_DEFAULT_REDIS_URL
+    if (
+        store_type == "memcached"
+        and merged.get("SESSION_MEMCACHED") is None
+        and "SESSION_MEMCACHED_SERVERS" not in merged  # set but empty: refused by the store
+    ):
+        logger.warning(
+            "SESSION_TYPE is 'memcached' with no SESSION_MEMCACHED client: connecting to %s"
+            " as Flask-Session 0.8 did; set SESSION_MEMCACHED_SERVERS (or SESSION_MEMCACHED)"
+            " to choose",
+            FS08_DEFAULT_MEMCACHED_SERVERS,
+        )
+        merged["SESSION_MEMCACHED_SERVERS"] = FS08_DEFAULT_MEMCACHED_SERVERS
     if store_type == "cachelib":
         from .cachelib import plan_cachelib
 

@@ -25,6 +25,8 @@ INTERFACE_CLASSES: dict[str, tuple[str, str]] = {
     "filesystem": ("flask_session.filesystem", "FileSystemSessionInterface"),
     "redis": ("flask_session.redis", "RedisSessionInterface"),
     "cachelib": ("flask_session.cachelib", "CacheLibSessionInterface"),
+    "sqlalchemy": ("flask_session.sqlalchemy", "SqlAlchemySessionInterface"),
+    "memcached": ("flask_session.memcached", "MemcachedSessionInterface"),
 }
 
 

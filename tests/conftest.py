@@ -204,6 +204,12 @@ def store_config(
     store_type: str, session_dir: Path, request: pytest.FixtureRequest, redis_topology: str
 ) -> dict:
     """SESSION_* settings pointing at a fresh, empty store of ``store_type``."""
+    return store_settings(store_type, session_dir, request)
+
+
+def store_settings(store_type: str, session_dir: Path, request: pytest.FixtureRequest) -> dict:
+    """SESSION_* settings of a fresh, empty store of ``store_type`` (one of STORE_TYPES),
+    started by its fixture; files (filesystem, SQLite) go in ``session_dir``."""
     if store_type == "redis":
         url = request.getfixturevalue("topology_url")
         return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": url}

@@ -63,10 +63,10 @@ def _sqlalchemy(settings: SessionSettings, config: Mapping[str, Any], **common: 
             f"SESSION_TYPE is 'sqlalchemy' but {error.name} is not installed:"
             " pip install 'sessionapp[sqlalchemy]'"
         ) from error
-    table, schema = table_settings(config)
+    table, schema, sequence = table_settings(config)
     _check_key_length(settings, SESSION_ID_COLUMN_LENGTH, "the session_id column")
     engine = engine_from_config(config, settings.lock_timeout)
-    return SQLAlchemyStore(engine=engine, tables=define_tables(table, schema), **common)
+    return SQLAlchemyStore(engine=engine, tables=define_tables(table, schema, sequence), **common)
 
 
 def _memcached(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:

@@ -79,12 +79,18 @@ def servers_from_config(config: Any) -> list[tuple[str, int]]:
         text = ",".join(str(item) for item in text)
     if not isinstance(text, str):
         raise SessionConfigError(f"SESSION_MEMCACHED_SERVERS must be text, not {text!r}")
-    return [_parse_server(item.strip()) for item in text.split(",") if item.strip()]
+    servers = [_parse_server(item.strip()) for item in text.split(",") if item.strip()]
+    if not servers:
+        raise SessionConfigError(
+            f"SESSION_MEMCACHED_SERVERS is {text!r}, which names no server; write"
+            " host:port, e.g. 127.0.0.1:11211"
+        )
+    return servers
 
 
 def _parse_server(item: str) -> tuple[str, int]:
-    host, _, port_text = item.rpartition(":")
-    if not host:
+    host, colon, port_text = item.rpartition(":")
+    if not colon:  # "host" alone: the default port
         host, port_text = item, str(DEFAULT_PORT)
     try:
         port = int(port_text)

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from ..codecs import DecodeError
-from ..errors import OutageLog, StoreUnavailable
+from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from .base import (
     PERMANENT_KEY,
     CleanupReport,
@@ -79,6 +79,14 @@ class SQLAlchemyStore(Store):
         try:
             self._ensure_tables()
         except sa.exc.DBAPIError as error:
+            schema = tables.sessions.schema
+            if schema is not None and _no_such_schema(error):
+                # A setting, not an outage: refused now rather than a 503 on every request.
+                engine.dispose()
+                raise SessionConfigError(
+                    f"SESSION_SQLALCHEMY_SCHEMA {schema!r} does not exist in the database;"
+                    " create it (CREATE SCHEMA) or leave the setting unset"
+                ) from error
             # The app still starts (and answers 503) while the database is down; the
             # tables are made on first use instead.
             logger.warning("session tables not checked at start-up (%s); will retry", error)
@@ -358,6 +366,17 @@ class SQLAlchemyStore(Store):
                 # Another process created them between our check and our CREATE.
                 self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
             self._tables_ready = True
+
+
+#: PostgreSQL's invalid_schema_name; SQLite says "unknown database <schema>"
+_NO_SCHEMA_SQLSTATE = "3F000"
+
+
+def _no_such_schema(error: sa.exc.DBAPIError) -> bool:
+    orig = error.orig
+    if getattr(orig, "sqlstate", None) == _NO_SCHEMA_SQLSTATE:
+        return True
+    return "unknown database" in str(orig)
 
 
 def _unavailable(error: BaseException) -> StoreUnavailable:

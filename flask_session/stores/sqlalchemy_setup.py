@@ -28,6 +28,9 @@ from ..errors import SessionConfigError
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
 CONNECT_TIMEOUT = 2  # seconds; a database that does not answer is a 503, not a hang
 DEFAULT_TABLE = "sessions"
+#: PostgreSQL cuts longer names (silently); the longest table name made is <table>_counters
+IDENTIFIER_LIMIT = 63
+LONGEST_SUFFIX = "_counters"
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,19 @@ class Tables:
     counters: sa.Table
 
 
-def define_tables(name: str, schema: str | None) -> Tables:
+def define_tables(name: str, schema: str | None, sequence: str | None = None) -> Tables:
+    """The tables; ``sequence``: ids come from that sequence (Flask-Session 0.8's
+    ``SESSION_SQLALCHEMY_SEQUENCE``: its tables have no default on ``id``)."""
     metadata = sa.MetaData(schema=schema)
+    id_column = (
+        sa.Column("id", sa.Integer, sa.Sequence(sequence), primary_key=True)
+        if sequence
+        else sa.Column("id", sa.Integer, primary_key=True)
+    )
     sessions = sa.Table(
         name,
         metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
+        id_column,
         sa.Column("session_id", sa.String(255), unique=True),
         sa.Column("data", sa.LargeBinary),
         sa.Column("expiry", sa.DateTime),
@@ -75,6 +85,13 @@ def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Engine
     url_text = config.get("SESSION_SQLALCHEMY_URL")
     if client is not None and url_text:
         raise SessionConfigError("set SESSION_SQLALCHEMY or SESSION_SQLALCHEMY_URL, not both")
+    bind_key = config.get("SESSION_SQLALCHEMY_BIND_KEY")
+    if bind_key is not None and not _is_flask_sqlalchemy(client):
+        raise SessionConfigError(
+            f"SESSION_SQLALCHEMY_BIND_KEY is {bind_key!r} but it names a bind of a"
+            " Flask-SQLAlchemy db, and SESSION_SQLALCHEMY is none: set SESSION_SQLALCHEMY"
+            " = db, or leave the bind key unset"
+        )
     if client is not None:
         url = _url_of_client(client, config)
     elif url_text:
@@ -102,21 +119,29 @@ def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Engine
         ) from error
 
 
-def table_settings(config: Mapping[str, Any]) -> tuple[str, str | None]:
-    """``SESSION_SQLALCHEMY_TABLE`` and ``SESSION_SQLALCHEMY_SCHEMA``, checked."""
-    table = config.get("SESSION_SQLALCHEMY_TABLE") or DEFAULT_TABLE
-    schema = config.get("SESSION_SQLALCHEMY_SCHEMA") or None
-    for key, value in (("SESSION_SQLALCHEMY_TABLE", table), ("SESSION_SQLALCHEMY_SCHEMA", schema)):
+def table_settings(config: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+    """``SESSION_SQLALCHEMY_TABLE``, ``_SCHEMA`` and ``_SEQUENCE``, checked."""
+    # None (unset) means the default; anything else, "" included, must be a SQL name.
+    table = config.get("SESSION_SQLALCHEMY_TABLE")
+    if table is None:
+        table = DEFAULT_TABLE
+    schema = config.get("SESSION_SQLALCHEMY_SCHEMA")
+    sequence = config.get("SESSION_SQLALCHEMY_SEQUENCE")
+    for key, value in (
+        ("SESSION_SQLALCHEMY_TABLE", table),
+        ("SESSION_SQLALCHEMY_SCHEMA", schema),
+        ("SESSION_SQLALCHEMY_SEQUENCE", sequence),
+    ):
         if value is not None and (not isinstance(value, str) or not value.isidentifier()):
             raise SessionConfigError(
                 f"{key} is {value!r}; use a plain SQL name (letters, digits, underscores)"
             )
-    if config.get("SESSION_SQLALCHEMY_SEQUENCE"):
+    if len(table.encode()) + len(LONGEST_SUFFIX) > IDENTIFIER_LIMIT:
         raise SessionConfigError(
-            "SESSION_SQLALCHEMY_SEQUENCE is not supported: the sessions table's id is the"
-            " database's own autoincrementing key; remove the setting"
+            f"SESSION_SQLALCHEMY_TABLE {table!r} is too long: with {LONGEST_SUFFIX!r} it"
+            f" must fit PostgreSQL's {IDENTIFIER_LIMIT}-byte names"
         )
-    return table, schema
+    return table, schema, sequence
 
 
 def _parse_url(text: Any, key: str) -> URL:
@@ -129,9 +154,9 @@ def _parse_url(text: Any, key: str) -> URL:
 def _url_of_client(client: Any, config: Mapping[str, Any]) -> URL:
     if isinstance(client, Engine):
         return client.url
-    if hasattr(client, "Model") and hasattr(client, "engines"):  # Flask-SQLAlchemy's db
+    if _is_flask_sqlalchemy(client):
         bind_key = config.get("SESSION_SQLALCHEMY_BIND_KEY")
-        if bind_key:
+        if bind_key is not None:
             binds = config.get("SQLALCHEMY_BINDS") or {}
             bind = binds.get(bind_key)
             if bind is None:
@@ -152,6 +177,15 @@ def _url_of_client(client: Any, config: Mapping[str, Any]) -> URL:
         "SESSION_SQLALCHEMY must be a sqlalchemy Engine or a Flask-SQLAlchemy db, not"
         f" {type(client).__name__}; or set SESSION_SQLALCHEMY_URL"
     )
+
+
+def _is_flask_sqlalchemy(client: Any) -> bool:
+    # An isinstance check, not attribute probing: ``db.engines`` needs an app context.
+    try:
+        from flask_sqlalchemy import SQLAlchemy
+    except ImportError:
+        return False
+    return isinstance(client, SQLAlchemy)
 
 
 def _postgresql_engine(url: URL, lock_timeout: float) -> Engine:

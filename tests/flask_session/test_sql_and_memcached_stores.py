@@ -45,7 +45,7 @@ def utcnow() -> datetime:
             "SESSION_SQLALCHEMY_TABLE",
         ),
         (
-            {"SESSION_SQLALCHEMY_URL": "sqlite:////tmp/x.db", "SESSION_SQLALCHEMY_SEQUENCE": "s"},
+            {"SESSION_SQLALCHEMY_URL": "sqlite:////tmp/x.db", "SESSION_SQLALCHEMY_SEQUENCE": "a b"},
             "SESSION_SQLALCHEMY_SEQUENCE",
         ),
     ],
@@ -58,7 +58,6 @@ def test_bad_sqlalchemy_settings_are_refused_naming_the_key(config, named):
 @pytest.mark.parametrize(
     ("config", "named"),
     [
-        ({}, "SESSION_MEMCACHED_SERVERS"),
         ({"SESSION_MEMCACHED_SERVERS": "127.0.0.1:http"}, "SESSION_MEMCACHED_SERVERS"),
         ({"SESSION_MEMCACHED_SERVERS": "127.0.0.1:0"}, "SESSION_MEMCACHED_SERVERS"),
         ({"SESSION_MEMCACHED": "127.0.0.1:11211"}, "SESSION_MEMCACHED"),
@@ -67,6 +66,12 @@ def test_bad_sqlalchemy_settings_are_refused_naming_the_key(config, named):
 def test_bad_memcached_settings_are_refused_naming_the_key(config, named):
     with pytest.raises(SessionConfigError, match=named):
         create_app({"SESSION_TYPE": "memcached", **config})
+
+
+def test_memcached_without_servers_uses_localhost_as_0_8_did_and_says_so(caplog):
+    app = create_app({"SESSION_TYPE": "memcached"})
+    assert app.session_interface.store.servers == [("127.0.0.1", 11211)]
+    assert "SESSION_MEMCACHED_SERVERS" in caplog.text
 
 
 @pytest.mark.parametrize("store_type", ["sqlite", "memcached"])

@@ -8,7 +8,9 @@ afterwards (in its proper type: ``"False"`` becomes False). Every bad value must
 from the environment; every good one must start a service that answers requests.
 
 Store-specific settings (read by a store's factory in flask_session/stores/__init__.py)
-get rows with ``store=`` naming the SESSION_TYPE they need; add yours to SETTINGS.
+get rows with ``store=`` naming the store they need, one of ``STORE_TYPES`` in
+tests/conftest.py ("sqlite" and "postgresql" are the sqlalchemy store on each database),
+set up by that store's fixture; add yours to SETTINGS.
 ``test_every_setting_in_config_py_has_a_row`` keeps the table complete.
 """
 
@@ -26,6 +28,7 @@ from flask import Config
 
 from flask_session import SessionConfigError
 from sessionapp import DEFAULT_CONFIG_FILE, create_app
+from tests.conftest import store_settings
 
 BOOL_BAD = ("maybe", "2", "-1", "tru", "", "null", "[]", "0.5")
 BOOL_GOOD = (
@@ -168,11 +171,65 @@ SETTINGS = [
         (("0.5", 0.5), ("2", 2)),
         store="redis",
     ),
+    # The sqlalchemy store ("sqlite" and "postgresql" are STORE_TYPES of tests/conftest.py).
+    # The good URL and servers are the fixtures' own (base_config), so no good rows here.
+    Setting(
+        "SESSION_SQLALCHEMY_URL",
+        (
+            "not a url",
+            "mysql://u@127.0.0.1/app",
+            "sqlite://",
+            "sqlite:///:memory:",
+            "",
+            "null",
+            "123",
+            "true",
+        ),
+        store="sqlite",
+    ),
+    Setting(
+        "SESSION_SQLALCHEMY_TABLE",
+        ("a b", "", "123", "true", "1abc", "a-b", "x" * 60, "null.x"),
+        (("web_sessions", "web_sessions"), ("Sessions2", "Sessions2")),
+        store="sqlite",
+    ),
+    Setting(
+        "SESSION_SQLALCHEMY_SCHEMA",
+        ("a b", "", "123", "true", "no_such_schema"),
+        (("public", "public"), ("null", None)),
+        store="postgresql",
+    ),
+    Setting(
+        "SESSION_SQLALCHEMY_SEQUENCE",
+        ("a b", "", "0", "true"),
+        (("session_ids", "session_ids"), ("null", None)),
+        store="postgresql",
+    ),
+    Setting("SESSION_SQLALCHEMY_BIND_KEY", ("sessions", "", "1"), store="sqlite"),
+    Setting(
+        "SESSION_MEMCACHED_SERVERS",
+        (
+            "127.0.0.1:http",
+            "127.0.0.1:0",
+            "127.0.0.1:70000",
+            ":11211",
+            "",
+            ",",
+            "null",
+            "123",
+            "true",
+        ),
+        store="memcached",
+    ),
 ]
 
 #: keys of config.py that no row covers, and why
 NOT_IN_THE_TABLE = {
     "SESSION_REDIS": "a redis.Redis object, settable from Python only (checked by the Redis store)",
+    "SESSION_SQLALCHEMY": "an Engine or Flask-SQLAlchemy db, from Python only (refusals:"
+    " tests/flask_session/test_sql_and_memcached_stores.py; use: tests/dropin)",
+    "SESSION_MEMCACHED": "a pymemcache client, from Python only (refusals:"
+    " tests/flask_session/test_sql_and_memcached_stores.py; use: tests/dropin)",
 }
 
 
@@ -192,10 +249,8 @@ def base_config(tmp_path: Path, request: pytest.FixtureRequest):
 
     def make(setting: Setting) -> dict[str, Any]:
         config: dict[str, Any] = {"TESTING": True, "SESSION_FILE_DIR": str(tmp_path / "s")}
-        if setting.store == "redis":
-            config.update(
-                SESSION_TYPE="redis", SESSION_REDIS_URL=request.getfixturevalue("redis_url")
-            )
+        if setting.store is not None:  # a STORE_TYPES entry, set up by its fixture
+            config.update(store_settings(setting.store, tmp_path / "store", request))
         config.update(setting.extra)
         config.pop(setting.key, None)  # the row's value comes from the test
         return config

@@ -1,6 +1,7 @@
 # Vendored from Flask-Session 0.8.0 (https://github.com/pallets-eco/flask-session,
 # tests/conftest.py, BSD-3-Clause, (c) Flask-Session contributors) to prove the drop-in.
-# Changes, each marked "drop-in:" below: no sys.path hack (this package is installed).
+# Changes, each marked "drop-in:" below: no sys.path hack (this package is installed);
+# each app's store connections closed at teardown (warnings are errors here).
 
 import flask  # noqa E402
 import flask_session  # noqa E402
@@ -9,9 +10,12 @@ import pytest  # noqa E402
 
 @pytest.fixture(scope="function")
 def app_utils():
+    apps = []  # drop-in: the apps made, to close their stores at teardown
+
     class Utils:
         def create_app(self, config_dict=None):
             app = flask.Flask(__name__)
+            apps.append(app)  # drop-in
             if config_dict:
                 app.config.update(config_dict)
             app.config["SESSION_SERIALIZATION_FORMAT"] = "json"
@@ -80,4 +84,12 @@ def app_utils():
             assert session_cookie is not None, "Session cookie was not set."
             return session_cookie
 
-    return Utils()
+    yield Utils()  # drop-in: yield, then close what the stores opened
+    for app in apps:
+        if isinstance(app.session_interface, flask_session.base.ServerSideSessionInterface):
+            app.session_interface.store.close()
+        db = app.extensions.get("sqlalchemy")  # Flask-SQLAlchemy made by the sqlalchemy test
+        if db is not None:
+            with app.app_context():
+                for engine in db.engines.values():
+                    engine.dispose()

@@ -1,0 +1,73 @@
+# Vendored from Flask-Session 0.8.0 (https://github.com/pallets-eco/flask-session,
+# tests/test_sqlalchemy.py, BSD-3-Clause, (c) Flask-Session contributors) to prove the drop-in.
+# Changes, each marked "drop-in:" below: the database is the test's PostgreSQL or a SQLite
+# file (fixtures), run on both, instead of in-memory SQLite, which this store refuses (each
+# worker process would have its own database).
+import json
+from contextlib import contextmanager
+
+import flask
+import pytest
+from sqlalchemy import text
+
+from flask_session.sqlalchemy import SqlAlchemySession
+
+
+class TestSQLAlchemy:
+    """This requires package: sqlalchemy"""
+
+    # drop-in: a real database of each kind
+    @pytest.fixture(autouse=True, params=["sqlite", "postgresql"])
+    def _database(self, request, tmp_path):
+        if request.param == "postgresql":
+            self.database_uri = request.getfixturevalue("postgres_url")
+        else:
+            self.database_uri = f"sqlite:///{tmp_path / 'sessions.db'}"
+
+    @contextmanager
+    def setup_sqlalchemy(self, app):
+        try:
+            app.session_interface.client.session.execute(text("DELETE FROM sessions"))
+            app.session_interface.client.session.commit()
+            yield
+        finally:
+            app.session_interface.client.session.execute(text("DELETE FROM sessions"))
+            app.session_interface.client.session.close()
+
+    def retrieve_stored_session(self, key, app):
+        session_model = (
+            app.session_interface.client.session.query(
+                app.session_interface.sql_session_model
+            )
+            .filter_by(session_id=key)
+            .first()
+        )
+        if session_model:
+            return session_model.data
+        return None
+
+    @pytest.mark.filterwarnings("ignore:No valid SQLAlchemy instance provided")
+    def test_use_signer(self, app_utils):
+        app = app_utils.create_app(
+            {
+                "SESSION_TYPE": "sqlalchemy",
+                "SQLALCHEMY_DATABASE_URI": self.database_uri,  # drop-in: not "sqlite:///"
+            }
+        )
+        with app.app_context() and self.setup_sqlalchemy(
+            app
+        ) and app.test_request_context():
+            assert isinstance(
+                flask.session,
+                SqlAlchemySession,
+            )
+            app_utils.test_session(app)
+
+            # Check if the session is stored in SQLAlchemy
+            cookie = app_utils.test_session_with_cookie(app)
+            session_id = cookie.split(";")[0].split("=")[1]
+            byte_string = self.retrieve_stored_session(f"session:{session_id}", app)
+            stored_session = (
+                json.loads(byte_string.decode("utf-8")) if byte_string else {}
+            )
+            assert stored_session.get("value") == "44"
