@@ -1,4 +1,4 @@
-"""Reading a whole-session document in either format (the sqlalchemy and memcached stores).
+"""Reading a whole-session document in either format (the file, SQL and memcached stores).
 
 A session written as JSON by one configuration and read by another configured for msgpack
 (or the reverse: Flask-Session 0.8 wrote msgpack by default, this package defaults to
@@ -9,19 +9,22 @@ re-encoded in the configured one, and the next write stores the configured forma
 from __future__ import annotations
 
 from ..codecs import CODECS, Codec
-
-_MSGPACK_MAP_FIRST_BYTES = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
+from .base import recode
 
 
 def codec_of(document: bytes, configured: Codec) -> Codec:
-    """The codec that wrote ``document``, told by its first byte: a JSON object starts
-    with ``{`` (after whitespace), a msgpack map with 0x80-0x8f, 0xde or 0xdf (never
-    ``{``, which msgpack reads as the integer 123). Anything else: ``configured``, which
-    then refuses it."""
-    stripped = document.lstrip()
-    if stripped[:1] == b"{":
+    """The codec that wrote a session document, told by its first byte.
+
+    A JSON object starts with ``{`` (after any whitespace); a msgpack map starts with a
+    byte from 0x80-0x8f, 0xde or 0xdf, never ``{`` (0x7b is the msgpack integer 123).
+    Anything else is left to the configured codec to refuse.
+    """
+    first = document[:1]
+    if first.isspace():
+        first = document.lstrip()[:1]
+    if first == b"{":
         return CODECS["json"]
-    if document[:1] and document[0] in _MSGPACK_MAP_FIRST_BYTES:
+    if first and (0x80 <= first[0] <= 0x8F or first[0] in (0xDE, 0xDF)):
         return CODECS["msgpack"]
     return configured
 
@@ -33,7 +36,4 @@ def decode_document(document: bytes, configured: Codec) -> dict[str, bytes]:
     the configured format cannot hold (a msgpack map with integer keys has no JSON form).
     """
     written_by = codec_of(document, configured)
-    values = written_by.decode_document(document)
-    if written_by is configured:
-        return values
-    return {key: configured.encode(written_by.decode(raw)) for key, raw in values.items()}
+    return recode(written_by.decode_document(document), written_by, configured)

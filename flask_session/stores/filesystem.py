@@ -37,9 +37,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..codecs import CODECS, Codec, DecodeError
+from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store, recode
+from .documents import codec_of
 from .filecounter import FileCounters
 from .filelock import FileLock, lock_existing, same_file
 from .legacy import LegacyCacheLibFiles, adopt
@@ -271,7 +272,7 @@ class FileSystemStore(Store):
             return None
         # Files are replaced, never changed in place, so the size fstat saw is the size.
         data = os.pread(fd, info.st_size, 0)
-        written_by = _codec_of(data, self.codec)
+        written_by = codec_of(data, self.codec)
         try:
             return recode(written_by.decode_document(data), written_by, self.codec)
         except (DecodeError, TypeError) as error:
@@ -375,23 +376,6 @@ class FileSystemStore(Store):
             ) from error
         else:
             self._outage.succeeded()
-
-
-def _codec_of(document: bytes, configured: Codec) -> Codec:
-    """The codec that wrote a session document, told by its first byte.
-
-    A JSON object starts with ``{`` (after any whitespace); a msgpack map starts with a
-    byte from 0x80-0x8f, 0xde or 0xdf, never ``{`` (0x7b is the msgpack integer 123).
-    Anything else is left to the configured codec to refuse.
-    """
-    first = document[:1]
-    if first.isspace():
-        first = document.lstrip()[:1]
-    if first == b"{":
-        return CODECS["json"]
-    if first and (0x80 <= first[0] <= 0x8F or first[0] in (0xDE, 0xDF)):
-        return CODECS["msgpack"]
-    return configured
 
 
 def _set_expiry(fd: int, ttl: float) -> None:
