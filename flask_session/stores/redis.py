@@ -34,7 +34,6 @@ Counters (:meth:`RedisStore.counter_incr`) are plain integers at
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import secrets
@@ -50,6 +49,27 @@ from redis.retry import Retry
 from ..codecs import CODECS, Codec
 from ..errors import SessionConfigError, StoreUnavailable
 from .base import CleanupReport, IncrResult, Loaded, LockWait, Store, check_counter_name
+from .redis_scripts import (
+    ADOPT,
+    CONVERT,
+    COUNTER_INCR,
+    DELETE,
+    DELETE_IF_EQUAL,
+    DONE,
+    FOREIGN,
+    INCR,
+    LOAD,
+    LOCKED,
+    MISSING,
+    NOT_AN_INTEGER,
+    OTHER_FORMAT,
+    OVERFLOW,
+    PROBE,
+    READ_LEGACY,
+    RELEASE,
+    SAVE,
+    Script,
+)
 
 # -- topology (h5): cluster / sentinel clients, health, WAIT; see redis_topology.py --
 from .redis_topology import (
@@ -111,188 +131,6 @@ REFUSALS: dict[str, tuple[str, int]] = {
 REFUSED = ("the session store refused the request", 1)
 UNREACHABLE = ("the session store cannot be reached", 1)
 _ERROR_CODE = re.compile(r"(?:^|[\s:-])(" + "|".join(REFUSALS) + r")\b")
-
-# -- scripts ---------------------------------------------------------------------------
-#
-# Statuses scripts return, as the first element of their reply.
-DONE, MISSING, LOCKED, NOT_AN_INTEGER, FOREIGN, OVERFLOW, OTHER_FORMAT = range(7)
-
-# KEYS: data, lock. ARGV: lock token ('' = no lock), lock lease ms, refresh ttl ms ('0' = no).
-# Returns nil (no such session), 0 (locked by another request), -1 (not a hash: someone
-# else's data) or the hash's fields.
-LOAD = """
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind == 'none' then return false end
-if kind ~= 'hash' then return -1 end
-if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  -- A repeat of a call whose reply was lost finds its own token: it holds the lock.
-  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-end
--- Best effort: a server refusing writes (read-only, failing to persist) still serves reads.
-if ARGV[3] ~= '0' then redis.pcall('PEXPIRE', KEYS[1], ARGV[3]) end
-return redis.call('HGETALL', KEYS[1])
-"""
-
-# KEYS: data, lock. ARGV: lock token (''), ttl ms, create ('1'/'0'), format, n changed,
-# then n field/value pairs, then the deleted fields.
-# Returns {exists afterwards (1/0), lock lost (1/0)}, or {OTHER_FORMAT, fields} (nothing
-# done, lock kept) when the hash holds the other format and must be converted first.
-SAVE = """
-local marker = redis.call('HGET', KEYS[1], '\\255')
-if marker and marker ~= ARGV[4] then return {6, redis.call('HGETALL', KEYS[1])} end
-local lock_lost = 0
-if ARGV[1] ~= '' then
-  if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) else lock_lost = 1 end
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  if ARGV[3] ~= '1' then return {0, lock_lost} end
-  redis.call('HSET', KEYS[1], '\\255', ARGV[4])
-end
-local last_changed = 5 + 2 * tonumber(ARGV[5])
-if last_changed > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6, last_changed)) end
-if #ARGV > last_changed then redis.call('HDEL', KEYS[1], unpack(ARGV, last_changed + 1, #ARGV)) end
-if redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], '\\255') == 0 then
-  redis.call('DEL', KEYS[1])
-  return {0, lock_lost}
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, lock_lost}
-"""
-
-# KEYS: data. ARGV: from format, to format, n, then n triples field/old value/new value
-# (new '' = drop the field: it could not be transcoded). Rewrites the whole hash in the
-# new format if it still holds exactly the old values; keeps its TTL.
-# Returns 1 (converted) or 0 (the hash changed meanwhile, or is gone).
-CONVERT = """
-if redis.call('HGET', KEYS[1], '\\255') ~= ARGV[1] then return 0 end
-local n = tonumber(ARGV[3])
-if redis.call('HLEN', KEYS[1]) ~= n + 1 then return 0 end
-for i = 0, n - 1 do
-  if redis.call('HGET', KEYS[1], ARGV[4 + 3 * i]) ~= ARGV[5 + 3 * i] then return 0 end
-end
-for i = 0, n - 1 do
-  if ARGV[6 + 3 * i] == '' then
-    redis.call('HDEL', KEYS[1], ARGV[4 + 3 * i])
-  else
-    redis.call('HSET', KEYS[1], ARGV[4 + 3 * i], ARGV[6 + 3 * i])
-  end
-end
-redis.call('HSET', KEYS[1], '\\255', ARGV[2])
-return 1
-"""
-
-# KEYS: data, lock, record. ARGV: field, amount, ttl ms, create ('1'/'0'), format,
-# record ttl ms ('0' = keep no record).
-# Returns {DONE, new value, raw _permanent, format of the hash}, {MISSING}, {LOCKED},
-# {NOT_AN_INTEGER}, {FOREIGN} or {OVERFLOW}. Any other error is propagated as it is.
-# The increment works in the hash's own format, whichever of the two it is.
-INCR = """
-if ARGV[6] ~= '0' then
-  local done = redis.call('GET', KEYS[3])
-  if done then
-    local permanent = redis.call('HGET', KEYS[1], '_permanent')
-    return {0, done, permanent, redis.call('HGET', KEYS[1], '\\255')}
-  end
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
-local marker = redis.call('HGET', KEYS[1], '\\255')
-if not marker then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return {4} end
-  if ARGV[4] ~= '1' then return {1} end
-  marker = ARGV[5]
-  redis.call('HSET', KEYS[1], '\\255', marker)
-elseif marker ~= 'json' and marker ~= 'msgpack' then
-  return {4}
-end
-local value
-if marker == 'json' then
-  value = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-  if type(value) == 'table' then
-    if string.find(value.err, 'not an integer', 1, true) then return {3} end
-    if string.find(value.err, 'overflow', 1, true) then return {5} end
-    return redis.error_reply(value.err)
-  end
-else
-  local raw = redis.call('HGET', KEYS[1], ARGV[1])
-  local current = 0
-  if raw then
-    local ok, decoded = pcall(cmsgpack.unpack, raw)
-    if not ok or type(decoded) ~= 'number' or decoded ~= math.floor(decoded) then return {3} end
-    current = decoded
-  end
-  value = current + tonumber(ARGV[2])
-  redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(value))
-end
-value = string.format('%d', value)
-if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], value, 'PX', ARGV[6]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {0, value, redis.call('HGET', KEYS[1], '_permanent'), marker}
-"""
-
-# KEYS: data, lock. ARGV: lock token ('').
-DELETE = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-return redis.call('DEL', KEYS[1])
-"""
-
-# KEYS: lock. ARGV: lock token.
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: a probe key. A write that leaves nothing behind: refused exactly when a
-# session's write would be (full, read-only, failing to persist, ...).
-PROBE = """
-redis.call('SET', KEYS[1], '1', 'PX', '10000')
-return redis.call('DEL', KEYS[1])
-"""
-
-# KEYS: a Flask-Session 0.8 key. Returns {value, pttl} or nil (none, or not a string).
-READ_LEGACY = """
-if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return false end
-return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
-"""
-
-# KEYS: data, lock. ARGV: format, pttl ms (<= 0: none), lock token (''), lease ms, then
-# field/value pairs. Creates the session from a 0.8 session unless one exists already.
-# Returns 1 (adopted) or 0 (a session or a lock is there: load again).
-ADOPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if ARGV[3] ~= '' and not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then
-  if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
-end
-redis.call('HSET', KEYS[1], '\\255', ARGV[1], unpack(ARGV, 5, #ARGV))
-if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 1
-"""
-
-# KEYS: a key. ARGV: value. Deletes the key if it still holds exactly that value.
-DELETE_IF_EQUAL = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: counter, record. ARGV: record ttl ms ('0' = keep no record).
-# Returns {DONE, value} or {NOT_AN_INTEGER}; other errors are propagated.
-COUNTER_INCR = """
-if ARGV[1] ~= '0' then
-  local done = redis.call('GET', KEYS[2])
-  if done then return {0, done} end
-end
-local value = redis.pcall('INCR', KEYS[1])
-if type(value) == 'table' then
-  local err = value.err
-  if string.find(err, 'not an integer', 1, true) or string.find(err, 'WRONGTYPE', 1, true) then
-    return {3}
-  end
-  return redis.error_reply(value.err)
-end
-if ARGV[1] ~= '0' then redis.call('SET', KEYS[2], value, 'PX', ARGV[1]) end
-return {0, value}
-"""
-
 
 # -- the client --------------------------------------------------------------------------
 
@@ -376,17 +214,17 @@ class RedisStore(Store):
         self._record_ms = (
             str(INCR_RECORD_TTL_MS) if retry is not None and retry.get_retries() > 0 else "0"
         )
-        self._load = _Script(client, LOAD)
-        self._save = _Script(client, SAVE)
-        self._convert = _Script(client, CONVERT)
-        self._incr = _Script(client, INCR)
-        self._delete = _Script(client, DELETE)
-        self._release = _Script(client, RELEASE)
-        self._read_legacy = _Script(client, READ_LEGACY)
-        self._adopt = _Script(client, ADOPT)
-        self._delete_if_equal = _Script(client, DELETE_IF_EQUAL)
-        self._counter_incr = _Script(client, COUNTER_INCR)
-        self._probe = _Script(client, PROBE)
+        self._load = Script(client, LOAD)
+        self._save = Script(client, SAVE)
+        self._convert = Script(client, CONVERT)
+        self._incr = Script(client, INCR)
+        self._delete = Script(client, DELETE)
+        self._release = Script(client, RELEASE)
+        self._read_legacy = Script(client, READ_LEGACY)
+        self._adopt = Script(client, ADOPT)
+        self._delete_if_equal = Script(client, DELETE_IF_EQUAL)
+        self._counter_incr = Script(client, COUNTER_INCR)
+        self._probe = Script(client, PROBE)
         self._outage = outage_log_for(client, logger, "redis session store", replica_wait)
         self._policy_unchecked = False
         self._policy_guard = threading.Lock()
@@ -524,7 +362,7 @@ class RedisStore(Store):
         if self.replica_wait is not None:
             self.replica_wait.check_replicas(server)
 
-    def _write(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+    def _write(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """Run a script that changes acknowledged data, waiting for replicas if asked
         (SESSION_REDIS_MIN_REPLICAS)."""
         if self.replica_wait is None:
@@ -776,37 +614,6 @@ class RedisStore(Store):
             self._outage.succeeded()
             if self._policy_unchecked:
                 self._check_policy_once_reachable()
-
-
-class _Script:
-    """A Lua script run with EVALSHA, loaded on first NOSCRIPT.
-
-    Like redis-py's ``register_script``, minus its per-call wrapping (a measurable share
-    of a request's CPU). Calling again after NOSCRIPT is safe even for an increment:
-    NOSCRIPT means the script did not run.
-    """
-
-    def __init__(self, client: Client, source: str) -> None:
-        self.client = client
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-    def __call__(self, keys: list[str], args: list[Any]) -> Any:
-        return self.run_on(self.client, keys, args)
-
-    def run_on(self, client: Client, keys: list[str], args: list[Any]) -> Any:
-        """Run on ``client`` (the store's, or one cluster node's)."""
-        try:
-            return client.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", self.sha, len(keys), *keys, *args
-            )
-        except redis.exceptions.NoScriptError:
-            # EVAL, not SCRIPT LOAD: it goes to the node that owns the keys (a cluster's
-            # SCRIPT LOAD goes to every primary, and fails while one is down) and caches
-            # the script there.
-            return client.execute_command(  # type: ignore[no-untyped-call]
-                "EVAL", self.source, len(keys), *keys, *args
-            )
 
 
 def _ms(seconds: float) -> str:

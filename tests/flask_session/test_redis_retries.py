@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from flask_session.ids import new_session_id
-from flask_session.stores.redis import COUNTER_INCR, INCR, LOAD, SAVE
+from flask_session.stores.redis_scripts import COUNTER_INCR, INCR, LOAD, SAVE
 from tests.flask_session.redis_stores import FORMATS, TTL
 from tests.support.tcp_proxy import TcpProxy
 
