@@ -72,9 +72,8 @@ class ServerSideSessionInterface(SessionInterface):
         if not commit.touched:
             return  # nothing looked at the session: no store work, no cookie
         name = self.get_cookie_name(app)
-        attributes: dict[
-            str, Any
-        ] = {  # Flask's settings, the same for setting and deleting the cookie
+        # Flask's settings, the same for setting and deleting the cookie
+        attributes: dict[str, Any] = {
             "domain": self.get_cookie_domain(app),
             "path": self.get_cookie_path(app),
             "secure": self.get_cookie_secure(app),
