@@ -105,7 +105,7 @@ def test_the_session_behaves_like_a_dict(app):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"SESSION_TYPE": "memcached"}, "SESSION_TYPE"),
+        ({"SESSION_TYPE": "mongodb"}, "SESSION_TYPE"),
         ({"SESSION_TYPE": "redis", "SESSION_REDIS_URL": None}, "SESSION_REDIS_URL"),
         ({"SESSION_TYPE": "redis", "SESSION_REDIS_URL": "http://nope"}, "SESSION_REDIS_URL"),
         ({"SESSION_SERIALIZATION_FORMAT": "pickle"}, "SESSION_SERIALIZATION_FORMAT"),
