@@ -17,10 +17,10 @@ class StoreUnavailable(Exception):
     """The session store cannot be reached or cannot write (Redis down, disk full, ...).
 
     This is the one exception type an app needs to handle to answer 503. ``Session(app)``
-    registers a plain 503 handler for it unless the app registered its own. Nothing that
-    raised it was retried, so an increment that failed with it was counted at most once;
-    if the failure struck after the store applied it, it was counted once but not
-    acknowledged.
+    registers a plain 503 handler for it unless the app registered its own. An increment
+    that failed with it was counted at most once (stores never apply a verb twice, even
+    when their client repeats a command); if the failure struck after the store applied
+    it, it was counted once but not acknowledged.
     """
 
     #: seconds a client should wait before retrying (sent as ``Retry-After``)

@@ -6,8 +6,9 @@ requests: the session interface owns those. Values cross this boundary already e
 by key without decoding them, and the session detects changes by comparing encodings.
 
 Every verb either succeeds or raises :class:`~flask_session.StoreUnavailable` (or its
-subclass :class:`~flask_session.SessionLockTimeout`). Nothing is retried: a verb that
-failed was applied at most once.
+subclass :class:`~flask_session.SessionLockTimeout`). A verb that failed was applied at
+most once, and a verb is applied once however often its client repeats it (a Redis client
+retrying a command whose reply was lost finds the first call's recorded result).
 
 Rules every store proves in ``tests/flask_session/test_store_contract.py``:
 
