@@ -135,6 +135,23 @@ class StoredSessions:
             self._owner.store.delete(sid)
 
 
+def shared_overrides(
+    key_prefix: str,
+    use_signer: bool,
+    permanent: bool,
+    sid_length: int,
+    serialization_format: str,
+) -> dict[str, Any]:
+    """The ``SESSION_*`` keys behind the constructor arguments every 0.8 interface takes."""
+    return {
+        "SESSION_KEY_PREFIX": key_prefix,
+        "SESSION_USE_SIGNER": use_signer,
+        "SESSION_PERMANENT": permanent,
+        "SESSION_ID_LENGTH": sid_length,
+        "SESSION_SERIALIZATION_FORMAT": serialization_format,
+    }
+
+
 def configured(app: Flask | None, **overrides: Any) -> tuple[SessionSettings, Store]:
     """Settings and store from ``app.config`` (if any) with ``overrides`` on top.
 

@@ -21,7 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from . import config08
-from .base import ServerSideSession, ServerSideSessionInterface, configured
+from .base import ServerSideSession, ServerSideSessionInterface, configured, shared_overrides
 from .errors import SessionConfigError
 
 if TYPE_CHECKING:
@@ -57,11 +57,7 @@ class CacheLibSessionInterface(ServerSideSessionInterface):
             app,
             SESSION_TYPE="cachelib",
             SESSION_CACHELIB=client,
-            SESSION_KEY_PREFIX=key_prefix,
-            SESSION_USE_SIGNER=use_signer,
-            SESSION_PERMANENT=permanent,
-            SESSION_ID_LENGTH=sid_length,
-            SESSION_SERIALIZATION_FORMAT=serialization_format,
+            **shared_overrides(key_prefix, use_signer, permanent, sid_length, serialization_format),
         )
         super().__init__(settings, store, app=app, use_signer=use_signer)
 

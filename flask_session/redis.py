@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import ServerSideSession, ServerSideSessionInterface, configured
+from .base import ServerSideSession, ServerSideSessionInterface, configured, shared_overrides
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -50,11 +50,7 @@ class RedisSessionInterface(ServerSideSessionInterface):
             app,
             SESSION_TYPE="redis",
             SESSION_REDIS=client,
-            SESSION_KEY_PREFIX=key_prefix,
-            SESSION_USE_SIGNER=use_signer,
-            SESSION_PERMANENT=permanent,
-            SESSION_ID_LENGTH=sid_length,
-            SESSION_SERIALIZATION_FORMAT=serialization_format,
+            **shared_overrides(key_prefix, use_signer, permanent, sid_length, serialization_format),
         )
         super().__init__(settings, store, app=app, use_signer=use_signer)
 

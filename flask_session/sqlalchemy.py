@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from .base import ServerSideSession, ServerSideSessionInterface, configured
+from .base import ServerSideSession, ServerSideSessionInterface, configured, shared_overrides
 
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
@@ -78,11 +78,7 @@ class SqlAlchemySessionInterface(ServerSideSessionInterface):
         settings, store = configured(
             app,
             **overrides,
-            SESSION_KEY_PREFIX=key_prefix,
-            SESSION_USE_SIGNER=use_signer,
-            SESSION_PERMANENT=permanent,
-            SESSION_ID_LENGTH=sid_length,
-            SESSION_SERIALIZATION_FORMAT=serialization_format,
+            **shared_overrides(key_prefix, use_signer, permanent, sid_length, serialization_format),
             SESSION_SQLALCHEMY_TABLE=table,
             SESSION_SQLALCHEMY_SEQUENCE=sequence,
             SESSION_SQLALCHEMY_SCHEMA=schema,
