@@ -1,11 +1,10 @@
-"""The one gunicorn configuration every target runs with (A, B and C alike).
+"""The gunicorn settings every app runs with when the server is gunicorn (A, B, C, D alike).
 
 Passed with ``-c`` so that a project's own ./gunicorn.conf.py is never picked up instead;
-the runner adds only ``--bind 127.0.0.1:<free port>``.
+the runner adds ``--bind 127.0.0.1:<free port>``, ``--workers`` and ``--threads`` (the
+same for every app; see bench/harness/servers.py for the defaults).
 """
 
-workers = 4
-threads = 4
 worker_class = "gthread"
 loglevel = "warning"
 accesslog = None
