@@ -60,6 +60,27 @@ def _available(ctx: Ctx) -> list[str]:
     return names
 
 
+#: seconds a timed run costs beyond its -d (cookie files, CPU meters, reading counters back)
+RUN_OVERHEAD_S = 0.5
+#: seconds to start one server's apps for one store, collect cookies and warm them up,
+#: beyond the warm-up itself
+SETUP_S = 15
+#: cookieless POST /inc per second while filling A's big store (granian or gunicorn, 2 cores)
+POPULATE_RATE = 1_500
+
+
+def estimate_minutes(args, names: list[str], scenarios: list, a_only: list[str]) -> float:
+    """A rough forecast of the run's length, from its settings (printed at the start)."""
+    per_store = len(scenarios) * args.rounds * len(names) * (args.duration + RUN_OVERHEAD_S)
+    per_store += SETUP_S + len(names) * args.warmup
+    total = len(args.servers) * len(args.stores) * per_store if scenarios else 0.0
+    if a_only:
+        total += (args.small_sessions + args.big_sessions) / POPULATE_RATE + 2 * SETUP_S
+        total += args.rounds * 2 * (args.duration + RUN_OVERHEAD_S) if "live" in a_only else 0
+        total += 2 * args.duration + 10 if "cleanup" in a_only else 0
+    return total / 60
+
+
 def run(ctx: Ctx) -> int:
     """Every server, store and scenario asked for; the exit status."""
     args = ctx.args
@@ -69,6 +90,11 @@ def run(ctx: Ctx) -> int:
     if a_only and "filesystem" not in args.stores:
         ctx.skipped.append("A-only scenarios need the filesystem store (--stores filesystem).")
         a_only = []
+    log(
+        f"{', '.join(names) or 'no target'} on {', '.join(s.name for s in args.servers)},"
+        f" stores {', '.join(args.stores)}: about"
+        f" {estimate_minutes(args, names, scenarios, a_only):.0f} min"
+    )
     try:
         for server in args.servers:
             for store in args.stores if names and scenarios else []:
