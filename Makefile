@@ -45,7 +45,9 @@ typecheck: venv
 run: venv
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py app:app
 
-# bench: interleaved wrk benchmark, prints a table, writes bench/results/ (see bench/README.md)
+# bench: interleaved wrk benchmark of A, B, C, D on granian and gunicorn (redis and filesystem
+# by default, ~20-25 min; BENCH_ARGS="--stores all" for all five, "--quick" for a smoke test);
+# prints the tables and the targets of bench/targets.toml, writes bench/results/ (bench/README.md)
 bench: venv
 	bench/run $(BENCH_ARGS)
 
