@@ -21,7 +21,6 @@ import shlex
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from harness.measure import BUSY, summarize
 from harness.report import markdown
 from harness.scenarios import A_ONLY, SCENARIOS, run_store
 from harness.verdicts import evaluate, load
-from harness.versions import git_commit, tool_versions
+from harness.versions import filesystem_type, git_commit, tool_versions
 
 
 def _terminated(signum, frame):
@@ -121,10 +120,6 @@ def write_results(ctx: Ctx, argv: list[str], status: int, started: float) -> Non
     args = ctx.args
     results = args.results.resolve()
     rows = summarize(ctx.runs)
-    tmp_fs = subprocess.run(
-        ["findmnt", "-n", "-o", "FSTYPE", "--target", tempfile.gettempdir()],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
     shares = [r["other_cpu"] for r in ctx.runs if "other_cpu" in r]
     meta = {
         "command": "bench/run" + (" " + shlex.join(argv) if argv else ""),
@@ -138,7 +133,7 @@ def write_results(ctx: Ctx, argv: list[str], status: int, started: float) -> Non
             for s in args.servers
         ],
         "tmp_root": tempfile.gettempdir(),
-        "tmp_fs": tmp_fs or "?",
+        "tmp_fs": filesystem_type(tempfile.gettempdir()),
         "elapsed_s": round(time.time() - started, 1),
         "versions": tool_versions(args.repo),
         "other_cpu_median": statistics.median(shares) if shares else None,

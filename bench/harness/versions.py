@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
+
+import psutil
 
 from .common import APPS, BENCH_VENV
 
@@ -51,3 +54,14 @@ def git_commit(repo: Path) -> str:
         return "unknown"
     dirty = _output(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo)
     return head + ("+dirty" if dirty else "")
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the filesystem holding ``path`` (ext4, tmpfs, ...), "?" if unknown."""
+    real = os.path.realpath(path)
+    mounts = [
+        p
+        for p in psutil.disk_partitions(all=True)
+        if real == p.mountpoint or real.startswith(p.mountpoint.rstrip("/") + "/")
+    ]
+    return max(mounts, key=lambda p: len(p.mountpoint)).fstype if mounts else "?"
