@@ -42,9 +42,13 @@ ALL_SCENARIOS = [s.key for s in SCENARIOS] + list(A_ONLY)
 
 
 def start_apps(
-    ctx: Ctx, names: list[str], server: Server, store: str, stores: StoreServer | None,
+    ctx: Ctx,
+    names: list[str],
+    server: Server,
+    store: str,
+    store_server: StoreServer | None,
     tag: str = "",
-) -> list[Running]:  # fmt: skip
+) -> list[Running]:
     """Start the apps ``names`` on ``server`` for ``store`` and wait until each is healthy."""
     started = []
     for name in names:
@@ -52,7 +56,7 @@ def start_apps(
         run_id = f"{server.name}-{store}-{name}{tag}"
         file_dir = ctx.tmp / f"{run_id}-sessions"
         file_dir.mkdir(parents=True, exist_ok=True)
-        address = stores.address(name) if stores else None
+        address = store_server.address(name) if store_server else None
         running = launch(app, server, store, file_dir, address, ctx.logs / f"{run_id}.log")
         ctx.apps.append(running)
         started.append(running)
