@@ -60,10 +60,10 @@ def _available(ctx: Ctx) -> list[str]:
 
 
 #: seconds a timed run costs beyond its -d (cookie files, CPU meters, reading counters back)
-RUN_OVERHEAD_S = 0.5
+RUN_OVERHEAD_S = 0.4
 #: seconds to start one server's apps for one store, collect cookies and warm them up,
 #: beyond the warm-up itself
-SETUP_S = 15
+SETUP_S = 6
 #: cookieless POST /inc per second while filling A's big store (granian or gunicorn, 2 cores)
 POPULATE_RATE = 1_500
 
