@@ -15,4 +15,5 @@ report     the Markdown report
 verdicts   the targets (bench/targets.toml) checked against the figures
 chart      the PNG chart
 cli        the command line
+versions   tool and package versions, the commit, the temp directory's filesystem
 """
