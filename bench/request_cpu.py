@@ -1,0 +1,302 @@
+"""In-process CPU per request: the service against plain Flask and the one-round-trip floor.
+
+    .venv/bin/python bench/request_cpu.py [--requests 2000] [--rounds 5] [--store redis,filesystem]
+
+Calls each target's WSGI app directly in this process (no HTTP server, no sockets
+between client and app), with environs built once, a pool of 200 session cookies used
+round-robin, and measures the thread's CPU time (``time.thread_time_ns``) over
+``--requests`` calls after a warm-up. Time spent waiting on redis-server is not CPU
+time of this thread, so what is measured is exactly the Python (and C) work a worker
+does per request, which is what the session layer can cut. Targets are interleaved in
+every round; the table shows the median over rounds, in microseconds per request.
+
+Targets:
+
+* **A**: the service (``sessionapp.create_app``) on the store, default settings.
+* **C**: plain Flask answering the same JSON; no store, no session.
+* **D**: the floor: plain Flask plus one store round trip for the caller's data, keyed
+  by the caller's cookie. Redis: one INCR (POST) or GET (GET /counter) through a client
+  built as the service builds its own (``SESSION_REDIS_URL``). Filesystem: read the
+  caller's small file and, for POST, replace it atomically (temp file + rename).
+
+A redis-server is started on a free loopback port (tests/support/redis_server.py) and
+stopped at the end; filesystem data lives in a temporary directory, removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import logging
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from flask import Flask, jsonify, request  # noqa: E402
+
+from flask_session.stores.redis import client_from_settings  # noqa: E402
+from sessionapp import create_app  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+
+COOKIE_POOL = 200
+WARM_UP_REQUESTS = 500
+COOKIE_NAME = "session"
+ROUTES = (("POST", "/inc"), ("GET", "/counter"))
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def environ(method: str, path: str, cookie: str | None) -> dict[str, Any]:
+    """A WSGI environ as a server builds it for a small API request (no body)."""
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "40000",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "request_cpu",
+        "HTTP_ACCEPT": "*/*",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if method == "POST":
+        env["CONTENT_LENGTH"] = "0"
+        env["CONTENT_TYPE"] = ""
+    if cookie is not None:
+        env["HTTP_COOKIE"] = f"{COOKIE_NAME}={cookie}"
+    return env
+
+
+class Caller:
+    """Calls a WSGI app with fresh copies of prebuilt environs, checking the status."""
+
+    def __init__(self, app: WSGIApp, environs: list[dict[str, Any]]) -> None:
+        self.app = app
+        self.environs = environs
+        self.status = ""
+
+    def _start_response(self, status: str, headers: Any, exc_info: Any = None) -> None:
+        self.status = status
+
+    def run(self, count: int) -> None:
+        app, start, environs = self.app, self._start_response, self.environs
+        pool = len(environs)
+        for i in range(count):
+            env = dict(environs[i % pool])
+            env["wsgi.input"] = io.BytesIO(b"")
+            body = app(env, start)
+            for _ in body:
+                pass
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        if not self.status.startswith("200"):
+            raise RuntimeError(f"{self.status} from {environs[0]['PATH_INFO']}")
+
+    def cpu_us_per_request(self, count: int) -> float:
+        gc.collect()
+        start = time.thread_time_ns()
+        self.run(count)
+        return (time.thread_time_ns() - start) / count / 1000
+
+
+def issue_cookies(app: WSGIApp, count: int) -> list[str]:
+    """``count`` live sessions of the service: the cookie each first POST /inc set."""
+    cookies = []
+    for _ in range(count):
+        captured: list[Any] = []
+
+        def start(status: str, headers: Any, exc_info: Any = None) -> None:
+            captured.extend(headers)
+
+        env = environ("POST", "/inc", None)
+        env["wsgi.input"] = io.BytesIO(b"")
+        body = app(env, start)
+        b"".join(body)
+        getattr(body, "close", lambda: None)()
+        value = next(v for k, v in captured if k == "Set-Cookie" and v.startswith(COOKIE_NAME))
+        cookies.append(value.split(";", 1)[0].split("=", 1)[1])
+    return cookies
+
+
+# -- targets -----------------------------------------------------------------------------
+
+
+def plain_app() -> Flask:
+    """Target C: the same JSON from plain Flask."""
+    app = Flask("plain")
+    counter = 0
+
+    @app.post("/inc")
+    def inc() -> Any:
+        nonlocal counter
+        counter += 1
+        return jsonify(counter=counter)
+
+    @app.get("/counter")
+    def value() -> Any:
+        return jsonify(counter=counter)
+
+    return app
+
+
+def redis_floor_app(url: str) -> Flask:
+    """Target D on Redis: one INCR or GET of the caller's key through the service's client."""
+    app = Flask("floor_redis")
+    client = client_from_settings(None, url)
+
+    @app.post("/inc")
+    def inc() -> Any:
+        return jsonify(counter=client.incr(f"floor:{request.cookies.get(COOKIE_NAME)}"))
+
+    @app.get("/counter")
+    def value() -> Any:
+        raw = client.get(f"floor:{request.cookies.get(COOKIE_NAME)}")
+        return jsonify(counter=int(raw or 0))
+
+    return app
+
+
+def file_floor_app(directory: str) -> Flask:
+    """Target D on files: read the caller's file; for POST also replace it atomically."""
+    app = Flask("floor_files")
+
+    def path_of() -> str:
+        return os.path.join(directory, f"{request.cookies.get(COOKIE_NAME)}.count")
+
+    def read(path: str) -> int:
+        try:
+            with open(path, "rb") as file:
+                return int(file.read() or 0)
+        except FileNotFoundError:
+            return 0
+
+    @app.post("/inc")
+    def inc() -> Any:
+        path = path_of()
+        value = read(path) + 1
+        temp = f"{path}.{secrets.token_hex(8)}.tmp"
+        with open(temp, "wb") as file:
+            file.write(str(value).encode())
+        os.replace(temp, path)
+        return jsonify(counter=value)
+
+    @app.get("/counter")
+    def value() -> Any:
+        return jsonify(counter=read(path_of()))
+
+    return app
+
+
+def service_app(store: str, redis_url: str | None, directory: str) -> Flask:
+    """Target A: the service with its default settings on ``store``."""
+    config: dict[str, Any] = {"SESSION_TYPE": store}
+    if store == "redis":
+        config["SESSION_REDIS_URL"] = redis_url
+    else:
+        config["SESSION_FILE_DIR"] = directory
+    return create_app(config)
+
+
+# -- measurement -------------------------------------------------------------------------
+
+
+def build_callers(
+    stores: list[str], redis_url: str | None, scratch: str
+) -> dict[tuple[str, str, str], Caller]:
+    """(target, store, route) -> Caller, each with its cookie pool."""
+    callers: dict[tuple[str, str, str], Caller] = {}
+    plain = plain_app()
+    for store in stores:
+        directory = os.path.join(scratch, store)
+        os.makedirs(directory)
+        service = service_app(store, redis_url, os.path.join(directory, "sessions"))
+        cookies = issue_cookies(service, COOKIE_POOL)
+        floor = (
+            redis_floor_app(redis_url or "")
+            if store == "redis"
+            else file_floor_app(directory)
+        )
+        for target, app in (("A", service), ("C", plain), ("D", floor)):
+            for method, path in ROUTES:
+                envs = [environ(method, path, cookie) for cookie in cookies]
+                callers[(target, store, f"{method} {path}")] = Caller(app.wsgi_app, envs)
+    return callers
+
+
+def measure(
+    callers: dict[tuple[str, str, str], Caller], requests: int, rounds: int
+) -> dict[tuple[str, str, str], list[float]]:
+    for caller in callers.values():
+        caller.run(WARM_UP_REQUESTS)
+    results: dict[tuple[str, str, str], list[float]] = {name: [] for name in callers}
+    for _ in range(rounds):
+        for name, caller in callers.items():
+            results[name].append(caller.cpu_us_per_request(requests))
+    return results
+
+
+def report(results: dict[tuple[str, str, str], list[float]], stores: list[str]) -> None:
+    print(
+        f"{'store':<11} {'route':<14} {'A µs':>7} {'C µs':>7} {'D µs':>7}"
+        f" {'A-C':>7} {'A-D':>7} {'A/D':>6}   A spread (min-max)"
+    )
+    for store in stores:
+        for method, path in ROUTES:
+            route = f"{method} {path}"
+            a, c, d = (statistics.median(results[(t, store, route)]) for t in "ACD")
+            spread = results[("A", store, route)]
+            print(
+                f"{store:<11} {route:<14} {a:7.1f} {c:7.1f} {d:7.1f} {a - c:7.1f}"
+                f" {a - d:7.1f} {a / d:6.2f}   {min(spread):.1f}-{max(spread):.1f}"
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="calls per target per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--store", default="redis,filesystem", help="comma-separated stores")
+    args = parser.parse_args(argv)
+    stores = [s for s in args.store.split(",") if s]
+    logging.basicConfig(level=logging.WARNING)
+    scratch = tempfile.mkdtemp(prefix="request-cpu-")
+    server = RedisServer() if "redis" in stores else None
+    try:
+        if server is not None:
+            server.start()
+        callers = build_callers(stores, server.url if server else None, scratch)
+        results = measure(callers, args.requests, args.rounds)
+    finally:
+        if server is not None:
+            server.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(
+        f"in-process CPU per request (thread CPU time), median of {args.rounds} rounds"
+        f" x {args.requests} requests, {COOKIE_POOL} cookies; python {sys.version.split()[0]}"
+    )
+    report(results, stores)
+
+
+if __name__ == "__main__":
+    main()
