@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from flask.sessions import SessionInterface
 
 from .codecs import CODECS
+from .cookies import CookieFormat
 from .errors import StoreUnavailable
 from .ids import is_well_formed
 from .session import RequestPolicy, ServerSideSession
@@ -38,31 +38,50 @@ class ServerSideSessionInterface(SessionInterface):
         self.settings = settings
         self.store = store
         self.codec = CODECS[settings.serialization_format]
+        # Built once per distinct value of the app settings they depend on, not per
+        # request: Flask reads those settings on every request (an app may change them
+        # at run time), so they are looked up each time and only the objects are reused.
+        self._policies: dict[tuple[Any, Any], RequestPolicy] = {}
+        self._cookie_formats: dict[tuple[Any, ...], CookieFormat] = {}
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
         id_bytes = self.settings.id_bytes
         cookies = request.cookies.getlist(self.get_cookie_name(app))
+        policy = self._policy(app)
+        if len(cookies) == 1:  # the usual case: one cookie of our name
+            sid = cookies[0]
+            if sid and is_well_formed(sid, id_bytes):
+                return self.session_class(policy, sid)
+            return self.session_class(policy, None)
         candidates = [  # in the request's order, each id once
             cookie
             for cookie in dict.fromkeys(cookies)
             if cookie and is_well_formed(cookie, id_bytes)
         ]
-        policy = RequestPolicy(
-            store=self.store,
-            codec=self.codec,
-            id_bytes=self.settings.id_bytes,
-            locking=self.settings.locking,
-            permanent_default=self.settings.permanent,
-            ttl=app.permanent_session_lifetime.total_seconds(),
-            refresh_each_request=app.config["SESSION_REFRESH_EACH_REQUEST"],
-        )
         if not candidates:
             return self.session_class(policy, None)
         return self.session_class(policy, candidates[0], other_sids=tuple(candidates[1:]))
 
+    def _policy(self, app: Flask) -> RequestPolicy:
+        """The request policy for the app's current lifetime and refresh settings."""
+        config = app.config
+        key = (config["PERMANENT_SESSION_LIFETIME"], config["SESSION_REFRESH_EACH_REQUEST"])
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = self._policies[key] = RequestPolicy(
+                store=self.store,
+                codec=self.codec,
+                id_bytes=self.settings.id_bytes,
+                locking=self.settings.locking,
+                permanent_default=self.settings.permanent,
+                ttl=app.permanent_session_lifetime.total_seconds(),
+                refresh_each_request=key[1],
+            )
+        return policy
+
     def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:  # type: ignore[override]
         if session.accessed:
-            response.vary.add("Cookie")
+            _vary_on_cookie(response)
         try:
             commit = session.commit()
         except StoreUnavailable as error:
@@ -88,10 +107,16 @@ class ServerSideSessionInterface(SessionInterface):
         permanent = session.is_permanent()
         refresh = permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]
         if commit.issued or commit.wrote or refresh:
-            expires = (
-                datetime.now(timezone.utc) + app.permanent_session_lifetime if permanent else None
-            )
-            response.set_cookie(name, session.sid, expires=expires, **attributes)  # type: ignore[arg-type]
+            lifetime = session.ttl if permanent else None
+            header = self._cookie_format(name, attributes).header(session.sid, lifetime)  # type: ignore[arg-type]
+            response.headers.add("Set-Cookie", header)
+
+    def _cookie_format(self, name: str, attributes: dict[str, Any]) -> CookieFormat:
+        key = (name, *attributes.values())
+        found = self._cookie_formats.get(key)
+        if found is None:
+            found = self._cookie_formats[key] = CookieFormat(name, attributes)
+        return found
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         # Flask's default is None (no attribute); a session cookie should be Lax unless the
@@ -104,6 +129,15 @@ class ServerSideSessionInterface(SessionInterface):
         Call it when privileges change (after a login) to defeat session fixation.
         """
         session.regenerate()
+
+
+def _vary_on_cookie(response: Response) -> None:
+    """Add ``Cookie`` to the response's ``Vary``: cheaply when nothing set Vary yet (a
+    miss in Werkzeug's header lookups raises and catches an exception)."""
+    if any(name.lower() == "vary" for name, _ in response.headers):
+        response.vary.add("Cookie")
+    else:
+        response.headers.add("Vary", "Cookie")
 
 
 #: Headers that describe the original body or session and must not survive the swap.

@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from flask import session as current_session
 from flask.sessions import SessionMixin
@@ -36,9 +36,12 @@ class RequestPolicy:
     refresh_each_request: bool
 
 
-@dataclass(frozen=True)
-class Commit:
-    """What saving the session did, for the interface's cookie decision."""
+class Commit(NamedTuple):
+    """What saving the session did, for the interface's cookie decision.
+
+    A named tuple rather than a frozen dataclass: one is made per request, and a frozen
+    dataclass sets each field through ``object.__setattr__``.
+    """
 
     touched: bool  # loaded or incremented during the request
     exists: bool  # a live session is in the store under ``sid`` now
@@ -111,6 +114,11 @@ class ServerSideSession(SessionMixin):
         shown = "not loaded" if self._values is None else repr(self._values)
         sid = f"{self.sid[:6]}…" if self.sid else "new"
         return f"<{type(self).__name__} {sid} {shown}>"
+
+    @property
+    def ttl(self) -> float:
+        """PERMANENT_SESSION_LIFETIME in seconds, as this request read it."""
+        return self._policy.ttl
 
     # -- Flask's SessionMixin ----------------------------------------------------------
 

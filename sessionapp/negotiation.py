@@ -12,7 +12,9 @@ def wants_html() -> bool:
     asks for ``application/json``; curl sends ``*/*`` and gets JSON, as do clients that
     send no Accept header at all.
     """
-    accept = request.headers.get("Accept", "")
+    # From the environ: request.headers.get raises and catches an exception for a
+    # client that sends no Accept header.
+    accept = request.environ.get("HTTP_ACCEPT", "")
     if "text/" not in accept:
         # Only text/html or text/* can make the page win; most API calls (*/*, JSON)
         # are answered without parsing the header (a measurable share of a request).

@@ -83,8 +83,10 @@ def counter_answer(value: int, **page_args: Any) -> Response:
 @bp.after_request
 def never_cache(response: Response) -> Response:
     # Every answer here depends on the caller's session or on the shared counter, and
-    # a cached copy would show someone a stale (or someone else's) number.
-    response.headers.setdefault("Cache-Control", "no-store")
+    # a cached copy would show someone a stale (or someone else's) number. A scan, not
+    # headers.setdefault: a miss there raises and catches an exception, every request.
+    if not any(name.lower() == "cache-control" for name, _ in response.headers):
+        response.headers.add("Cache-Control", "no-store")
     return response
 
 

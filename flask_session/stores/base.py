@@ -35,9 +35,10 @@ import random
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from types import TracebackType
+from typing import Any, Literal, NoReturn
 
 from ..codecs import Codec, DecodeError
 from ..errors import SessionLockTimeout
@@ -218,6 +219,44 @@ def decode_int(codec: Codec, raw: bytes | None, key: str) -> int:
     if type(value) is not int:
         raise TypeError(f"session[{key!r}] holds {type(value).__name__}, not an int")
     return value
+
+
+class ErrorGuard:
+    """A reusable ``with`` block turning a store client's errors into StoreUnavailable.
+
+    ``translate(error)`` returns the exception to raise instead (from ``error``), or None
+    to let ``error`` through; ``succeeded()`` runs when the block raised nothing. A
+    class with ``__exit__`` rather than ``@contextmanager``, which builds and drives a
+    generator on every use: every store verb of every request passes through one.
+    Holds no per-use state, so one guard serves every thread and nested use.
+    """
+
+    __slots__ = ("_translate", "_succeeded")
+
+    def __init__(
+        self,
+        translate: Callable[[BaseException], BaseException | None],
+        succeeded: Callable[[], None],
+    ) -> None:
+        self._translate = translate
+        self._succeeded = succeeded
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Literal[False]:  # never swallows an error (mypy relies on this)
+        if error is None:
+            self._succeeded()
+            return False
+        replacement = self._translate(error)
+        if replacement is None:
+            return False
+        raise replacement from error
 
 
 class LockWait:

@@ -39,7 +39,7 @@ from typing import Any
 
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
-from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store, recode
+from .base import PERMANENT_KEY, CleanupReport, ErrorGuard, IncrResult, Loaded, Store, recode
 from .documents import codec_of
 from .filecounter import FileCounters
 from .filelock import FileLock, lock_existing, same_file
@@ -78,6 +78,7 @@ class FileSystemStore(Store):
                 f"SESSION_FILE_DIR {self.directory!r} cannot be created: {error.strerror}"
             ) from error
         self._outage = OutageLog(logger, f"session directory {self.directory}")
+        self._error_guard = ErrorGuard(self._translate_error, self._outage.succeeded)
         self._counters = FileCounters(self.directory, self.key_prefix, self.lock_timeout)
 
     # -- the store verbs ---------------------------------------------------------------
@@ -359,23 +360,22 @@ class FileSystemStore(Store):
         finally:
             os.close(fd)
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self) -> ErrorGuard:
         """Turn OS errors into StoreUnavailable, logged once per outage."""
-        try:
-            yield
-        except OSError as error:
-            self._outage.failed(error)
-            reason = getattr(error, "reason", None) or OS_ERROR_REASONS.get(
-                error.errno or 0, "the session store cannot be used"
-            )
-            raise StoreUnavailable(
-                f"the session directory {self.directory} cannot be used:"
-                f" {error.strerror or error} ({reason})",
-                reason=reason,
-            ) from error
-        else:
-            self._outage.succeeded()
+        return self._error_guard
+
+    def _translate_error(self, error: BaseException) -> BaseException | None:
+        if not isinstance(error, OSError):
+            return None
+        self._outage.failed(error)
+        reason = getattr(error, "reason", None) or OS_ERROR_REASONS.get(
+            error.errno or 0, "the session store cannot be used"
+        )
+        return StoreUnavailable(
+            f"the session directory {self.directory} cannot be used:"
+            f" {error.strerror or error} ({reason})",
+            reason=reason,
+        )
 
 
 def _set_expiry(fd: int, ttl: float) -> None:

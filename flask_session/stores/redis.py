@@ -33,12 +33,11 @@ Counters (:meth:`RedisStore.counter_incr`) are plain integers at
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -48,7 +47,15 @@ from redis.retry import Retry
 
 from ..codecs import CODECS, Codec
 from ..errors import SessionConfigError, StoreUnavailable
-from .base import CleanupReport, IncrResult, Loaded, LockWait, Store, check_counter_name
+from .base import (
+    CleanupReport,
+    ErrorGuard,
+    IncrResult,
+    Loaded,
+    LockWait,
+    Store,
+    check_counter_name,
+)
 from .redis_scripts import (
     ADOPT,
     CONVERT,
@@ -228,6 +235,7 @@ class RedisStore(Store):
         self._outage = outage_log_for(client, logger, "redis session store", replica_wait)
         self._policy_unchecked = False
         self._policy_guard = threading.Lock()
+        self._error_guard = ErrorGuard(self._translate_error, self._succeeded)
         self._check_eviction_policy(at_start_up=True)
 
     # -- sessions --------------------------------------------------------------------
@@ -588,32 +596,34 @@ class RedisStore(Store):
             except redis.exceptions.RedisError as error:
                 logger.warning("could not read the redis server's maxmemory-policy: %s", error)
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self) -> ErrorGuard:
         """Turn redis errors into StoreUnavailable with the reason, logged once per outage."""
-        try:
-            yield
-        except TOPOLOGY_ERRORS as error:
+        return self._error_guard
+
+    def _translate_error(self, error: BaseException) -> BaseException | None:
+        if isinstance(error, TOPOLOGY_ERRORS):
             # h5: replicas not confirming a write (SESSION_REDIS_MIN_REPLICAS), and a
             # cluster the client cannot use at all (RedisClusterException is not a
             # RedisError).
             self._outage.failed(error)
-            raise topology_error(error) from error
-        except redis.exceptions.RedisError as error:
+            return topology_error(error)
+        if isinstance(error, redis.exceptions.RedisError):
             self._outage.failed(error)
             reason, retry_after = refusal(error)
             unreachable = (reason, retry_after) == UNREACHABLE
-            raise StoreUnavailable(
+            return StoreUnavailable(
                 f"redis is unavailable: {error}"
                 if unreachable
                 else f"redis refused a session command: {error}",
                 reason=reason,
                 retry_after=retry_after,
-            ) from error
-        else:
-            self._outage.succeeded()
-            if self._policy_unchecked:
-                self._check_policy_once_reachable()
+            )
+        return None
+
+    def _succeeded(self) -> None:
+        self._outage.succeeded()
+        if self._policy_unchecked:
+            self._check_policy_once_reachable()
 
 
 def _ms(seconds: float) -> str:
