@@ -42,7 +42,7 @@ class ServerSideSessionInterface(SessionInterface):
         # request: Flask reads those settings on every request (an app may change them
         # at run time), so they are looked up each time and only the objects are reused.
         self._policies: dict[tuple[Any, Any], RequestPolicy] = {}
-        self._cookie_formats: dict[tuple[Any, ...], CookieFormat] = {}
+        self._cookie_formats: dict[tuple[str, tuple[Any, ...]], CookieFormat] = {}
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
         id_bytes = self.settings.id_bytes
@@ -91,18 +91,19 @@ class ServerSideSessionInterface(SessionInterface):
         if not commit.touched:
             return  # nothing looked at the session: no store work, no cookie
         name = self.get_cookie_name(app)
-        # Flask's settings, the same for setting and deleting the cookie
-        attributes: dict[str, Any] = {
-            "domain": self.get_cookie_domain(app),
-            "path": self.get_cookie_path(app),
-            "secure": self.get_cookie_secure(app),
-            "httponly": self.get_cookie_httponly(app),
-            "samesite": self.get_cookie_samesite(app),
-            "partitioned": self.get_cookie_partitioned(app),
-        }
+        # Flask's settings, the same for setting and deleting the cookie (read each time,
+        # as Flask does; only what is rendered from them is kept)
+        attributes = (
+            self.get_cookie_domain(app),
+            self.get_cookie_path(app),
+            self.get_cookie_secure(app),
+            self.get_cookie_httponly(app),
+            self.get_cookie_samesite(app),
+            self.get_cookie_partitioned(app),
+        )
         if not commit.exists:
             if commit.existed:  # the session was cleared: make the browser forget it
-                response.delete_cookie(name, **attributes)
+                response.delete_cookie(name, **_cookie_keywords(attributes))
             return
         permanent = session.is_permanent()
         refresh = permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]
@@ -111,11 +112,12 @@ class ServerSideSessionInterface(SessionInterface):
             header = self._cookie_format(name, attributes).header(session.sid, lifetime)  # type: ignore[arg-type]
             response.headers.add("Set-Cookie", header)
 
-    def _cookie_format(self, name: str, attributes: dict[str, Any]) -> CookieFormat:
-        key = (name, *attributes.values())
+    def _cookie_format(self, name: str, attributes: tuple[Any, ...]) -> CookieFormat:
+        key = (name, attributes)
         found = self._cookie_formats.get(key)
         if found is None:
-            found = self._cookie_formats[key] = CookieFormat(name, attributes)
+            found = CookieFormat(name, _cookie_keywords(attributes))
+            self._cookie_formats[key] = found
         return found
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
@@ -131,13 +133,22 @@ class ServerSideSessionInterface(SessionInterface):
         session.regenerate()
 
 
+#: dump_cookie's keyword arguments, in the order save_session reads Flask's settings
+_COOKIE_ATTRIBUTES = ("domain", "path", "secure", "httponly", "samesite", "partitioned")
+
+
+def _cookie_keywords(attributes: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(_COOKIE_ATTRIBUTES, attributes, strict=True))
+
+
 def _vary_on_cookie(response: Response) -> None:
     """Add ``Cookie`` to the response's ``Vary``: cheaply when nothing set Vary yet (a
     miss in Werkzeug's header lookups raises and catches an exception)."""
-    if any(name.lower() == "vary" for name, _ in response.headers):
-        response.vary.add("Cookie")
-    else:
-        response.headers.add("Vary", "Cookie")
+    for name, _ in response.headers:
+        if name.lower() == "vary":
+            response.vary.add("Cookie")
+            return
+    response.headers.add("Vary", "Cookie")
 
 
 #: Headers that describe the original body or session and must not survive the swap.

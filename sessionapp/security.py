@@ -83,14 +83,18 @@ class SecurityHeaders:
     def __init__(self, wsgi_app: WSGIApplication, headers: dict[str, str]) -> None:
         self.wsgi_app = wsgi_app
         self._wanted = tuple((name.lower(), name, value) for name, value in headers.items())
+        self._lowered = frozenset(lower for lower, _, _ in self._wanted)
+        self._every = list(headers.items())
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        wanted = self._wanted
+        wanted, lowered, every = self._wanted, self._lowered, self._every
 
         def start_with_headers(
             status: str, response_headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
             present = {name.lower() for name, _ in response_headers}
+            if lowered.isdisjoint(present):  # the usual case: the view set none of them
+                return start_response(status, response_headers + every, exc_info)
             missing = [(name, value) for lower, name, value in wanted if lower not in present]
             return start_response(status, response_headers + missing, exc_info)
 

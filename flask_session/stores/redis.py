@@ -313,7 +313,8 @@ class RedisStore(Store):
     def incr(
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
-        keys = [*self._keys(sid), f"{self._keys(sid)[0]}:incr:{secrets.token_hex(8)}"]
+        keys = self._keys(sid)
+        keys.append(f"{keys[0]}:incr:{secrets.token_hex(8)}")
         args = [key, amount, _ms(ttl), "1" if create else "0", self._format, self._record_ms]
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
