@@ -16,11 +16,12 @@ minimum are the steadiest figure for comparing two versions of the code.
 Targets:
 
 * **A**: the service (``sessionapp.create_app``) on the store, default settings.
-* **C**: plain Flask answering the same JSON; no store, no session.
+* **C**: plain Flask answering the same JSON; no store, no session (bench/apps/plain_flask.py).
 * **D**: the floor: plain Flask plus one store round trip for the caller's data, keyed
-  by the caller's cookie. Redis: one INCR (POST) or GET (GET /counter) through a client
-  built as the service builds its own (``SESSION_REDIS_URL``). Filesystem: read the
-  caller's small file and, for POST, replace it atomically (temp file + rename).
+  by the caller's cookie (bench/apps/floor.py, the D that bench/run serves). Redis: one
+  INCR (POST) or GET (GET /counter) through the client the service builds from
+  ``SESSION_REDIS_URL``. Filesystem: the caller's small file, read (and for POST
+  rewritten in place) under its flock.
 
 A redis-server is started on a free loopback port (tests/support/redis_server.py) and
 stopped at the end; filesystem data lives in a temporary directory, removed at the end.
@@ -33,7 +34,6 @@ import gc
 import io
 import logging
 import os
-import secrets
 import shutil
 import statistics
 import sys
@@ -46,9 +46,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from flask import Flask, jsonify, request  # noqa: E402
+sys.path.insert(0, str(REPO / "bench" / "apps"))
 
-from flask_session.stores.redis import client_from_settings  # noqa: E402
+import floor  # noqa: E402  (target D, as bench/run serves it)
+import plain_flask  # noqa: E402  (target C, as bench/run serves it)
+from flask import Flask  # noqa: E402
+
 from sessionapp import create_app  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
@@ -60,7 +63,9 @@ ROUTES = (("POST", "/inc"), ("GET", "/counter"))
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def environ(method: str, path: str, cookie: str | None) -> dict[str, Any]:
+def environ(
+    method: str, path: str, cookie: str | None, cookie_name: str = COOKIE_NAME
+) -> dict[str, Any]:
     """A WSGI environ as a server builds it for a small API request (no body)."""
     env: dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -86,7 +91,7 @@ def environ(method: str, path: str, cookie: str | None) -> dict[str, Any]:
         env["CONTENT_LENGTH"] = "0"
         env["CONTENT_TYPE"] = ""
     if cookie is not None:
-        env["HTTP_COOKIE"] = f"{COOKIE_NAME}={cookie}"
+        env["HTTP_COOKIE"] = f"{cookie_name}={cookie}"
     return env
 
 
@@ -145,72 +150,6 @@ def issue_cookies(app: WSGIApp, count: int) -> list[str]:
 # -- targets -----------------------------------------------------------------------------
 
 
-def plain_app() -> Flask:
-    """Target C: the same JSON from plain Flask."""
-    app = Flask("plain")
-    counter = 0
-
-    @app.post("/inc")
-    def inc() -> Any:
-        nonlocal counter
-        counter += 1
-        return jsonify(counter=counter)
-
-    @app.get("/counter")
-    def value() -> Any:
-        return jsonify(counter=counter)
-
-    return app
-
-
-def redis_floor_app(url: str) -> Flask:
-    """Target D on Redis: one INCR or GET of the caller's key through the service's client."""
-    app = Flask("floor_redis")
-    client = client_from_settings(None, url)
-
-    @app.post("/inc")
-    def inc() -> Any:
-        return jsonify(counter=client.incr(f"floor:{request.cookies.get(COOKIE_NAME)}"))
-
-    @app.get("/counter")
-    def value() -> Any:
-        raw = client.get(f"floor:{request.cookies.get(COOKIE_NAME)}")
-        return jsonify(counter=int(raw or 0))
-
-    return app
-
-
-def file_floor_app(directory: str) -> Flask:
-    """Target D on files: read the caller's file; for POST also replace it atomically."""
-    app = Flask("floor_files")
-
-    def path_of() -> str:
-        return os.path.join(directory, f"{request.cookies.get(COOKIE_NAME)}.count")
-
-    def read(path: str) -> int:
-        try:
-            with open(path, "rb") as file:
-                return int(file.read() or 0)
-        except FileNotFoundError:
-            return 0
-
-    @app.post("/inc")
-    def inc() -> Any:
-        path = path_of()
-        value = read(path) + 1
-        temp = f"{path}.{secrets.token_hex(8)}.tmp"
-        with open(temp, "wb") as file:
-            file.write(str(value).encode())
-        os.replace(temp, path)
-        return jsonify(counter=value)
-
-    @app.get("/counter")
-    def value() -> Any:
-        return jsonify(counter=read(path_of()))
-
-    return app
-
-
 def service_app(store: str, redis_url: str | None, directory: str) -> Flask:
     """Target A: the service with its default settings on ``store``."""
     config: dict[str, Any] = {"SESSION_TYPE": store}
@@ -229,16 +168,20 @@ def build_callers(
 ) -> dict[tuple[str, str, str], Caller]:
     """(target, store, route) -> Caller, each with its cookie pool."""
     callers: dict[tuple[str, str, str], Caller] = {}
-    plain = plain_app()
+    plain = plain_flask.app
     for store in stores:
         directory = os.path.join(scratch, store)
         os.makedirs(directory)
         service = service_app(store, redis_url, os.path.join(directory, "sessions"))
         cookies = issue_cookies(service, COOKIE_POOL)
-        floor = redis_floor_app(redis_url or "") if store == "redis" else file_floor_app(directory)
-        for target, app in (("A", service), ("C", plain), ("D", floor)):
+        floor_app = floor.create_app(store, redis_url or "", directory)
+        for target, app, cookie_name in (
+            ("A", service, COOKIE_NAME),
+            ("C", plain, COOKIE_NAME),
+            ("D", floor_app, floor.COOKIE),
+        ):
             for method, path in ROUTES:
-                envs = [environ(method, path, cookie) for cookie in cookies]
+                envs = [environ(method, path, cookie, cookie_name) for cookie in cookies]
                 callers[(target, store, f"{method} {path}")] = Caller(app.wsgi_app, envs)
     return callers
 

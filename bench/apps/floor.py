@@ -16,7 +16,8 @@ Each client is a random id in a ``floor`` cookie, set on its first request. Per 
 - memcached: one ``incr`` through a pymemcache ``PooledClient`` (a new client's first
   request also needs an ``add``).
 
-Configured by the environment:
+``create_app(store, url, directory)`` builds one (bench/request_cpu.py calls it in
+process). Served as ``floor:app``, it is configured by the environment:
     FLOOR_STORE  filesystem | redis | sqlite | postgresql | memcached
     FLOOR_DIR    the directory of the filesystem store
     FLOOR_URL    the Redis URL, the SQLAlchemy URL, or memcached's host:port
@@ -30,9 +31,6 @@ import secrets
 
 from flask import Flask, jsonify, request
 
-STORE = os.environ["FLOOR_STORE"]
-URL = os.environ.get("FLOOR_URL", "")
-DIRECTORY = os.environ.get("FLOOR_DIR", "")
 COOKIE = "floor"
 SHARED = "shared"
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{20,64}\Z")
@@ -40,16 +38,11 @@ WIDTH = 20  # digits in a counter file: rewritten in place, always the same leng
 
 
 class RedisFloor:
-    def __init__(self) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
+    def __init__(self, url: str, directory: str) -> None:
+        from flask_session.stores.redis import client_from_settings
 
-        # As the service builds its client from SESSION_REDIS_URL (hiredis when installed).
-        self.client = redis.Redis.from_url(
-            URL, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2,
-            socket_timeout=5,
-        )  # fmt: skip
+        # The very client the service builds from SESSION_REDIS_URL (hiredis when installed).
+        self.client = client_from_settings(None, url)
 
     def incr(self, key: str) -> int:
         return int(self.client.incr("floor:" + key))
@@ -59,8 +52,11 @@ class RedisFloor:
 
 
 class FileFloor:
+    def __init__(self, url: str, directory: str) -> None:
+        self.directory = directory
+
     def _path(self, key: str) -> str:
-        return os.path.join(DIRECTORY, key + ".floor")
+        return os.path.join(self.directory, key + ".floor")
 
     def incr(self, key: str) -> int:
         fd = os.open(self._path(key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -85,15 +81,15 @@ class FileFloor:
 
 
 class SqlFloor:
-    def __init__(self) -> None:
+    def __init__(self, url: str, directory: str) -> None:
         import sqlalchemy as sa
 
         self.sa = sa
-        if URL.startswith("sqlite"):
+        if url.startswith("sqlite"):
             # As the service's SQLite engine: WAL, synchronous NORMAL, writers take the
             # write lock at BEGIN.
             self.engine = sa.create_engine(
-                URL, pool_size=10, max_overflow=40,
+                url, pool_size=10, max_overflow=40,
                 connect_args={"timeout": 10, "check_same_thread": False},
             )  # fmt: skip
             sa.event.listen(self.engine, "connect", _sqlite_connect)
@@ -102,7 +98,7 @@ class SqlFloor:
             )
         else:
             self.engine = sa.create_engine(
-                URL.replace("postgresql://", "postgresql+psycopg://", 1),
+                url.replace("postgresql://", "postgresql+psycopg://", 1),
                 pool_pre_ping=True, pool_size=10, max_overflow=40,
             )  # fmt: skip
         self.table = sa.Table(
@@ -139,10 +135,10 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 
 
 class MemcachedFloor:
-    def __init__(self) -> None:
+    def __init__(self, url: str, directory: str) -> None:
         from pymemcache.client.base import PooledClient
 
-        host, _, port = URL.rpartition(":")
+        host, _, port = url.rpartition(":")
         # As the service's memcached store builds its pools.
         self.client = PooledClient(
             (host, int(port)), connect_timeout=2.0, timeout=5.0, no_delay=True,
@@ -169,8 +165,6 @@ FLOORS = {
     "postgresql": SqlFloor,
     "memcached": MemcachedFloor,
 }
-floor = FLOORS[STORE]()
-app = Flask(__name__)
 
 
 def client_id() -> tuple[str, bool]:
@@ -188,23 +182,36 @@ def answer(value: int, new_id: str | None = None):
     return response
 
 
-@app.post("/inc")
-def inc():
-    key, new = client_id()
-    return answer(floor.incr(key), key if new else None)
+def create_app(store: str, url: str = "", directory: str = "") -> Flask:
+    """Target D on ``store`` (a key of FLOORS), its server at ``url`` or its files in
+    ``directory``."""
+    floor = FLOORS[store](url, directory)
+    app = Flask(__name__)
+
+    @app.post("/inc")
+    def inc():
+        key, new = client_id()
+        return answer(floor.incr(key), key if new else None)
+
+    @app.get("/counter")
+    def counter():
+        key, new = client_id()
+        return answer(0 if new else floor.value(key))
+
+    @app.post("/shared/inc")
+    def shared_inc():
+        return answer(floor.incr(SHARED))
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(ok=True, target="D", store=store)
+
+    return app
 
 
-@app.get("/counter")
-def counter():
-    key, new = client_id()
-    return answer(0 if new else floor.value(key))
-
-
-@app.post("/shared/inc")
-def shared_inc():
-    return answer(floor.incr(SHARED))
-
-
-@app.get("/healthz")
-def healthz():
-    return jsonify(ok=True, target="D", store=STORE)
+# Served by name (floor:app) under granian or gunicorn, configured by the environment;
+# imported without FLOOR_STORE (bench/request_cpu.py), it only offers create_app.
+if "FLOOR_STORE" in os.environ:
+    app = create_app(
+        os.environ["FLOOR_STORE"], os.environ.get("FLOOR_URL", ""), os.environ.get("FLOOR_DIR", "")
+    )
