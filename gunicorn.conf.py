@@ -7,44 +7,26 @@ which win over this file):
     SESSIONAPP_WORKERS   worker processes              (default 2 x usable cores + 1)
     SESSIONAPP_THREADS   threads per worker            (default 4)
 
-The app's own settings (session store and so on) are FLASK_* variables: see config.py.
+The variables are read and checked by sessionapp/server_settings.py, shared with the
+granian launcher (``make run``, sessionapp/serve.py). The app's own settings (session
+store and so on) are FLASK_* variables: see config.py.
 """
 
 import logging
-import os
 from typing import Any
 
+from sessionapp import server_settings as _server_settings
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # honours CPU pinning (taskset, cgroups cpusets)
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _positive_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise SystemExit(
-            f"gunicorn.conf.py: {name} must be a whole number of at least 1, not {raw!r}"
-        )
-    return value
-
+_SOURCE = "gunicorn.conf.py"
 
 # Loopback only by default: put a reverse proxy (TLS, buffering) in front for the world.
-bind = os.environ.get("SESSIONAPP_BIND", "").strip() or "127.0.0.1:5000"
+bind = _server_settings.bind_address(source=_SOURCE)
 
 # Processes for CPU, threads for waiting on the store. Every counter stays exact with
 # any number of both: per-user counters are atomic in the session store, the shared
 # counter is a locked file or a Redis INCR.
-workers = _positive_int("SESSIONAPP_WORKERS", 2 * _usable_cores() + 1)
-threads = _positive_int("SESSIONAPP_THREADS", 4)
+workers = _server_settings.workers(2 * _server_settings.usable_cores() + 1, source=_SOURCE)
+threads = _server_settings.threads(source=_SOURCE)
 worker_class = "gthread"
 
 # A request that outlives this is killed along with its worker; the session store frees

@@ -1,20 +1,18 @@
-"""The ``sessionapp`` command: the service on gunicorn, from any directory.
+"""The ``sessionapp`` command: the service on granian, from any directory.
 
-``sessionapp [gunicorn options]`` runs ``gunicorn -c python:sessionapp.gunicorn_conf
-sessionapp.wsgi:app`` (the repository's gunicorn.conf.py, shipped in the package), so
-``SESSIONAPP_BIND``, ``SESSIONAPP_WORKERS`` and gunicorn's own flags work as with
-``make run``.
+``sessionapp [--workers-max-rss MIB] [APP]`` runs ``python -m sessionapp.serve`` (see there):
+``SESSIONAPP_BIND``, ``SESSIONAPP_WORKERS`` and ``SESSIONAPP_THREADS`` work as with
+``make run``. Outside the repository it serves ``sessionapp.wsgi:app``. For gunicorn
+instead: ``gunicorn -c python:sessionapp.gunicorn_conf sessionapp.wsgi:app``.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Sequence
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the service; extra arguments go to gunicorn (e.g. ``--bind 0.0.0.0:8000``)."""
-    from gunicorn.app.wsgiapp import run
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the service on granian; see ``sessionapp --help``."""
+    from .serve import main as serve
 
-    args = sys.argv[1:] if argv is None else argv
-    sys.argv = ["sessionapp", "-c", "python:sessionapp.gunicorn_conf", *args, "sessionapp.wsgi:app"]
-    run()
+    serve(argv)

@@ -1,4 +1,4 @@
-"""Fixtures backed by real processes: redis-server, gunicorn, headless Chromium, and
+"""Fixtures backed by real processes: redis-server, granian, gunicorn, headless Chromium, and
 the one parametrization that runs store-dependent tests on every store.
 
 The helpers live in tests/support; this file only wires them into pytest.
@@ -6,14 +6,21 @@ The helpers live in tests/support; this file only wires them into pytest.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.app_servers import (
+    SERVER_CLASSES,
+    SERVER_KINDS,
+    AppServer,
+    GranianServer,
+    GunicornServer,
+)
 from tests.support.browser import launch_chromium
-from tests.support.gunicorn_server import GunicornServer
 from tests.support.memcached_server import MemcachedServer
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_cluster import RedisClusterSet
@@ -156,21 +163,48 @@ def topology_url(redis_topology: str, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def gunicorn_server() -> Iterator[Callable[..., GunicornServer]]:
-    """Factory: `gunicorn_server("pkg.module:app", env={...}, workers=2, ...)` -> started server.
+def start_server() -> Iterator[Callable[..., AppServer]]:
+    """Factory: `start_server("granian", "pkg.module:app", env={...}, workers=2, ...)`.
 
-    Takes GunicornServer's arguments; every server it starts is stopped at teardown.
+    Takes the server class's arguments (tests/support/app_servers.py) and returns it
+    started; every server it starts is stopped at teardown.
     """
-    servers: list[GunicornServer] = []
+    servers: list[AppServer] = []
 
-    def start(app_spec: str, **kwargs: object) -> GunicornServer:
-        server = GunicornServer(app_spec, **kwargs)  # type: ignore[arg-type]
+    def start(kind: str, app_spec: str, **kwargs: object) -> AppServer:
+        server = SERVER_CLASSES[kind](app_spec, **kwargs)  # type: ignore[arg-type]
         servers.append(server)
         return server.start()
 
     yield start
     for server in reversed(servers):
         server.close()
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def server_kind(request: pytest.FixtureRequest) -> str:
+    """Each server this project runs on: a guarantee test runs once on each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def app_server(
+    start_server: Callable[..., AppServer], server_kind: str
+) -> Callable[..., AppServer]:
+    """Factory like `gunicorn_server`, on each server in turn (parametrised: `server_kind`)."""
+    return functools.partial(start_server, server_kind)
+
+
+@pytest.fixture
+def granian_server(start_server: Callable[..., AppServer]) -> Callable[..., GranianServer]:
+    """Factory: `granian_server("pkg.module:app", env={...}, ...)`: the default server."""
+    return functools.partial(start_server, "granian")  # type: ignore[return-value]
+
+
+@pytest.fixture
+def gunicorn_server(start_server: Callable[..., AppServer]) -> Callable[..., GunicornServer]:
+    """Factory: `gunicorn_server("pkg.module:app", env={...}, workers=2, ...)` -> started server."""
+    return functools.partial(start_server, "gunicorn")  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")

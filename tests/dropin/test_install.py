@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.gunicorn_server import GunicornServer
+from tests.support.app_servers import GunicornServer
 from tests.support.ports import HOST, free_port
 from tests.support.procs import stop_process, track, untrack
 

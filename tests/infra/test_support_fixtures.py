@@ -10,7 +10,7 @@ import pytest
 import redis
 import requests
 
-from tests.support.gunicorn_server import GunicornServer
+from tests.support.app_servers import GunicornServer
 from tests.support.ports import HOST, free_port
 from tests.support.redis_server import RedisServer
 

@@ -28,7 +28,7 @@ import pytest
 
 from tests.reliability.conftest import SERVICE_APP, needs_service
 from tests.reliability.failover_load import FailoverReport, run_failover
-from tests.support.gunicorn_server import REPO_ROOT, GunicornServer
+from tests.support.app_servers import REPO_ROOT, GunicornServer
 from tests.support.ports import HOST
 from tests.support.redis_cluster import RedisClusterSet
 from tests.support.redis_sentinel import SentinelSet

@@ -19,7 +19,7 @@ import pytest
 
 from sessionapp.loadcheck import CookieJar, Target, Unusable
 from tests.reliability.conftest import SERVICE_APP, needs_service
-from tests.support.gunicorn_server import REPO_ROOT
+from tests.support.app_servers import REPO_ROOT
 from tests.support.ports import free_port
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.reliability import httpkit
 from tests.reliability.conftest import SLOW_SERVICE_APP, needs_service
-from tests.support.gunicorn_server import REPO_ROOT
+from tests.support.app_servers import REPO_ROOT
 
 WORKERS = 2
 ROUNDS = 6  # each store-backed request is sent this often during the outage

@@ -38,7 +38,7 @@ from tests.reliability.conftest import (
     redis_lock_keys,
     redis_session_ids,
 )
-from tests.support.gunicorn_server import REPO_ROOT
+from tests.support.app_servers import REPO_ROOT
 from tests.support.store_contents import stored_lock_count, stored_session_ids
 
 REQUESTS = int(os.environ.get("SOAK_REQUESTS", "30000"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.gunicorn_server import _children
+from tests.support.app_servers import child_pids
 from tests.support.ports import HOST, free_port
 
 from .conftest import PYTHON, REPO_ROOT
@@ -88,7 +88,7 @@ def test_gunicorn_with_the_config_file_serves_the_filesystem_default(command_ser
         assert 'id="counter" aria-live="polite">3<' in page.text
         assert http.get(server.url + "/static/app.js", timeout=10).status_code == 200
     assert len(list((tmp_path / "sessions").glob("*.session"))) == 1
-    assert len(_children(server.proc.pid)) == 2
+    assert len(child_pids(server.proc.pid)) == 2
     log = server.log_text()
     assert "Using worker: gthread" in log
     assert f"Listening at: http://{HOST}:{port}" in log

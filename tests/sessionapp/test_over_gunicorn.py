@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.gunicorn_server import GunicornServer
+from tests.support.app_servers import GunicornServer
 
 WORKERS, THREADS = 2, 4
 TIMEOUT = 30  # seconds per request: generous, a stuck request fails the test instead of hanging
