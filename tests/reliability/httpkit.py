@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import socket
 import time
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
+
+import psutil
 
 HOST = "127.0.0.1"
 
@@ -212,39 +213,21 @@ def raw_status(answer: bytes) -> int:
 def worker_serving(worker_pids: list[int], server_port: int, client_port: int) -> int | None:
     """The worker process holding the server end of the connection from ``client_port``.
 
-    Finds the socket's inode in /proc/net/tcp, then which worker has it open; the listening
-    socket is shared, but an accepted connection belongs to the one worker that took it.
+    The listening socket is shared, but an accepted connection belongs to the one worker
+    that took it (psutil reads the process's sockets).
     """
-    wanted_local = f"0100007F:{server_port:04X}"
-    wanted_remote = f"0100007F:{client_port:04X}"
-    inode = None
-    with open("/proc/net/tcp") as table:
-        for line in table.readlines()[1:]:
-            fields = line.split()
-            if fields[1] == wanted_local and fields[2] == wanted_remote:
-                inode = fields[9]
-                break
-    if inode is None:
-        return None
-    target = f"socket:[{inode}]"
     for pid in worker_pids:
         try:
-            names = os.listdir(f"/proc/{pid}/fd")
-        except FileNotFoundError:
+            connections = psutil.Process(pid).net_connections(kind="tcp4")
+        except psutil.NoSuchProcess:
             continue
-        for name in names:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{name}") == target:
-                    return pid
-            except OSError:
-                continue
+        for conn in connections:
+            local, remote = conn.laddr, conn.raddr
+            if local and remote and (local.port, remote.port) == (server_port, client_port):
+                return pid
     return None
 
 
 def rss_kib(pid: int) -> int:
-    """Resident set size of a process in KiB, from /proc/PID/status."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+    """Resident set size of a process in KiB."""
+    return int(psutil.Process(pid).memory_info().rss // 1024)
