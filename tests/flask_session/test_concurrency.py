@@ -1,4 +1,5 @@
-"""No lost updates across real worker processes: gunicorn, 2 workers x 4 threads, both stores."""
+"""No lost updates across real worker processes: each server (granian, gunicorn), 2 workers x
+4 threads, every store."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ DEMO_APP = "tests.flask_session.demo_app:create_app()"
 
 
 @pytest.fixture
-def server(gunicorn_server, store_env):
-    return gunicorn_server(DEMO_APP, env=store_env, workers=2, threads=4)
+def server(app_server, store_env):
+    return app_server(DEMO_APP, env=store_env, workers=2, threads=4)
 
 
 def new_client(server, first_path="/set/init"):
@@ -68,9 +69,9 @@ def test_100_clients_each_see_exactly_their_own_sequence(server):
 
 @pytest.mark.parametrize("locking", ["true", "false"])
 def test_two_concurrent_requests_writing_different_keys_keep_both(
-    gunicorn_server, store_env, locking
+    granian_server, store_env, locking
 ):
-    server = gunicorn_server(DEMO_APP, env={**store_env, "FLASK_SESSION_LOCKING": locking})
+    server = granian_server(DEMO_APP, env={**store_env, "FLASK_SESSION_LOCKING": locking})
     client = new_client(server, "/set/gone?value=1")
     cookie = client.cookies["session"]
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from .test_over_gunicorn import KEEP_ALIVE, TIMEOUT, get_counter
+from .test_over_servers import KEEP_ALIVE, TIMEOUT, get_counter
 
 #: Stores that read a session written in the other format (the stores added later read
 #: their own documents; add them here when they do too).

@@ -1,4 +1,5 @@
-"""End to end over real processes: gunicorn (2 workers x 4 threads) serving ``app:app``.
+"""End to end over real processes: each server (granian, gunicorn; 2 workers x 4 threads)
+serving ``app:app``.
 
 Each check is the row of the design brief's table it turns into "exact, always", on both
 stores. Load is bounded (at most 2,000 requests per test) and every client runs in its
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.app_servers import GunicornServer
+from tests.support.app_servers import AppServer
 
 WORKERS, THREADS = 2, 4
 TIMEOUT = 30  # seconds per request: generous, a stuck request fails the test instead of hanging
@@ -23,15 +24,21 @@ TIMEOUT = 30  # seconds per request: generous, a stuck request fails the test in
 # connection the server is closing; that POST fails and must not be retried (it might
 # count twice). Idle connections are kept for longer than any such pause instead.
 KEEP_ALIVE = ("--keep-alive", "60")
+#: per server: granian keeps idle connections open without a setting
+EXTRA_ARGS = {"gunicorn": KEEP_ALIVE, "granian": ()}
 
 
 @pytest.fixture
-def start_service(gunicorn_server, store_env) -> Callable[[], GunicornServer]:
+def start_service(app_server, server_kind, store_env) -> Callable[[], AppServer]:
     """Start ``app:app`` on the test's store; every call is another app server."""
 
-    def start() -> GunicornServer:
-        server = gunicorn_server(
-            "app:app", env=store_env, workers=WORKERS, threads=THREADS, extra_args=KEEP_ALIVE
+    def start() -> AppServer:
+        server = app_server(
+            "app:app",
+            env=store_env,
+            workers=WORKERS,
+            threads=THREADS,
+            extra_args=EXTRA_ARGS[server_kind],
         )
         assert len(server.worker_pids()) == WORKERS
         return server
@@ -40,7 +47,7 @@ def start_service(gunicorn_server, store_env) -> Callable[[], GunicornServer]:
 
 
 @pytest.fixture
-def service(start_service) -> GunicornServer:
+def service(start_service) -> AppServer:
     return start_service()
 
 
@@ -125,7 +132,7 @@ def test_100_simultaneous_shared_increments_get_exactly_1_to_100(service):
 
 
 def test_two_app_servers_on_one_store_are_one_service(start_service, store_type):
-    """A client alternating between two gunicorn instances (one Redis, or one directory)."""
+    """A client alternating between two app servers (one Redis, or one directory)."""
     first, second = start_service(), start_service()
     servers = [first.url, second.url]
 
