@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.reliability import httpkit  # noqa: E402
 from tests.reliability.failover_load import run_failover  # noqa: E402
-from tests.support.gunicorn_server import GunicornServer  # noqa: E402
+from tests.support.app_servers import GunicornServer  # noqa: E402
 from tests.support.ports import HOST  # noqa: E402
 from tests.support.redis_cluster import RedisClusterSet  # noqa: E402
 from tests.support.redis_sentinel import SentinelSet  # noqa: E402

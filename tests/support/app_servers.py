@@ -279,7 +279,9 @@ class GunicornServer(AppServer):
     """``python -m gunicorn APP_SPEC`` with gthread workers.
 
     `config=None` runs with an empty config file, so a gunicorn.conf.py in `cwd` does not
-    leak into tests; pass a path to test a real config.
+    leak into tests; pass a path to test a real config. With `workers=None` (and a config)
+    only the bind address is added to the config's settings: the server as operators run
+    ``gunicorn -c gunicorn.conf.py``.
     """
 
     kind = "gunicorn"
@@ -293,7 +295,19 @@ class GunicornServer(AppServer):
             Path(config).write_text("# intentionally empty: settings come from the command line\n")
         self.config = Path(config)
 
+    def expected_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        from sessionapp.server_settings import usable_cores, workers
+
+        # what gunicorn.conf.py asks for; its default is 2 x cores + 1
+        return workers(2 * usable_cores() + 1, {**os.environ, **self.env})
+
     def command(self) -> list[str]:
+        if self.workers is None:
+            args = [sys.executable, "-m", "gunicorn", "--config", str(self.config),
+                    "--bind", f"{HOST}:{self.port}"]  # fmt: skip
+            return [*args, *self.extra_args, self.app_spec]
         args = [
             sys.executable, "-m", "gunicorn",
             "--config", str(self.config),
