@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 SYSTEM_PACKAGES := redis-server chromium postgresql memcached
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-packages test typecheck run bench lint clean
+.PHONY: help venv system-packages test typecheck run run-gunicorn bench lint clean
 
 # help: list the targets
 help:
@@ -16,7 +16,8 @@ help:
 	@echo "make system-packages  install redis-server, chromium, postgresql, memcached (Debian) when missing"
 	@echo "make test             set everything up, type-check, and run the test suite (PYTEST_ARGS=... to narrow)"
 	@echo "make typecheck        mypy: --strict on flask_session, checked on sessionapp (pyproject.toml)"
-	@echo "make run              set up and start the service with gunicorn (gunicorn.conf.py)"
+	@echo "make run              set up and start the service on granian (sessionapp/serve.py)"
+	@echo "make run-gunicorn     the same service on gunicorn instead (gunicorn.conf.py)"
 	@echo "make bench            benchmark against Flask-Session 0.8 and plain Flask (BENCH_ARGS=--quick)"
 	@echo "make lint             run ruff over the repository"
 	@echo "make clean            remove .venv and caches"
@@ -33,7 +34,7 @@ $(STAMP): pyproject.toml
 system-packages:
 	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
 
-# test: the whole suite against real redis-server, PostgreSQL, memcached, gunicorn and chromium
+# test: the whole suite against real redis-server, PostgreSQL, memcached, granian, gunicorn and chromium
 test: venv system-packages typecheck
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
@@ -41,8 +42,13 @@ test: venv system-packages typecheck
 typecheck: venv
 	$(VPY) -m mypy
 
-# run: the service on gunicorn; needs neither redis nor chromium (filesystem store by default)
+# run: the service on granian (settings: SESSIONAPP_BIND/WORKERS/THREADS, see sessionapp/serve.py);
+# needs neither redis nor chromium (filesystem store by default)
 run: venv
+	exec $(VPY) -m sessionapp.serve
+
+# run-gunicorn: the same service on gunicorn, with the same SESSIONAPP_* variables
+run-gunicorn: venv
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py app:app
 
 # bench: interleaved wrk benchmark of A, B, C, D on granian and gunicorn (redis and filesystem

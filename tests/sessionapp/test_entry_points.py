@@ -1,4 +1,5 @@
-"""The commands in the README: ``gunicorn -c gunicorn.conf.py app:app`` and ``flask --app app run``.
+"""The commands in the README: ``make run`` (``python -m sessionapp.serve``: granian),
+``gunicorn -c gunicorn.conf.py app:app`` and ``flask --app app run``.
 
 Run as written, with no flags added by the test; only the environment moves the bind
 address to a free port and the session directory into a temporary one.
@@ -7,13 +8,19 @@ address to a free port and the session directory into a temporary one.
 from __future__ import annotations
 
 import os
+import re
 import runpy
+import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.app_servers import child_pids
+from sessionapp import serve, server_settings
+from tests.support.app_servers import child_pids, is_alive
 from tests.support.ports import HOST, free_port
 
 from .conftest import PYTHON, REPO_ROOT
@@ -88,7 +95,7 @@ def test_gunicorn_with_the_config_file_serves_the_filesystem_default(command_ser
         assert 'id="counter" aria-live="polite">3<' in page.text
         assert http.get(server.url + "/static/app.js", timeout=10).status_code == 200
     assert len(list((tmp_path / "sessions").glob("*.session"))) == 1
-    assert len(child_pids(server.proc.pid)) == 2
+    assert len(_wait_for_workers(server, 2)) == 2
     log = server.log_text()
     assert "Using worker: gthread" in log
     assert f"Listening at: http://{HOST}:{port}" in log
@@ -131,7 +138,139 @@ def test_flask_run_serves_the_app(command_server, tmp_path):
         assert http.get(server.url + "/counter", timeout=10).json() == {"counter": 1}
 
 
-def test_the_makefile_runs_this_config():
+def test_the_makefile_runs_these_commands():
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert "gunicorn -c gunicorn.conf.py app:app" in makefile
+    assert "-m sessionapp.serve" in makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "gunicorn -c gunicorn.conf.py app:app" in makefile.split("\nrun-gunicorn:", 1)[1]
     assert Path(REPO_ROOT / "app.py").exists()
+
+
+# -- granian: sessionapp/serve.py ----------------------------------------------------------
+
+#: an app log line: [time] [pid] [LEVEL] logger: message
+_TIME = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\]"
+APP_LOG_LINE = re.compile(rf"^{_TIME} \[(\d+)\] \[ERROR\] ")
+#: an access log line: [time] [pid] [ACCESS] 127.0.0.1 - "POST /inc HTTP/1.1" 200 1.234 ms
+ACCESS_LINE = re.compile(
+    rf'^{_TIME} \[(\d+)\] \[ACCESS\] 127\.0\.0\.1 - "POST /inc HTTP/1\.1" (200|503) '
+)
+
+
+def test_serve_defaults():
+    settings = serve.ServeSettings.from_environ({})
+    assert (settings.host, settings.port) == ("127.0.0.1", 5000)
+    assert settings.workers == len(os.sched_getaffinity(0))
+    assert settings.threads == 4
+
+
+def test_serve_reads_the_same_environment_as_gunicorn_conf():
+    env = {"SESSIONAPP_BIND": "[::1]:8123", "SESSIONAPP_WORKERS": "3", "SESSIONAPP_THREADS": "8"}
+    assert serve.ServeSettings.from_environ(env) == serve.ServeSettings("::1", 8123, 3, 8)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SESSIONAPP_WORKERS", "two"),
+        ("SESSIONAPP_WORKERS", "0"),
+        ("SESSIONAPP_THREADS", "-1"),
+        ("SESSIONAPP_THREADS", "1.5"),
+        ("SESSIONAPP_BIND", "localhost"),
+        ("SESSIONAPP_BIND", "127.0.0.1:http"),
+        ("SESSIONAPP_BIND", "127.0.0.1:70000"),
+        ("SESSIONAPP_BIND", ":5000"),
+    ],
+)
+def test_both_launchers_refuse_a_bad_server_setting_by_name(monkeypatch, name, value):
+    with pytest.raises(SystemExit, match=name):
+        serve.ServeSettings.from_environ({name: value})
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=f"gunicorn.conf.py: {name}"):
+        load_gunicorn_conf()
+
+
+def test_serve_configures_granian_for_production():
+    settings = serve.ServeSettings("127.0.0.1", 5000, 2, 4)
+    server = serve.build_server(settings, "app:app")
+    assert server.interface == "wsgi"
+    assert (server.workers, server.blocking_threads) == (2, 4)
+    assert server.respawn_failed_workers is True
+    assert server.respawn_interval == serve.RESPAWN_INTERVAL_S <= 2
+    assert server.http1_settings.header_read_timeout == serve.HEADER_READ_TIMEOUT_MS <= 10_000
+    assert server.log_access is True
+    assert server.log_config["root"]["handlers"]  # the app's records reach the output
+
+
+def test_make_run_serves_logs_and_survives_a_killed_worker(command_server, tmp_path):
+    """``make run``'s command as written: access log and the app's own log lines carry time
+    and worker pid; a worker killed with SIGKILL is replaced and the service goes on."""
+    port = free_port()
+    sessions = tmp_path / "sessions"
+    env = {
+        "SESSIONAPP_BIND": f"{HOST}:{port}",
+        "SESSIONAPP_WORKERS": "2",
+        "FLASK_SESSION_FILE_DIR": str(sessions),
+    }
+    server = command_server([PYTHON, "-m", "sessionapp.serve"], env=env, port=port)
+    workers = _wait_for_workers(server, 2)
+    with requests.Session() as http:
+        counts = [http.post(server.url + "/inc", timeout=10).json()["counter"] for _ in range(3)]
+        assert counts == [1, 2, 3]
+        os.kill(workers[0], signal.SIGKILL)
+        _wait_for_workers(server, 2, gone=workers[0])
+        assert http.post(server.url + "/inc", timeout=10).json()["counter"] == 4
+    shutil.rmtree(sessions)
+    sessions.write_text("not a directory")  # an outage of the filesystem store
+    try:
+        assert requests.post(server.url + "/inc", timeout=10).status_code == 503
+    finally:
+        sessions.unlink()
+    log = server.log_text()
+    access = [ACCESS_LINE.match(line) for line in log.splitlines() if "POST /inc" in line]
+    assert len(access) == 5 and all(access), log  # four 200s and the 503
+    serving = set(workers) | set(child_pids(server.proc.pid))
+    assert {int(match.group(1)) for match in access if match} <= serving, log
+    lines = [line for line in log.splitlines() if "is unavailable" in line]
+    assert lines, log
+    match = APP_LOG_LINE.match(lines[0])
+    assert match, lines[0]
+    assert int(match.group(1)) in child_pids(server.proc.pid)  # logged by a worker
+
+
+def _wait_for_workers(server, count: int, gone: int | None = None, limit: float = 20) -> list[int]:
+    """The server's `count` workers, once they run (and `gone`, a killed one, is not one)."""
+    deadline = time.monotonic() + limit
+    while True:
+        workers = child_pids(server.proc.pid)
+        if len(workers) == count and (gone is None or not is_alive(gone)):
+            return workers
+        assert time.monotonic() < deadline, server.log_text()
+        time.sleep(0.05)
+
+
+CONSOLE_SCRIPT = str(Path(PYTHON).parent / "sessionapp")
+
+
+@pytest.mark.parametrize("argv", [[PYTHON, "-m", "sessionapp.serve"], [CONSOLE_SCRIPT]])
+def test_serve_refuses_a_bad_app_setting_at_once(tmp_path, argv):
+    """Not a respawn loop of crashing workers: exit 1 before listening, naming the setting."""
+    env = {
+        **os.environ,
+        "SESSIONAPP_BIND": f"{HOST}:{free_port()}",
+        "FLASK_SESSION_FILE_DIR": str(tmp_path / "s"),
+        "FLASK_SESSION_COOKIE_SECURE": "maybe",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == serve.EXIT_BAD_SETTING, result
+    assert "SESSION_COOKIE_SECURE is 'maybe'" in result.stderr
+    assert "Listening" not in result.stdout + result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_shared_settings_module_is_what_gunicorn_conf_uses():
+    conf = load_gunicorn_conf()
+    assert conf["threads"] == server_settings.DEFAULT_THREADS
+    assert conf["bind"] == server_settings.DEFAULT_BIND
