@@ -48,7 +48,7 @@ _SOURCE = "sessionapp.serve"
 _REPO_APP = "app:app"
 _PACKAGE_APP = "sessionapp.wsgi:app"
 
-_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 _ACCESS_FORMAT = "[%(asctime)s] [%(process)d] [ACCESS] %(message)s"
 #: granian's fields for one request (its default adds a second time stamp)
 ACCESS_LOG_FORMAT = '%(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f ms'

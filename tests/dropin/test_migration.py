@@ -198,7 +198,7 @@ def test_redis_sessions_survive_the_switch(
 
 
 def test_concurrent_first_requests_carry_a_session_over_once(
-    fs08_python: Path, tmp_path: Path, gunicorn_server: Any
+    fs08_python: Path, tmp_path: Path, granian_server: Any
 ) -> None:
     """Many requests racing on one 0.8 cookie, on several worker processes: the session is
     carried over once, and no increment or locked update is lost or doubled."""
@@ -208,7 +208,7 @@ def test_concurrent_first_requests_carry_a_session_over_once(
         tmp_path,
         f"CONFIG = dict(SESSION_TYPE='filesystem', SESSION_FILE_DIR={str(directory)!r})",
     )
-    server = gunicorn_server(
+    server = granian_server(
         "tests.dropin.migration_app:app",
         env={"FLASK_SESSION_TYPE": "filesystem", "FLASK_SESSION_FILE_DIR": str(directory)},
         workers=3,

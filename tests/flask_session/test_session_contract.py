@@ -54,10 +54,10 @@ def index():
 """
 
 
-def test_the_seed_demo_runs_unchanged_and_stops_losing_updates(tmp_path, gunicorn_server):
+def test_the_seed_demo_runs_unchanged_and_stops_losing_updates(tmp_path, granian_server):
     """The usual Flask-Session demo, verbatim, under 2 workers x 4 threads: 320 of 320."""
     (tmp_path / "seed_demo.py").write_text(SEED_DEMO)
-    server = gunicorn_server("seed_demo:app", cwd=str(tmp_path), ready_path="/")
+    server = granian_server("seed_demo:app", cwd=str(tmp_path), ready_path="/")
     first = requests.get(server.url + "/", timeout=10)
     cookie = first.cookies["session"]
 

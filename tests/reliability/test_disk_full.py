@@ -2,7 +2,7 @@
 
 The session directory is on a real tmpfs the test mounts (512 KiB): filled up with a
 file until the kernel says ENOSPC, or remounted read-only. The service runs under
-gunicorn on it. Requests that must write answer 503 (never 500), sessions already on
+granian on it. Requests that must write answer 503 (never 500), sessions already on
 disk stay intact, and the service recovers as soon as space returns or the mount is
 writable again, without a restart.
 """
@@ -20,10 +20,10 @@ from tests.reliability.conftest import SERVICE_APP, Mount, needs_service, sessio
 CLIENTS = 5
 
 
-def start_service(gunicorn_server, session_dir: Path):
+def start_service(granian_server, session_dir: Path):
     needs_service()
     env = {"FLASK_SESSION_TYPE": "filesystem", "FLASK_SESSION_FILE_DIR": str(session_dir)}
-    return gunicorn_server(SERVICE_APP, env=env, workers=2, threads=2)
+    return granian_server(SERVICE_APP, env=env, workers=2, threads=2)
 
 
 def make_clients(server) -> list[str]:
@@ -59,9 +59,9 @@ def assert_503(reply: httpkit.Reply, what: str, reason: str) -> None:
     assert "/" not in message, f"{what}: {message!r}"
 
 
-def test_disk_full_answers_503_keeps_sessions_and_recovers(small_tmpfs: Mount, gunicorn_server):
+def test_disk_full_answers_503_keeps_sessions_and_recovers(small_tmpfs: Mount, granian_server):
     session_dir = small_tmpfs.path / "sessions"
-    server = start_service(gunicorn_server, session_dir)
+    server = start_service(granian_server, session_dir)
     cookies = make_clients(server)
     assert httpkit.request(server.url, "POST", "/shared/inc").json() == {"counter": 1}
     before = snapshot(session_dir)
@@ -107,9 +107,9 @@ def test_disk_full_answers_503_keeps_sessions_and_recovers(small_tmpfs: Mount, g
     assert len(session_files(session_dir)) == CLIENTS + 1
 
 
-def test_read_only_session_directory_answers_503_and_recovers(small_tmpfs: Mount, gunicorn_server):
+def test_read_only_session_directory_answers_503_and_recovers(small_tmpfs: Mount, granian_server):
     session_dir = small_tmpfs.path / "sessions"
-    server = start_service(gunicorn_server, session_dir)
+    server = start_service(granian_server, session_dir)
     cookies = make_clients(server)
     before = snapshot(session_dir)
 

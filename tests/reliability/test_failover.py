@@ -1,6 +1,6 @@
 """Issue 9: a Redis master killed (SIGKILL) under load, on a Redis Cluster and a Sentinel set.
 
-The service runs under gunicorn (2 workers x 4 threads) on a topology of its own (a
+The service runs under granian (2 workers x 4 threads) on a topology of its own (a
 failover changes who is master), configured by ``FLASK_SESSION_REDIS_URL`` alone. Eight
 clients increment their own counters and take shared numbers while a master is killed:
 
@@ -28,7 +28,7 @@ import pytest
 
 from tests.reliability.conftest import SERVICE_APP, needs_service
 from tests.reliability.failover_load import FailoverReport, run_failover
-from tests.support.app_servers import REPO_ROOT, GunicornServer
+from tests.support.app_servers import GranianServer
 from tests.support.ports import HOST
 from tests.support.redis_cluster import RedisClusterSet
 from tests.support.redis_sentinel import SentinelSet
@@ -63,8 +63,8 @@ def lagging_sentinel_set() -> Iterator[SentinelSet]:
 
 
 def start_service(
-    gunicorn_server: Callable[..., GunicornServer], url: str, replicas: int
-) -> GunicornServer:
+    granian_server: Callable[..., GranianServer], url: str, replicas: int
+) -> GranianServer:
     needs_service()
     env = {
         "FLASK_SESSION_TYPE": "redis",
@@ -73,12 +73,10 @@ def start_service(
         "FLASK_SESSION_REDIS_WAIT_TIMEOUT": "1",
         "FLASK_SESSION_LOCK_TIMEOUT": "2",
     }
-    return gunicorn_server(
-        APP, env=env, workers=WORKERS, threads=4, config=REPO_ROOT / "gunicorn.conf.py"
-    )
+    return granian_server(APP, env=env, workers=WORKERS, threads=4)
 
 
-def check_clean(report: FailoverReport, server: GunicornServer, workers: list[int]) -> None:
+def check_clean(report: FailoverReport, server: GranianServer, workers: list[int]) -> None:
     """Only 200s and 503s, recovery without a restart, one outage line each way per worker."""
     print(f"\n{report.line()}")
     assert report.bad == [], report.bad[:5]
@@ -99,7 +97,7 @@ def check_clean(report: FailoverReport, server: GunicornServer, workers: list[in
     assert up == down, (dict(down), dict(up))
 
 
-def _log_after_recovery(server: GunicornServer, limit: float = 20.0) -> str:
+def _log_after_recovery(server: GranianServer, limit: float = 20.0) -> str:
     from tests.reliability import httpkit
 
     deadline = time.monotonic() + limit
@@ -120,7 +118,7 @@ def check_exact(report: FailoverReport) -> None:
     assert report.shared_repeats == 0, report.line()
 
 
-def _healthz(server: GunicornServer) -> int:
+def _healthz(server: GranianServer) -> int:
     from tests.reliability import httpkit
 
     deadline = time.monotonic() + 10
@@ -162,8 +160,8 @@ def restart_when(
 
 
 @pytest.mark.parametrize("replicas", [0, 1], ids=["acknowledged-on-master", "min-replicas-1"])
-def test_cluster_primary_killed_under_load(gunicorn_server, cluster, replicas):
-    server = start_service(gunicorn_server, cluster.url, replicas)
+def test_cluster_primary_killed_under_load(granian_server, cluster, replicas):
+    server = start_service(granian_server, cluster.url, replicas)
     workers = server.worker_pids()
     restarts: list[threading.Thread] = []
 
@@ -200,17 +198,17 @@ def _rejoin_as_replica(topology: SentinelSet, old: RedisServer) -> threading.Thr
     return restart_when(promoted, old, follow)
 
 
-def test_sentinel_master_killed_under_load(gunicorn_server, sentinel_set):
-    server = start_service(gunicorn_server, sentinel_set.url, 0)
+def test_sentinel_master_killed_under_load(granian_server, sentinel_set):
+    server = start_service(granian_server, sentinel_set.url, 0)
     workers = server.worker_pids()
     report = run_failover(server.url, lambda: sentinel_set.master().kill(), time_limit=40)
     check_clean(report, server, workers)
 
 
 @pytest.mark.parametrize("replicas", [0, 1], ids=["acknowledged-on-master", "min-replicas-1"])
-def test_sentinel_failover_with_a_lagging_replica(gunicorn_server, lagging_sentinel_set, replicas):
+def test_sentinel_failover_with_a_lagging_replica(granian_server, lagging_sentinel_set, replicas):
     topology = lagging_sentinel_set
-    server = start_service(gunicorn_server, topology.url, replicas)
+    server = start_service(granian_server, topology.url, replicas)
     workers = server.worker_pids()
     restarts: list[threading.Thread] = []
 

@@ -293,7 +293,7 @@ def test_store_holds_only_issued_ids_after_hostile_runs(service):
     service.check_store()
 
 
-# -- raw bytes against a real gunicorn -----------------------------------------------------
+# -- raw bytes against each real server (granian, gunicorn) --------------------------------
 
 POST_INC = b"POST /inc HTTP/1.1\r\n"
 POST_INC_COOKIE = POST_INC + b"Cookie: session="
@@ -335,10 +335,10 @@ def raw_request(request: bytes) -> bytes:
     return request
 
 
-def test_raw_hostile_requests_against_gunicorn(gunicorn_server, store_config, store_env,
+def test_raw_hostile_requests_against_each_server(app_server, store_config, store_env,
                                                store_type, session_dir, redis_server):  # fmt: skip
     needs_service()
-    server = gunicorn_server(SERVICE_APP, env=store_env, workers=2, threads=2)
+    server = app_server(SERVICE_APP, env=store_env, workers=2, threads=2)
     victim_reply = httpkit.request(server.url, "POST", "/inc")
     victim = victim_reply.cookie("session")
     issued = {victim}

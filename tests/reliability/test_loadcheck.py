@@ -1,6 +1,6 @@
 """Issue 4, point 7: ``python -m sessionapp.loadcheck URL`` as an operator runs it.
 
-Run as a real command against a real gunicorn: the service on both stores must pass
+Run as a real command against a real granian: the service on both stores must pass
 every check (exit 0); the seed's mistakes (tests/reliability/broken_app.py: Flask's
 cookie session with ``session["counter"] += 1`` and a module-global shared counter, 2
 workers) must fail (exit 1); an unreachable or unhealthy URL is a clear one-line error
@@ -44,9 +44,9 @@ def rows(output: str) -> dict[str, str]:
     return result
 
 
-def test_service_passes_every_check_on_both_stores(gunicorn_server, store_env, store_type):
+def test_service_passes_every_check_on_both_stores(granian_server, store_env, store_type):
     needs_service()
-    server = gunicorn_server(SERVICE_APP, env=store_env, workers=2, threads=4)
+    server = granian_server(SERVICE_APP, env=store_env, workers=2, threads=4)
     done = loadcheck(server.url, "--exclusive")
     print(done.stdout)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -57,9 +57,9 @@ def test_service_passes_every_check_on_both_stores(gunicorn_server, store_env, s
     assert done.stderr == ""  # not a terminal and no --progress: no progress bar
 
 
-def test_broken_server_fails_with_exit_status_1(gunicorn_server):
+def test_broken_server_fails_with_exit_status_1(granian_server):
     """Module-global counter + Flask's cookie session under 2 workers: the seed's bugs."""
-    server = gunicorn_server("tests.reliability.broken_app:app", workers=2, threads=4)
+    server = granian_server("tests.reliability.broken_app:app", workers=2, threads=4)
     done = loadcheck(server.url, "--clients", "30", "--requests", "10", "--progress")
     print(done.stdout)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -79,10 +79,10 @@ def test_unreachable_url_is_a_clear_error_not_a_traceback():
     assert "Traceback" not in done.stderr + done.stdout
 
 
-def test_unhealthy_service_is_a_clear_error(gunicorn_server, redis_server, redis_url):
+def test_unhealthy_service_is_a_clear_error(granian_server, redis_server, redis_url):
     needs_service()
     env = {"FLASK_SESSION_TYPE": "redis", "FLASK_SESSION_REDIS_URL": redis_url}
-    server = gunicorn_server(SERVICE_APP, env=env, workers=1, threads=2)
+    server = granian_server(SERVICE_APP, env=env, workers=1, threads=2)
     redis_server.stop()
     try:
         done = loadcheck(server.url)
@@ -93,10 +93,10 @@ def test_unhealthy_service_is_a_clear_error(gunicorn_server, redis_server, redis
     assert "Traceback" not in done.stderr
 
 
-def test_time_limit_bounds_the_run_and_fails_it(gunicorn_server, tmp_path):
+def test_time_limit_bounds_the_run_and_fails_it(granian_server, tmp_path):
     needs_service()
     env = {"FLASK_SESSION_FILE_DIR": str(tmp_path / "sessions")}
-    server = gunicorn_server(SERVICE_APP, env=env, workers=1, threads=2)
+    server = granian_server(SERVICE_APP, env=env, workers=1, threads=2)
     done = loadcheck(server.url, "--clients", "2000", "--requests", "50", "--timeout", "1.5",
                      timeout=30)  # fmt: skip
     assert done.returncode == 1
@@ -129,9 +129,9 @@ def test_cookie_jar_follows_set_cookie_like_a_browser():
     assert jar.header() is None
 
 
-def test_progress_bar_is_drawn_when_stderr_is_a_terminal(gunicorn_server):
+def test_progress_bar_is_drawn_when_stderr_is_a_terminal(granian_server):
     """Without --progress the bar appears only on a terminal: stderr on a real pty here."""
-    server = gunicorn_server("tests.reliability.broken_app:app", workers=1, threads=2)
+    server = granian_server("tests.reliability.broken_app:app", workers=1, threads=2)
     leader, follower = pty.openpty()
     try:
         done = subprocess.run(

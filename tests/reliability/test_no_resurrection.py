@@ -4,7 +4,7 @@ A request that loaded the session before a clear (or the service's reset) and sa
 it must not write the old state back, with the per-session lock on (the clear waits for
 the slow request, then clears) and off (``SESSION_LOCKING=false``: the clear goes first and
 the slow request's save merges only its own changes, and never re-creates a session that is
-gone). Real gunicorn, both stores.
+gone). Real granian, both stores.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ LOCKING = ["true", "false"]
 
 @pytest.mark.parametrize("locking", ["true", "false"])
 def test_cleared_session_is_not_brought_back_by_a_slower_request(
-    gunicorn_server, store_env, locking
+    granian_server, store_env, locking
 ):
     """A slow /set that loaded the session before a /clear must not re-create it.
 
@@ -30,7 +30,7 @@ def test_cleared_session_is_not_brought_back_by_a_slower_request(
     creates one it did not start with).
     """
     env = {**store_env, "FLASK_SESSION_LOCKING": locking, "FLASK_SESSION_LOCK_TIMEOUT": "5"}
-    server = gunicorn_server(DEMO_APP, env=env, workers=2, threads=4)
+    server = granian_server(DEMO_APP, env=env, workers=2, threads=4)
     created = httpkit.request(server.url, "POST", "/set/a?value=1")
     cookie = f"session={created.cookie('session')}"
 
@@ -54,7 +54,7 @@ def test_cleared_session_is_not_brought_back_by_a_slower_request(
     ],
 )
 def test_reset_counter_is_not_brought_back_by_a_slower_request(
-    gunicorn_server, store_env, locking, slow_method, slow_path, accept
+    granian_server, store_env, locking, slow_method, slow_path, accept
 ):
     """The service's POST /reset against a request that started before it and ends after.
 
@@ -66,7 +66,7 @@ def test_reset_counter_is_not_brought_back_by_a_slower_request(
     """
     needs_service()
     env = {**store_env, "FLASK_SESSION_LOCKING": locking, "FLASK_SESSION_LOCK_TIMEOUT": "5"}
-    server = gunicorn_server(SLOW_SERVICE_APP, env=env, workers=2, threads=4)
+    server = granian_server(SLOW_SERVICE_APP, env=env, workers=2, threads=4)
     first = httpkit.request(server.url, "POST", "/inc")
     cookie = f"session={first.cookie('session')}"
     for _ in range(4):

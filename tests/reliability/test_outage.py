@@ -1,8 +1,8 @@
-"""Issue 4, point 1: a store outage while the service runs under gunicorn, on every
+"""Issue 4, point 1: a store outage while the service runs under granian, on every
 store with a server to stop (Redis, PostgreSQL, memcached).
 
 The store's server is stopped under a running service (2 workers x 4 threads, the repository's
-gunicorn.conf.py so logging goes through gunicorn's log as in production): every request
+sessionapp.serve, whose logging is production logging): every request
 that needs the store answers 503 with a clear message and Retry-After, never a 500 or a
 traceback, including requests that loaded their session before the outage and fail when
 saving it. Once the server is back the same workers answer 200 within a second, and the
@@ -20,7 +20,6 @@ import pytest
 
 from tests.reliability import httpkit
 from tests.reliability.conftest import SLOW_SERVICE_APP, needs_service
-from tests.support.app_servers import REPO_ROOT
 
 WORKERS = 2
 ROUNDS = 6  # each store-backed request is sent this often during the outage
@@ -63,16 +62,15 @@ def assert_clean_503(reply: httpkit.Reply, what: str) -> None:
 
 
 def test_store_outage_answers_503_and_recovers_without_restart(
-    gunicorn_server, store_server, store_env
+    granian_server, store_server, store_env
 ):
     needs_service()
     env = {**store_env, "FLASK_SESSION_LOCK_TIMEOUT": "2"}
-    server = gunicorn_server(
+    server = granian_server(
         SLOW_SERVICE_APP,
         env=env,
         workers=WORKERS,
-        threads=4,
-        config=REPO_ROOT / "gunicorn.conf.py",
+        threads=4
     )
     workers_before = server.worker_pids()
 
@@ -173,16 +171,16 @@ def test_store_outage_answers_503_and_recovers_without_restart(
     assert all(count <= 2 for count in down_twice.values()), dict(down_twice)
     assert sum(down_twice.values()) > sum(down.values())
     assert "Traceback" not in log, server.log_tail(60)
-    statuses = Counter(ACCESS_STATUS.findall(log))  # gunicorn.conf.py logs every request
+    statuses = Counter(ACCESS_STATUS.findall(log))  # the launcher logs every request
     if statuses:
         assert not [code for code in statuses if code[0] == "5" and code != "503"], statuses
         assert statuses["503"] >= len(during)
 
 
-def test_503_body_is_the_documented_json_shape(gunicorn_server, store_server, store_env):
+def test_503_body_is_the_documented_json_shape(granian_server, store_server, store_env):
     """API clients get ``{"error": "..."}`` and nothing else on an outage."""
     needs_service()
-    server = gunicorn_server(SLOW_SERVICE_APP, env=store_env, workers=1, threads=2)
+    server = granian_server(SLOW_SERVICE_APP, env=store_env, workers=1, threads=2)
     store_server.stop()
     try:
         reply = httpkit.request(server.url, "POST", "/inc")

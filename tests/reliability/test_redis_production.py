@@ -1,4 +1,4 @@
-"""Issue 11 under gunicorn load, against a real redis-server in production conditions.
+"""Issue 11 under granian load, against a real redis-server in production conditions.
 
 * A Redis that refuses writes (full under ``noeviction``, read-only replica, failing to
   persist): no 500 anywhere; 503s that say why; every session's final counter equals
@@ -80,7 +80,7 @@ def refused(tallies: list[Tally]) -> int:
 
 @pytest.mark.parametrize("condition", sorted(CONDITIONS))
 def test_a_redis_refusing_writes_under_load_answers_503_and_loses_nothing(
-    gunicorn_server, server, condition
+    granian_server, server, condition
 ):
     needs_service()
     server.flushall()
@@ -89,7 +89,7 @@ def test_a_redis_refusing_writes_under_load_answers_503_and_loses_nothing(
         "FLASK_SESSION_REDIS_URL": server.url,
         "FLASK_SESSION_LOCK_TIMEOUT": "2",
     }
-    app = gunicorn_server(SERVICE_APP, env=env, workers=2, threads=4)
+    app = granian_server(SERVICE_APP, env=env, workers=2, threads=4)
     tallies = []
     for _ in range(CLIENTS):
         first = httpkit.request(app.url, "POST", "/inc")
@@ -153,11 +153,11 @@ def test_a_redis_refusing_writes_under_load_answers_503_and_loses_nothing(
 
 
 def test_a_rolling_deploy_across_formats_counts_every_acknowledged_increment(
-    gunicorn_server, redis_url
+    granian_server, redis_url
 ):
     needs_service()
     servers = [
-        gunicorn_server(
+        granian_server(
             SERVICE_APP,
             env={
                 "FLASK_SESSION_TYPE": "redis",

@@ -1,6 +1,6 @@
 """Issue 4, point 8: cookie flags, session ids, regenerate, security headers.
 
-Cookie and id checks run on the service (Flask's test client and a real gunicorn); the
+Cookie and id checks run on the service (Flask's test client and a real granian); the
 regenerate checks on the flask_session demo app (the service has no login to regenerate
 at); the headers on the service's every kind of answer, and in a real browser, whose
 console must show no Content-Security-Policy violation while the page's script works.
@@ -89,7 +89,7 @@ def test_secure_is_switched_on_by_config(store_config, in_process_app):
     assert client.post("/inc", base_url="https://localhost").json == {"counter": 2}
 
 
-def test_host_prefixed_cookie_works_with_secure_under_gunicorn(gunicorn_server, store_env):
+def test_host_prefixed_cookie_works_with_secure_under_granian(granian_server, store_env):
     """``__Host-session`` + Secure from FLASK_* variables: set correctly and accepted back."""
     needs_service()
     env = {
@@ -97,7 +97,7 @@ def test_host_prefixed_cookie_works_with_secure_under_gunicorn(gunicorn_server, 
         "FLASK_SESSION_COOKIE_SECURE": "true",
         "FLASK_SESSION_COOKIE_NAME": "__Host-session",
     }
-    server = gunicorn_server(SERVICE_APP, env=env, workers=1, threads=2)
+    server = granian_server(SERVICE_APP, env=env, workers=1, threads=2)
     first = httpkit.request(server.url, "POST", "/inc")
     header = first.cookie_attributes("__Host-session")
     assert header is not None, first.set_cookies
@@ -116,11 +116,11 @@ def test_host_prefixed_cookie_without_secure_is_refused_at_start_up(store_config
         create_app({**store_config, "SESSION_COOKIE_NAME": "__Host-session"})
 
 
-def test_gunicorn_refuses_to_start_with_host_prefix_and_no_secure(gunicorn_server, store_env):
+def test_servers_refuse_to_start_with_host_prefix_and_no_secure(app_server, store_env):
     needs_service()
     env = {**store_env, "FLASK_SESSION_COOKIE_NAME": "__Host-session"}
     with pytest.raises(RuntimeError) as failure:
-        gunicorn_server(SERVICE_APP, env=env, workers=1, threads=1, ready_timeout=15)
+        app_server(SERVICE_APP, env=env, workers=1, threads=1, ready_timeout=15)
     assert "SESSION_COOKIE_NAME" in str(failure.value)
     assert "SESSION_COOKIE_SECURE" in str(failure.value)
 
@@ -175,8 +175,8 @@ def test_regenerate_kills_the_old_id(
         assert old not in stored and new in stored
 
 
-def test_regenerate_over_http_under_gunicorn(gunicorn_server, store_env):
-    server = gunicorn_server(DEMO_APP, env=store_env, workers=2, threads=2)
+def test_regenerate_over_http_under_granian(granian_server, store_env):
+    server = granian_server(DEMO_APP, env=store_env, workers=2, threads=2)
     first = httpkit.request(server.url, "POST", "/set/x?value=1")
     old = first.cookie("session")
     regenerated = httpkit.request(server.url, "POST", "/regenerate", cookie=f"session={old}")
@@ -336,13 +336,13 @@ def test_the_page_fits_the_content_security_policy(service):
 
 
 def test_the_page_works_in_a_real_browser_without_csp_violations(
-    gunicorn_server, browser, tmp_path
+    granian_server, browser, tmp_path
 ):
     from playwright.sync_api import expect
 
     needs_service()
     env = {"FLASK_SESSION_FILE_DIR": str(tmp_path / "sessions")}
-    server = gunicorn_server(SERVICE_APP, env=env, workers=1, threads=2)
+    server = granian_server(SERVICE_APP, env=env, workers=1, threads=2)
     context = browser.new_context()
     try:
         page = context.new_page()

@@ -205,11 +205,12 @@ def test_app_py_builds_the_service_from_the_environment(tmp_path):
     ("key", "value"),
     [("PERMANENT_SESSION_LIFETIME", "abc"), ("SESSION_COOKIE_SECURE", "maybe")],
 )
-def test_gunicorn_refuses_to_start_on_a_bad_environment_value(
-    gunicorn_server, tmp_path, key, value
+def test_servers_refuse_to_start_on_a_bad_environment_value(
+    app_server, tmp_path, key, value
 ):
-    """As operators run it: the workers fail to boot, and the log names the setting."""
+    """As operators run it: the server exits before serving (gunicorn: the workers fail to
+    boot; granian: the launcher builds the app first), and the log names the setting."""
     env = {"FLASK_SESSION_FILE_DIR": str(tmp_path / "s"), f"FLASK_{key}": value}
     with pytest.raises(RuntimeError) as failure:
-        gunicorn_server("app:app", env=env, workers=1, threads=1, ready_timeout=15)
+        app_server("app:app", env=env, workers=1, threads=1, ready_timeout=15)
     assert f"{key} is {value!r}" in str(failure.value)

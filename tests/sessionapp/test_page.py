@@ -1,4 +1,4 @@
-"""The page in headless Chromium, served by gunicorn: two people, two counters, one shared.
+"""The page in headless Chromium, served by granian: two people, two counters, one shared.
 
 Each browser context is a separate person (its own cookie jar). Clicks go through the
 real buttons; the numbers are read from the page as a person would see them.
@@ -16,8 +16,8 @@ expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture
-def service(gunicorn_server, store_env):
-    return gunicorn_server("app:app", env=store_env, workers=2, threads=4)
+def service(granian_server, store_env):
+    return granian_server("app:app", env=store_env, workers=2, threads=4)
 
 
 @pytest.fixture
@@ -120,10 +120,10 @@ def test_the_page_loads_only_its_own_resources_without_errors(service, new_page)
 
 
 def test_the_page_says_so_when_the_store_is_down(
-    gunicorn_server, redis_url, redis_server, new_page, request
+    granian_server, redis_url, redis_server, new_page, request
 ):
     env = {"FLASK_SESSION_TYPE": "redis", "FLASK_SESSION_REDIS_URL": redis_url}
-    service = gunicorn_server("app:app", env=env, workers=2, threads=4)
+    service = granian_server("app:app", env=env, workers=2, threads=4)
     page = new_page()
     page.goto(service.url + "/")
     click(page, "Increment")

@@ -1,6 +1,6 @@
 """A rolling deploy across a SESSION_SERIALIZATION_FORMAT change loses nothing.
 
-Two gunicorn servers on one store, one configured for json and one for msgpack, and
+Two granian servers on one store, one configured for json and one for msgpack, and
 clients whose requests alternate between them (as behind a load balancer mid-deploy):
 every acknowledged increment is counted, every answer is distinct, and no session is
 replaced by a new one. Issue 11 measured 200 of 200 acknowledged increments lost here.
@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from .test_over_servers import KEEP_ALIVE, TIMEOUT, get_counter
+from .test_over_servers import TIMEOUT, get_counter
 
 #: Stores that read a session written in the other format (the stores added later read
 #: their own documents; add them here when they do too).
@@ -27,15 +27,14 @@ def store_type(request: pytest.FixtureRequest) -> str:
 
 
 def test_one_cookie_alternating_between_a_json_and_a_msgpack_server_counts_everything(
-    gunicorn_server, store_env
+    granian_server, store_env
 ):
     servers = [
-        gunicorn_server(
+        granian_server(
             "app:app",
             env={**store_env, "FLASK_SESSION_SERIALIZATION_FORMAT": fmt},
             workers=2,
             threads=4,
-            extra_args=KEEP_ALIVE,
         ).url
         for fmt in ("json", "msgpack")
     ]
