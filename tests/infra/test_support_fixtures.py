@@ -10,7 +10,7 @@ import pytest
 import redis
 import requests
 
-from tests.support.app_servers import GunicornServer
+from tests.support.app_servers import GranianServer, GunicornServer, is_alive
 from tests.support.ports import HOST, free_port
 from tests.support.redis_server import RedisServer
 
@@ -79,7 +79,10 @@ def test_redis_server_has_no_persistence_and_binds_loopback_only(redis_server):
         assert client.config_get("dir")["dir"] == str(redis_server.dir.resolve())
 
 
-# -- gunicorn ------------------------------------------------------------------------------
+# -- app servers (granian, gunicorn) ------------------------------------------------------
+
+#: what each server logs when it starts a worker
+WORKER_STARTED = {"granian": "Spawning worker", "gunicorn": "Booting worker"}
 
 
 def _pid(url: str) -> int:
@@ -88,19 +91,19 @@ def _pid(url: str) -> int:
     return response.json()["pid"]
 
 
-def _pids_seen(url: str, want: int, attempts: int = 200) -> set[int]:
-    """Send concurrent requests (a new connection each) until `want` distinct pids answered."""
+def _pids_seen(url: str, want: int, limit: float = 15.0) -> set[int]:
+    """Send concurrent requests (a new connection each) until `want` distinct pids answered
+    or `limit` seconds passed (a just-started worker may still be importing the app)."""
     seen: set[int] = set()
+    deadline = time.monotonic() + limit
     with ThreadPoolExecutor(max_workers=8) as pool:
-        for _ in range(attempts // 8):
+        while len(seen) < want and time.monotonic() < deadline:
             seen.update(pool.map(lambda _: _pid(url), range(8)))
-            if len(seen) >= want:
-                break
     return seen
 
 
-def test_gunicorn_serves_from_several_worker_processes(gunicorn_server):
-    server = gunicorn_server(TINY_APP, workers=2, threads=4)
+def test_server_serves_from_several_worker_processes(app_server, server_kind):
+    server = app_server(TINY_APP, workers=2, threads=4)
     assert server.url.startswith("http://127.0.0.1:")
     workers = server.worker_pids()
     assert len(workers) == 2
@@ -111,11 +114,11 @@ def test_gunicorn_serves_from_several_worker_processes(gunicorn_server):
 
     response = requests.get(server.url + "/healthz", timeout=10)
     assert response.json() == {"status": "ok"}
-    assert "Booting worker" in server.log_text()
+    assert WORKER_STARTED[server_kind] in server.log_text()
 
 
-def test_gunicorn_replaces_a_killed_worker(gunicorn_server):
-    server = gunicorn_server(TINY_APP, workers=2, threads=2)
+def test_server_replaces_a_killed_worker(app_server):
+    server = app_server(TINY_APP, workers=2, threads=2)
     before = server.worker_pids()
     victim = before[0]
 
@@ -133,8 +136,17 @@ def test_gunicorn_replaces_a_killed_worker(gunicorn_server):
         server.kill_worker(victim)
 
 
-def test_gunicorn_stop_ends_master_and_workers():
-    with GunicornServer(TINY_APP, workers=2, threads=1) as server:
+def test_server_reload_replaces_every_worker(app_server):
+    server = app_server(TINY_APP, workers=2, threads=2)
+    before = server.worker_pids()
+    server.reload()
+    after = server.wait_for_workers(exclude=before, timeout=30)
+    assert _pids_seen(server.url, want=2) == set(after)
+
+
+@pytest.mark.parametrize("server_class", [GranianServer, GunicornServer])
+def test_server_stop_ends_main_process_and_workers(server_class):
+    with server_class(TINY_APP, workers=2, threads=1) as server:
         port = server.port
         workers = server.worker_pids()
         assert _pid(server.url) in workers
@@ -142,16 +154,12 @@ def test_gunicorn_stop_ends_master_and_workers():
         assert not server.running
         assert server.worker_pids() == []
         assert not _port_accepts(port)
-    for pid in workers:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                assert stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-        except FileNotFoundError:
-            pass  # gone, as it should be
+    assert not any(is_alive(pid) for pid in workers)
 
 
-def test_gunicorn_start_failure_reports_the_log():
-    server = GunicornServer("tests.infra.no_such_module:app", workers=1, ready_timeout=20)
+@pytest.mark.parametrize("server_class", [GranianServer, GunicornServer])
+def test_server_start_failure_reports_the_log(server_class):
+    server = server_class("tests.infra.no_such_module:app", workers=1, ready_timeout=20)
     try:
         with pytest.raises(RuntimeError) as excinfo:
             server.start()
@@ -160,9 +168,9 @@ def test_gunicorn_start_failure_reports_the_log():
         server.close()
 
 
-def test_gunicorn_env_reaches_the_app(gunicorn_server, tmp_path):
+def test_server_env_reaches_the_app(app_server, tmp_path):
     marker = tmp_path / "marker"
-    server = gunicorn_server(
+    server = app_server(
         "tests.infra.tiny_app:app",
         workers=1,
         threads=1,
@@ -186,8 +194,8 @@ def test_browser_reads_text_from_a_data_url(browser):
         context.close()
 
 
-def test_browser_loads_a_page_served_by_gunicorn(browser, gunicorn_server):
-    server = gunicorn_server(TINY_APP, workers=2, threads=2)
+def test_browser_loads_a_page_served_by_granian(browser, granian_server):
+    server = granian_server(TINY_APP, workers=2, threads=2)
     context = browser.new_context()
     try:
         page = context.new_page()

@@ -1,4 +1,4 @@
-"""A minimal Flask app for the support-code self-tests (served by a real gunicorn)."""
+"""A minimal Flask app for the support-code self-tests (served by granian and gunicorn)."""
 
 import os
 
