@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import select
 import socket
 import time
 from dataclasses import dataclass, field
@@ -183,14 +184,22 @@ def connect_to_worker(
     raise RuntimeError(f"no connection landed on the wanted worker after {attempts} tries")
 
 
+#: how long raw_exchange waits for an answer before it ends its side of the connection
+RAW_ANSWER_WAIT_S = 1.0
+
+
 def raw_exchange(base_url: str, data: bytes, timeout: float = 10.0) -> bytes:
     """Send raw bytes on a new connection; return every byte answered until close."""
     with socket.create_connection((HOST, port_of(base_url)), timeout=timeout) as sock:
         sock.sendall(data)
-        # End of request: a server waiting for more header bytes answers (or closes)
-        # at once instead of at its timeout.
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
+        # No answer yet: the server may be waiting for more header or body bytes. Ending
+        # our side makes it answer (or close) at once instead of at its timeout. Not at
+        # once for every request: granian (hyper) drops a request whose client half-closed
+        # before the answer was written.
+        readable, _, _ = select.select([sock], [], [], RAW_ANSWER_WAIT_S)
+        if not readable:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
         chunks = []
         while True:
             try:
