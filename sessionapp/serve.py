@@ -206,7 +206,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = ServeSettings.from_environ()
     target, factory = split_target(args.app or default_target())
-    sys.path.insert(0, os.getcwd())  # `app:app` from the working directory, as gunicorn does
     problem = check_app(target, factory)
     if problem is not None:
         print(f"{_SOURCE}: {target} cannot start: {problem}", file=sys.stderr)

@@ -88,7 +88,7 @@ def test_wheel_in_a_fresh_venv_serves_post_inc(wheel: Path, tmp_path: Path) -> N
             )
     finally:
         server.close()
-    # the console script serves the same app from anywhere, with gunicorn.conf.py's settings
+    # the console script serves the same app from anywhere, on granian (sessionapp.serve)
     port = free_port()
     script_env = {
         **os.environ, **env, "SESSIONAPP_BIND": f"{HOST}:{port}", "SESSIONAPP_WORKERS": "1",
