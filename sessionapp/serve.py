@@ -25,6 +25,7 @@ it before it listens, with a message naming the setting and exit status 1.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import traceback
@@ -41,6 +42,8 @@ HEADER_READ_TIMEOUT_MS = 5_000
 RESPAWN_INTERVAL_S = 1.0
 #: seconds a stopping worker gets to finish its requests before it is killed
 WORKERS_KILL_TIMEOUT_S = 10
+#: how granian starts its worker processes (see main)
+WORKER_START_METHOD = "spawn"
 #: exit status when a setting is refused (like gunicorn's "worker failed to boot": not 0)
 EXIT_BAD_SETTING = 1
 
@@ -212,6 +215,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if problem is not None:
         print(f"{_SOURCE}: {target} cannot start: {problem}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_SETTING)
+    # Fresh interpreters for the workers, not forks of this process: granian forks its
+    # replacement workers from a process with threads (one watching each worker), and a
+    # fork taken while one of them held a lock left replacements hung before they listened
+    # (seen here under kill -9 of two workers in quick succession).
+    multiprocessing.set_start_method(WORKER_START_METHOD, force=True)
     server = build_server(
         settings,
         target,

@@ -132,10 +132,12 @@ def counting_run(
         disrupt(server)
     for thread in threads:
         thread.join()
+    server.wait_for_workers()
+    server.wait_until_serving()
     finals = []
     for tally in tallies:
         reply = httpkit.request(server.url, "GET", read_path, cookie=tally.cookie)
-        assert reply.status == 200, reply
+        assert reply.status == 200, f"{reply}\n{server.log_tail(40)}"
         finals.append(read_value(reply))
     return list(zip(tallies, finals, strict=True))
 

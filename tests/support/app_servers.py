@@ -41,8 +41,16 @@ SERVER_KINDS = ("granian", "gunicorn")
 _BIND_ATTEMPTS = 3
 
 
+#: helper processes multiprocessing starts beside spawned workers: not workers
+_HELPER_MARKERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
 def child_pids(pid: int) -> list[int]:
-    """Live (not zombie) child processes of `pid`, sorted; [] if `pid` is gone."""
+    """Live (not zombie) worker children of `pid`, sorted; [] if `pid` is gone.
+
+    multiprocessing's helper processes (its resource tracker, beside granian's spawned
+    workers) are not counted.
+    """
     try:
         children = psutil.Process(pid).children()
     except psutil.NoSuchProcess:
@@ -50,7 +58,10 @@ def child_pids(pid: int) -> list[int]:
     live = []
     for child in children:
         with contextlib.suppress(psutil.NoSuchProcess):
-            if child.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            if child.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                continue
+            command = " ".join(child.cmdline())
+            if not any(marker in command for marker in _HELPER_MARKERS):
                 live.append(child.pid)
     return sorted(live)
 
@@ -185,6 +196,15 @@ class AppServer:
                     f"expected {want} workers (excluding {sorted(excluded)}), have {pids}:\n"
                     f"{self.log_tail()}"
                 )
+            time.sleep(0.05)
+
+    def wait_until_serving(self, timeout: float = 20.0) -> None:
+        """Wait until the server answers HTTP again (granian's workers each listen on their
+        own socket: with every worker just replaced, connections are refused meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while not self._answers_http():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.kind} not answering:\n{self.log_tail()}")
             time.sleep(0.05)
 
     def kill_worker(self, pid: int, sig: int = signal.SIGKILL) -> None:
