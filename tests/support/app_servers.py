@@ -39,6 +39,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: the servers a guarantee test runs on: the production one first
 SERVER_KINDS = ("granian", "gunicorn")
 _BIND_ATTEMPTS = 3
+#: how long kill_worker waits for a SIGKILLed worker to be gone
+_EXIT_WAIT_S = 10.0
 
 
 #: helper processes multiprocessing starts beside spawned workers: not workers
@@ -208,10 +210,20 @@ class AppServer:
             time.sleep(0.05)
 
     def kill_worker(self, pid: int, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` to one worker; the main process notices and starts a replacement."""
+        """Send `sig` to one worker; the main process notices and starts a replacement.
+
+        With SIGKILL, returns once the worker has exited (its sockets closed): on granian
+        each worker has its own listening socket, and a connection the kernel queues on a
+        dying worker's socket is reset (unless net.ipv4.tcp_migrate_req=1), which is the
+        kernel's doing, not what a test of the service means to see.
+        """
         if pid not in self.worker_pids():
             raise ValueError(f"{pid} is not a worker of {self.kind} main process {self.pid}")
         os.kill(pid, sig)
+        if sig == signal.SIGKILL:
+            deadline = time.monotonic() + _EXIT_WAIT_S
+            while is_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.005)
 
     def log_text(self) -> str:
         try:
