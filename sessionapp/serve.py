@@ -16,7 +16,8 @@ repository; ``module:factory()`` calls a factory) with:
   instead of holding a connection open forever; granian reads headers in Rust, outside
   the worker threads, so they never stall the requests of other clients meanwhile;
 - an access log, and the app's own log records (``sessionapp``, ``flask_session``) with
-  time, process id and level, like granian's own lines.
+  time, process id and level, like granian's own lines;
+- workers started as fresh interpreters (``spawn``), each importing the app itself.
 
 A wrong setting (a bad variable above, or an app setting that ``create_app`` refuses) stops
 it before it listens, with a message naming the setting and exit status 1.
