@@ -225,8 +225,13 @@ def test_make_run_serves_logs_and_survives_a_killed_worker(command_server, tmp_p
         assert requests.post(server.url + "/inc", timeout=10).status_code == 503
     finally:
         sessions.unlink()
-    log = server.log_text()
-    access = [ACCESS_LINE.match(line) for line in log.splitlines() if "POST /inc" in line]
+    deadline = time.monotonic() + 10  # an access line is written after its answer
+    while True:
+        log = server.log_text()
+        access = [ACCESS_LINE.match(line) for line in log.splitlines() if "POST /inc" in line]
+        if len(access) >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(access) == 5 and all(access), log  # four 200s and the 503
     serving = set(workers) | set(child_pids(server.proc.pid))
     assert {int(match.group(1)) for match in access if match} <= serving, log
