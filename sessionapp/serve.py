@@ -57,8 +57,8 @@ _ACCESS_FORMAT = "[%(asctime)s] [%(process)d] [ACCESS] %(message)s"
 #: granian's fields for one request (its default adds a second time stamp)
 ACCESS_LOG_FORMAT = '%(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f ms'
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
-#: granian's workers run this (they are forked, but granian configures logging in each
-#: worker again): the root logger gets the handler, so records of the app's loggers,
+#: granian configures logging from this in each (spawned) worker: the root logger gets the
+#: handler, so records of the app's loggers,
 #: which propagate, come out in the same format as granian's own lines.
 LOGGING: dict[str, Any] = {
     "version": 1,
@@ -124,9 +124,9 @@ def split_target(target: str) -> tuple[str, bool]:
 def check_app(target: str, factory: bool) -> str | None:
     """Build the app once in a throwaway child process; the error text if it fails.
 
-    A child, so that nothing the app opens at build time (a store client, a file) is
-    inherited by the workers granian forks from this process; granian itself would only
-    notice a broken app after its workers crashed and respawned a few times.
+    A child, so that nothing the app opens at build time (a store client, a file) stays
+    open in the server's main process for its lifetime; granian itself never notices a
+    broken app: with respawn on, it replaces crashing workers forever.
     """
     read_end, write_end = os.pipe()
     pid = os.fork()
