@@ -82,12 +82,12 @@ class SentinelSet:
 
     # -- state ---------------------------------------------------------------------------
 
-    def master_address(self) -> tuple[str, int] | None:
-        """The master the sentinels agree on (a quorum of them), or None."""
+    def master_address(self, *, unanimous: bool = False) -> tuple[str, int] | None:
+        """The master the sentinels agree on (a quorum of them, or with ``unanimous``
+        every running one), or None."""
         votes: dict[tuple[str, int], int] = {}
-        for sentinel in self.sentinels:
-            if not sentinel.running:
-                continue
+        running = [sentinel for sentinel in self.sentinels if sentinel.running]
+        for sentinel in running:
             try:
                 with sentinel.client() as client:
                     host, port = client.execute_command(
@@ -97,7 +97,8 @@ class SentinelSet:
                 continue
             address = (host.decode() if isinstance(host, bytes) else str(host), int(port))
             votes[address] = votes.get(address, 0) + 1
-        agreed = [address for address, count in votes.items() if count >= QUORUM]
+        needed = len(running) if unanimous else QUORUM
+        agreed = [address for address, count in votes.items() if count >= needed]
         return agreed[0] if len(agreed) == 1 else None
 
     def master(self) -> RedisServer:
