@@ -12,9 +12,9 @@ checked value is written back in its proper type. Examples::
     FLASK_SESSION_TYPE=redis FLASK_SESSION_REDIS_URL=redis://127.0.0.1:6379/0 make run
     FLASK_SESSION_FILE_DIR=/var/lib/sessionapp/sessions make run
 
-Settings that are not read from here: where gunicorn listens and how many processes it
-runs are in ``gunicorn.conf.py`` (``SESSIONAPP_BIND``, ``SESSIONAPP_WORKERS``,
-``SESSIONAPP_THREADS``).
+Settings that are not read from here: where the server listens and how many processes it
+runs are the ``SESSIONAPP_BIND``, ``SESSIONAPP_WORKERS`` and ``SESSIONAPP_THREADS``
+variables, read by ``sessionapp/serve.py`` (granian, ``make run``) and ``gunicorn.conf.py``.
 """
 
 import os

@@ -6,7 +6,8 @@ live in the configured store (files with locks, or Redis), never in process memo
 they stay exact with any number of threads, worker processes and app servers.
 
 ``create_app()`` builds the app; ``app.py`` at the top of the repository exposes one for
-``gunicorn app:app`` and ``flask --app app run``.
+``python -m sessionapp.serve`` (granian, ``make run``), ``gunicorn app:app`` and
+``flask --app app run``.
 """
 
 from __future__ import annotations
