@@ -14,12 +14,12 @@ SYSTEM_PACKAGES := redis-server chromium postgresql memcached
 help:
 	@echo "make venv             create .venv and install the project with its test extras"
 	@echo "make system-packages  install redis-server, chromium, postgresql, memcached (Debian) when missing"
-	@echo "make test             set everything up, type-check, and run the test suite (PYTEST_ARGS=... to narrow)"
+	@echo "make test             set everything up, lint, type-check, run the test suite (PYTEST_ARGS=... to narrow)"
 	@echo "make typecheck        mypy: --strict on flask_session, checked on sessionapp (pyproject.toml)"
 	@echo "make run              set up and start the service on granian (sessionapp/serve.py)"
 	@echo "make run-gunicorn     the same service on gunicorn instead (gunicorn.conf.py)"
 	@echo "make bench            benchmark against Flask-Session 0.8 and plain Flask (BENCH_ARGS=--quick)"
-	@echo "make lint             run ruff over the repository"
+	@echo "make lint             ruff over the repository, and the import-layering check"
 	@echo "make clean            remove .venv and caches"
 
 # venv: the virtual environment, reinstalled only when pyproject.toml changes
@@ -34,8 +34,8 @@ $(STAMP): pyproject.toml
 system-packages:
 	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
 
-# test: the whole suite against real redis-server, PostgreSQL, memcached, granian, gunicorn and chromium
-test: venv system-packages typecheck
+# test: lint, types, then the whole suite against real redis-server, PostgreSQL, memcached, granian, gunicorn and chromium
+test: venv system-packages lint typecheck
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 # typecheck: mypy (installed by the test extras) with the settings in pyproject.toml
@@ -57,10 +57,12 @@ run-gunicorn: venv
 bench: venv
 	bench/run $(BENCH_ARGS)
 
-# lint: ruff with the settings in pyproject.toml (installed into the venv on first use)
+# lint: ruff with the settings in pyproject.toml (installed into the venv on first use), and
+# the layering check: no import cycle, no in-function import between flask_session modules
 lint: venv
 	$(VPY) -m ruff --version >/dev/null 2>&1 || $(VPY) -m pip install -q ruff
 	$(VPY) -m ruff check .
+	$(VPY) scripts/check_imports.py flask_session
 
 # clean: remove the virtual environment and tool caches
 clean:

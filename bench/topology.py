@@ -126,7 +126,8 @@ def store_table(calls: int) -> None:
     """
     from flask_session.codecs import CODECS
     from flask_session.stores.redis import RedisStore
-    from flask_session.stores.redis_topology import ReplicaWait, client_from_url, close_client
+    from flask_session.stores.redis_client import client_from_url, close_client
+    from flask_session.stores.redis_health import ReplicaWait
 
     print(f"\n## store.incr alone, one thread, {calls} calls each, interleaved (microseconds)\n")
     print("| topology | min replicas | p50 µs | p90 µs | p99 µs |")

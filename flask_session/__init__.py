@@ -2,10 +2,16 @@
 
 A drop-in successor to Flask-Session 0.8: ``Session(app)``, the ``SESSION_*`` config
 keys, ``app.session_interface.regenerate(session)`` and 0.8's interface classes
-(``flask_session.redis.RedisSessionInterface``...), with a filesystem store (the
-default) and a Redis store, plus: merged writes, ``session.incr``, per-session locking,
-strict session ids, server-side expiry, JSON/msgpack only (never pickle), and
+(``flask_session.redis.RedisSessionInterface``...), with filesystem (the default),
+Redis, SQL and memcached stores, plus: merged writes, ``session.incr``, per-session
+locking, strict session ids, server-side expiry, JSON/msgpack only (never pickle), and
 :class:`StoreUnavailable` for outages.
+
+The core is :mod:`flask_session.settings` (read, check, freeze), :mod:`flask_session.stores`,
+:mod:`flask_session.session`, :mod:`flask_session.interface` and the path through them,
+:mod:`flask_session.wiring`. Flask-Session 0.8's API (``Session``, :mod:`flask_session.base`
+and the backend modules, the key translation in :mod:`flask_session.config08`) sits on
+top and calls the core, never the reverse.
 
 ``current_session`` is ``flask.session`` typed as :class:`ServerSideSession`, so
 ``current_session.incr("n")`` type-checks.

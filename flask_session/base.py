@@ -1,108 +1,101 @@
-"""Flask-Session 0.8's ``flask_session.base``: the session and the interface base class.
+"""Flask-Session 0.8's ``flask_session.base``: the session, the interface, and the base of
+0.8's backend classes.
 
-``ServerSideSession`` is this package's session (see :mod:`flask_session.session`).
-``ServerSideSessionInterface`` is the interface every backend class here derives from:
-this package's interface, plus what 0.8 offered on top (signed cookies accepted, a
-``cache`` view of the stored sessions, ``regenerate``). 0.8's abstract methods
-(``_retrieve_session_data``...) are not a way to plug in a store here: a store
-implements :class:`flask_session.stores.base.Store`, which is what keeps sessions
-exact under concurrency.
+``ServerSideSession`` and ``ServerSideSessionInterface`` are this package's own (see
+:mod:`flask_session.session` and :mod:`flask_session.interface`), under 0.8's names.
+0.8's abstract methods (``_retrieve_session_data``...) are not a way to plug in a store
+here: a store implements :class:`flask_session.stores.base.Store`, which is what keeps
+sessions exact under concurrency.
+
+:class:`BackendInterface` is what 0.8's backend classes (``RedisSessionInterface``...)
+add on top: 0.8's constructor arguments, each taken as a setting, and 0.8's ``cache``
+view. Built through its constructor, from an app or without one (0.8's docs do both).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from itsdangerous import BadSignature, Signer, want_bytes
-
-from . import interface as _interface
-from .codecs import CODECS, DecodeError
-from .config08 import translate
-from .errors import StoreUnavailable
-from .ids import is_well_formed
+from .codecs import DecodeError
+from .config08 import requested_store_type, translate
+from .interface import ServerSideSessionInterface
 from .session import ServerSideSession
-from .settings import SessionSettings, apply_defaults, write_back
-from .stores import STORE_FACTORIES, make_store
+from .wiring import configure, install
 
 if TYPE_CHECKING:
     from flask import Flask, Request
 
-    from .stores.base import Store
 
-#: 0.8's signer salt for SESSION_USE_SIGNER cookies (``sid.signature``)
-SIGNER_SALT = "flask-session"
+#: no settings given (a constructor called with none of its arguments)
+_NONE: Mapping[str, Any] = MappingProxyType({})
 
 
-class ServerSideSessionInterface(_interface.ServerSideSessionInterface):
-    """This package's session interface, with 0.8's extras.
+class BackendInterface(ServerSideSessionInterface):
+    """The base of 0.8's backend classes.
 
-    ``use_signer``: a cookie Flask-Session 0.8 signed (``sid.signature``, with the app's
-    ``SECRET_KEY``) is accepted, so switching logs nobody out; the cookies written from
-    then on carry the bare id.
+    ``given`` holds the ``SESSION_*`` settings the constructor's arguments stand for;
+    None means "not given": the app's setting applies (else this package's default).
+    With ``app``, its config supplies the rest, the checked values are published into
+    it, and the ``flask session`` commands, the 503 handler and the lock-releasing
+    teardown are registered on it. Without one, those are registered at the first
+    request (the last moment Flask allows it).
     """
 
-    def __init__(
-        self,
-        settings: SessionSettings,
-        store: Store,
-        *,
-        app: Flask | None = None,
-        use_signer: bool = False,
-    ) -> None:
+    #: the SESSION_TYPE this class serves (None: whatever the app's config says)
+    store_type: ClassVar[str | None] = None
+
+    def __init__(self, app: Flask | None = None, given: Mapping[str, Any] = _NONE) -> None:
+        config: Mapping[str, Any] = app.config if app is not None else {}
+        chosen = {key: value for key, value in given.items() if value is not None}
+        if self.store_type is not None and requested_store_type(config) != self.store_type:
+            chosen["SESSION_TYPE"] = self.store_type
+        translated, changed = translate(app, {**config, **chosen})
+        settings, store = configure(app, translated, leave={*chosen, *changed})
         super().__init__(settings, store)
-        self.use_signer = use_signer
         #: 0.8's ``interface.cache``: get(store_id) / delete(store_id) by prefixed id
         self.cache = StoredSessions(self)
-        #: ids of the apps this interface has wired itself into (see open_session)
-        self._wired: set[int] = set()
         if app is not None:
-            self._wire(app)
-
-    def _wire(self, app: Flask) -> None:
-        from .extension import install
-
-        install(app, self, replace_interface=False)
-        self._wired.add(id(app))
+            install(app, self, assign=False)
+        else:
+            # Replaced for the first request only: after it, Flask calls the class's
+            # open_session directly, with no per-request check.
+            self.__dict__["open_session"] = self._open_first_session
 
     @property
     def key_prefix(self) -> str:
         return self.settings.key_prefix
 
-    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
-        if id(app) not in self._wired:
-            self._wire_late(app)
-        session = super().open_session(app, request)
-        if session.sid is None and self.use_signer:
-            cookie = request.cookies.get(self.get_cookie_name(app))
-            sid = _unsign(app, cookie) if cookie else None
-            if sid is not None and is_well_formed(sid, self.settings.id_bytes):
-                session.sid = sid
-        return session
-
-    def _wire_late(self, app: Flask) -> None:
-        """Built without ``app`` (0.8's docs do: ``RedisSessionInterface(client=r)``): wire
-        the 503 handler and the lock-releasing teardown in at the app's first request,
-        the last moment Flask allows it."""
+    def _open_first_session(self, app: Flask, request: Request) -> ServerSideSession:
+        self.__dict__.pop("open_session", None)
         try:
-            self._wire(app)
+            install(app, self, assign=False)
         except AssertionError:  # Flask refuses setup once a request was handled
-            self._wired.add(id(app))
             app.logger.warning(
                 "flask_session: %s was installed after the app served requests, so store"
                 " outages are not answered with 503 by default; pass the app to its"
                 " constructor or call Session(app)",
                 type(self).__name__,
             )
+        return self.open_session(app, request)
 
 
-def _unsign(app: Flask, cookie: str) -> str | None:
-    if not app.secret_key:
-        return None
-    signer = Signer(app.secret_key, salt=SIGNER_SALT, key_derivation="hmac")
-    try:
-        return signer.unsign(want_bytes(cookie)).decode()
-    except (BadSignature, UnicodeDecodeError):
-        return None
+def common_arguments(
+    key_prefix: str | None,
+    use_signer: bool | None,
+    permanent: bool | None,
+    sid_length: int | None,
+    serialization_format: str | None,
+) -> dict[str, Any]:
+    """The ``SESSION_*`` keys behind the constructor arguments every 0.8 interface takes."""
+    return {
+        "SESSION_KEY_PREFIX": key_prefix,
+        "SESSION_USE_SIGNER": use_signer,
+        "SESSION_PERMANENT": permanent,
+        "SESSION_ID_LENGTH": sid_length,
+        "SESSION_SERIALIZATION_FORMAT": serialization_format,
+    }
 
 
 class StoredSessions:
@@ -112,7 +105,7 @@ class StoredSessions:
         self._owner = owner
 
     def _sid(self, store_id: str) -> str | None:
-        prefix = self._owner.key_prefix
+        prefix = self._owner.settings.key_prefix
         return store_id[len(prefix) :] if store_id.startswith(prefix) else None
 
     def get(self, store_id: str) -> dict[str, Any] | None:
@@ -135,66 +128,9 @@ class StoredSessions:
             self._owner.store.delete(sid)
 
 
-def shared_overrides(
-    key_prefix: str,
-    use_signer: bool,
-    permanent: bool,
-    sid_length: int,
-    serialization_format: str,
-) -> dict[str, Any]:
-    """The ``SESSION_*`` keys behind the constructor arguments every 0.8 interface takes."""
-    return {
-        "SESSION_KEY_PREFIX": key_prefix,
-        "SESSION_USE_SIGNER": use_signer,
-        "SESSION_PERMANENT": permanent,
-        "SESSION_ID_LENGTH": sid_length,
-        "SESSION_SERIALIZATION_FORMAT": serialization_format,
-    }
-
-
-def configured(app: Flask | None, **overrides: Any) -> tuple[SessionSettings, Store]:
-    """Settings and store from ``app.config`` (if any) with ``overrides`` on top.
-
-    The one path from configuration to a store, for ``Session(app)`` and for the 0.8
-    interface classes built directly. Raises SessionConfigError naming the key.
-    """
-    from .extension import check_cookie_settings
-
-    if app is not None and overrides.get("SESSION_SQLALCHEMY") is None:
-        requested = overrides.get("SESSION_TYPE", app.config.get("SESSION_TYPE"))
-        if str(requested).lower() == "sqlalchemy":
-            from .sqlalchemy import default_client
-
-            default_client(app, app.config)  # 0.8's fallback: a db on SQLALCHEMY_DATABASE_URI
-    base: dict[str, Any] = dict(app.config) if app is not None else {}
-    config = translate(base, overrides)
-    instance_path = app.instance_path if app is not None else "instance"
-    apply_defaults(config, instance_path)
-    settings = SessionSettings.from_config(config, tuple(STORE_FACTORIES))
-    if app is not None:
-        check_cookie_settings({**_flask_cookie_defaults(), **config})
-    store = make_store(settings, config)
-    if app is not None:
-        # Flask reads the cookie settings itself: give it the checked values.
-        write_back(config, app.config, skip=overrides)
-    return settings, store
-
-
-def _flask_cookie_defaults() -> dict[str, Any]:
-    return {
-        "SESSION_COOKIE_NAME": "session",
-        "SESSION_COOKIE_SECURE": False,
-        "SESSION_COOKIE_SAMESITE": None,
-        "SESSION_COOKIE_DOMAIN": None,
-        "SESSION_COOKIE_PATH": None,
-    }
-
-
 __all__ = [
-    "CODECS",
+    "BackendInterface",
     "ServerSideSession",
     "ServerSideSessionInterface",
-    "StoreUnavailable",
     "StoredSessions",
-    "configured",
 ]

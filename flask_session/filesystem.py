@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import ServerSideSession, ServerSideSessionInterface, configured, shared_overrides
+from .base import BackendInterface, ServerSideSession, common_arguments
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -18,7 +18,7 @@ class FileSystemSession(ServerSideSession):
     """The session class of :class:`FileSystemSessionInterface` (0.8's name)."""
 
 
-class FileSystemSessionInterface(ServerSideSessionInterface):
+class FileSystemSessionInterface(BackendInterface):
     """Sessions in files, built as in Flask-Session 0.8.
 
     :param cache_dir: the directory (``SESSION_FILE_DIR``). When not given, the app's
@@ -31,29 +31,31 @@ class FileSystemSessionInterface(ServerSideSessionInterface):
     """
 
     session_class = FileSystemSession
+    store_type = "filesystem"
 
     def __init__(
         self,
         app: Flask | None = None,
-        key_prefix: str = "session:",
-        use_signer: bool = False,
-        permanent: bool = True,
-        sid_length: int = 32,
-        serialization_format: str = "msgpack",
+        key_prefix: str | None = None,
+        use_signer: bool | None = None,
+        permanent: bool | None = None,
+        sid_length: int | None = None,
+        serialization_format: str | None = None,
         cache_dir: str | None = None,
         threshold: int | None = None,
         mode: int | None = None,
     ) -> None:
-        overrides: dict[str, object] = {"SESSION_TYPE": "filesystem"}
-        if cache_dir is not None:
-            overrides["SESSION_FILE_DIR"] = cache_dir
-        if threshold is not None:
-            overrides["SESSION_FILE_THRESHOLD"] = threshold
-        if mode is not None:
-            overrides["SESSION_FILE_MODE"] = mode
-        settings, store = configured(
+        super().__init__(
             app,
-            **overrides,
-            **shared_overrides(key_prefix, use_signer, permanent, sid_length, serialization_format),
+            {
+                "SESSION_FILE_DIR": cache_dir,
+                "SESSION_FILE_THRESHOLD": threshold,
+                "SESSION_FILE_MODE": mode,
+                **common_arguments(
+                    key_prefix, use_signer, permanent, sid_length, serialization_format
+                ),
+            },
         )
-        super().__init__(settings, store, app=app, use_signer=use_signer)
+
+
+__all__ = ["FileSystemSession", "FileSystemSessionInterface"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flask.sessions import SessionInterface
+from itsdangerous import BadSignature, Signer, want_bytes
 
 from .codecs import CODECS
 from .cookies import CookieFormat
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from .stores.base import Store
 
 
+#: Flask-Session 0.8's signer salt for SESSION_USE_SIGNER cookies (``sid.signature``)
+SIGNER_SALT = "flask-session"
+
+
 class ServerSideSessionInterface(SessionInterface):
     """Owns the cookie and the session id; the store owns the data.
 
@@ -30,6 +35,12 @@ class ServerSideSessionInterface(SessionInterface):
     set one for the parent domain, and the browser sends both). Every well-formed one
     is a candidate, tried in order when the session is first used: the first the store
     knows as live wins, so a planted cookie can never hide the user's session.
+
+    With ``SESSION_USE_SIGNER``, a cookie Flask-Session 0.8 signed (``id.signature``,
+    HMAC with the app's ``SECRET_KEY``) is accepted too, so switching logs nobody out;
+    the cookies written from then on carry the bare id.
+
+    Built from checked, frozen settings and a store (see :mod:`flask_session.wiring`).
     """
 
     session_class = ServerSideSession
@@ -52,15 +63,29 @@ class ServerSideSessionInterface(SessionInterface):
             sid = cookies[0]
             if sid and is_well_formed(sid, id_bytes):
                 return self.session_class(policy, sid)
-            return self.session_class(policy, None)
-        candidates = [  # in the request's order, each id once
-            cookie
-            for cookie in dict.fromkeys(cookies)
-            if cookie and is_well_formed(cookie, id_bytes)
-        ]
+            return self.session_class(policy, self._signed_sid(app, sid))
+        found = (self._cookie_sid(app, cookie, id_bytes) for cookie in cookies)
+        candidates = [sid for sid in dict.fromkeys(found) if sid]  # in order, each id once
         if not candidates:
             return self.session_class(policy, None)
         return self.session_class(policy, candidates[0], other_sids=tuple(candidates[1:]))
+
+    def _cookie_sid(self, app: Flask, cookie: str, id_bytes: int) -> str | None:
+        if cookie and is_well_formed(cookie, id_bytes):
+            return cookie
+        return self._signed_sid(app, cookie)
+
+    def _signed_sid(self, app: Flask, cookie: str) -> str | None:
+        """The id in a cookie Flask-Session 0.8 signed, if SESSION_USE_SIGNER is on and
+        the signature is the app's; else None."""
+        if not self.settings.use_signer or not cookie or not app.secret_key:
+            return None
+        signer = Signer(app.secret_key, salt=SIGNER_SALT, key_derivation="hmac")
+        try:
+            sid = signer.unsign(want_bytes(cookie)).decode()
+        except (BadSignature, UnicodeDecodeError):
+            return None
+        return sid if is_well_formed(sid, self.settings.id_bytes) else None
 
     def _policy(self, app: Flask) -> RequestPolicy:
         """The request policy for the app's current lifetime and refresh settings."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import ServerSideSession, ServerSideSessionInterface, configured, shared_overrides
+from .base import BackendInterface, ServerSideSession, common_arguments
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -21,7 +21,7 @@ class MemcachedSession(ServerSideSession):
     """The session class of :class:`MemcachedSessionInterface` (0.8's name)."""
 
 
-class MemcachedSessionInterface(ServerSideSessionInterface):
+class MemcachedSessionInterface(BackendInterface):
     """Sessions in memcached, built as in Flask-Session 0.8::
 
         app.session_interface = MemcachedSessionInterface(app, client=Client("127.0.0.1:11211"))
@@ -36,32 +36,29 @@ class MemcachedSessionInterface(ServerSideSessionInterface):
     """
 
     session_class = MemcachedSession
+    store_type = "memcached"
 
     def __init__(
         self,
         app: Flask | None = None,
         client: Any = None,
-        key_prefix: str = "session:",
-        use_signer: bool = False,
-        permanent: bool = True,
-        sid_length: int = 32,
-        serialization_format: str = "msgpack",
+        key_prefix: str | None = None,
+        use_signer: bool | None = None,
+        permanent: bool | None = None,
+        sid_length: int | None = None,
+        serialization_format: str | None = None,
     ) -> None:
-        overrides: dict[str, Any] = {"SESSION_TYPE": "memcached"}
-        if client is not None:  # else the app's SESSION_MEMCACHED(_SERVERS), or 0.8's default
-            overrides["SESSION_MEMCACHED"] = client
-        self.client: Any = client
-        settings, store = configured(
+        super().__init__(
             app,
-            **overrides,
-            **shared_overrides(key_prefix, use_signer, permanent, sid_length, serialization_format),
+            {
+                "SESSION_MEMCACHED": client,
+                **common_arguments(
+                    key_prefix, use_signer, permanent, sid_length, serialization_format
+                ),
+            },
         )
-        super().__init__(settings, store, app=app, use_signer=use_signer)
-
-    def _wire(self, app: Flask) -> None:
-        super()._wire(app)
-        if getattr(self, "client", None) is None:  # built by Session(app): the app's client
-            self.client = app.config.get("SESSION_MEMCACHED")
+        #: the pymemcache client given (0.8's attribute), or the app's SESSION_MEMCACHED
+        self.client: Any = self.settings.store["SESSION_MEMCACHED"]
 
 
 __all__ = ["MemcachedSession", "MemcachedSessionInterface"]

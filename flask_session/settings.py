@@ -1,50 +1,125 @@
-"""Reading and checking the ``SESSION_*`` config once, at start-up.
+"""The settings, read once at start-up: one table, checked, frozen, handed down.
 
-Every check names the key to fix, so a typo fails ``Session(app)`` instead of the first
-request.
+Every setting this package reads is one :class:`Setting` row: its key, its default, the
+reader that checks it (:mod:`flask_session.readers`) and a line of documentation. The
+core's rows are :data:`CORE_SETTINGS`; each store class lists its own in
+``Store.settings``, so a store and its settings are one module. Flask's own settings that
+the session cookie is built from are :data:`FLASK_SETTINGS`: checked when present and
+left to Flask otherwise.
+
+:func:`read_settings` applies each row's default once, checks every value (a bad one
+raises :class:`~flask_session.SessionConfigError` naming the key) and returns a frozen
+:class:`SessionSettings`, which is all that the store and the interface receive.
+:func:`publish` then writes the checked values back into ``app.config`` in their proper
+types (``"False"`` from the environment becomes False, which is what Flask must see when
+it reads its cookie settings per request), and the defaults for keys the app left unset.
+Nothing downstream writes configuration.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-import os
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
 
 from .codecs import CODECS
 from .errors import SessionConfigError
+from .readers import (
+    Reader,
+    Setting,
+    boolean,
+    choice,
+    config_number,
+    config_text,
+    number,
+    text,
+)
+from .stores import STORE_TYPES, store_class
 
 logger = logging.getLogger(__name__)
-
-#: Flask-Session settings this package accepts but ignores, and why.
-IGNORED_SETTINGS = {
-    "SESSION_FILE_THRESHOLD": "the filesystem store never evicts live sessions",
-    "SESSION_FILE_MODE": "session files are always created with mode 0600",
-}
 
 MIN_ID_BYTES = 16  # 128 bits; OWASP asks for at least 64 bits of entropy
 MAX_ID_BYTES = 256
 
+#: SESSION_LOCK_TIMEOUT's range, in seconds: a Redis lock lease is whole milliseconds, and
+#: a request holding a session for over an hour is a stuck request.
+MIN_LOCK_TIMEOUT = 0.01
+MAX_LOCK_TIMEOUT = 3600
 
-def apply_defaults(config: Any, instance_path: str) -> None:
-    """Fill in every ``SESSION_*`` default the app did not set (like Flask-Session)."""
-    config.setdefault("SESSION_TYPE", "filesystem")
-    config.setdefault("SESSION_PERMANENT", True)
-    config.setdefault("SESSION_KEY_PREFIX", "session:")
-    config.setdefault("SESSION_ID_LENGTH", 32)
-    config.setdefault("SESSION_SERIALIZATION_FORMAT", "json")
-    config.setdefault("SESSION_REDIS", None)
-    config.setdefault("SESSION_REDIS_URL", None)
-    # Not Flask-Session's ./flask_session: inside a project that is often a package name.
-    config.setdefault("SESSION_FILE_DIR", os.path.join(instance_path, "flask_session"))
-    config.setdefault("SESSION_LOCKING", True)
-    config.setdefault("SESSION_LOCK_TIMEOUT", 10)
+DEFAULT_STORE_TYPE = "filesystem"
+DEFAULT_KEY_PREFIX = "session:"
 
+#: The core's settings, in the order the docs list them.
+CORE_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SESSION_TYPE",
+        DEFAULT_STORE_TYPE,
+        choice(STORE_TYPES),
+        "where sessions live: 'filesystem' (embedded, no server), 'redis' (many processes,"
+        " many machines), 'sqlalchemy' (PostgreSQL or a SQLite file) or 'memcached'",
+    ),
+    Setting(
+        "SESSION_PERMANENT",
+        True,
+        boolean,
+        "default of session.permanent: permanent sessions get a cookie that expires with"
+        " the session, others a browser-session cookie",
+    ),
+    Setting(
+        "SESSION_KEY_PREFIX",
+        DEFAULT_KEY_PREFIX,
+        text(empty=True),
+        "prefix of every stored key (Redis and memcached keys, the SQL session_id column;"
+        " hashed into file names)",
+    ),
+    Setting(
+        "SESSION_ID_LENGTH",
+        32,
+        number(
+            minimum=MIN_ID_BYTES,
+            maximum=MAX_ID_BYTES,
+            integer=True,
+            what="random bytes in an id",
+            hint="default 32",
+        ),
+        "random bytes in a session id (16 to 256): 32 bytes are 43 URL-safe characters",
+    ),
+    Setting(
+        "SESSION_SERIALIZATION_FORMAT",
+        "json",
+        choice(CODECS),
+        "'json' or 'msgpack', never pickle; sessions in the other format are still read",
+    ),
+    Setting(
+        "SESSION_LOCKING",
+        True,
+        boolean,
+        "serialize requests that read or write the same session",
+    ),
+    Setting(
+        "SESSION_LOCK_TIMEOUT",
+        10,
+        number(
+            minimum=MIN_LOCK_TIMEOUT, maximum=MAX_LOCK_TIMEOUT, what="seconds", hint="default 10"
+        ),
+        "seconds (0.01 to 3600) a request waits for another request's lock on the same"
+        " session (then 503); also the lease of a lock on a network store",
+    ),
+    Setting(
+        "SESSION_USE_SIGNER",
+        False,
+        boolean,
+        "also accept cookies Flask-Session 0.8 signed with SECRET_KEY (id.signature); new"
+        " cookies carry the bare id",
+    ),
+)
+
+
+# -- Flask's settings the session cookie is built from ------------------------------------
 
 #: PERMANENT_SESSION_LIFETIME's range, in seconds. At least a second; at most ten years,
 #: so that now + lifetime is a cookie date every client can hold (past 2038 some 32-bit
@@ -52,11 +127,6 @@ def apply_defaults(config: Any, instance_path: str) -> None:
 #: 400 days whatever it says (RFC 6265bis); the server-side session lives the full time.
 MIN_LIFETIME = 1
 MAX_LIFETIME = 10 * 365 * 24 * 3600
-
-#: SESSION_LOCK_TIMEOUT's range, in seconds: a Redis lock lease is whole milliseconds, and
-#: a request holding a session for over an hour is a stuck request.
-MIN_LOCK_TIMEOUT = 0.01
-MAX_LOCK_TIMEOUT = 3600
 
 #: SameSite values, by the lowercase spelling an operator may type.
 SAMESITE_VALUES = {"lax": "Lax", "strict": "Strict", "none": "None"}
@@ -69,120 +139,7 @@ COOKIE_DOMAIN = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 COOKIE_PATH = re.compile(r"/[^\x00-\x20\x7f;,]*")
 
 
-#: Flask's own settings the session cookie is built from. Flask's app.config always has
-#: them; a bare mapping (an interface built without an app) may not, and then they are
-#: Flask's business: each is checked when present.
-FLASK_COOKIE_SETTINGS = (
-    "SESSION_COOKIE_NAME",
-    "SESSION_COOKIE_DOMAIN",
-    "SESSION_COOKIE_PATH",
-    "SESSION_COOKIE_SECURE",
-    "SESSION_COOKIE_HTTPONLY",
-    "SESSION_COOKIE_SAMESITE",
-    "SESSION_COOKIE_PARTITIONED",
-    "SESSION_REFRESH_EACH_REQUEST",
-    "PERMANENT_SESSION_LIFETIME",
-    "APPLICATION_ROOT",
-)
-
-#: Every key check_session_config may write back (normalised). Code that checks a copy
-#: of app.config must copy these back, or Flask reads the unchecked text.
-CHECKED_SETTINGS = (
-    "SESSION_TYPE",
-    "SESSION_SERIALIZATION_FORMAT",
-    "SESSION_PERMANENT",
-    "SESSION_LOCKING",
-    "SESSION_ID_LENGTH",
-    "SESSION_LOCK_TIMEOUT",
-    "SESSION_KEY_PREFIX",
-    "SESSION_FILE_DIR",
-    "SESSION_REDIS_URL",
-    *FLASK_COOKIE_SETTINGS,
-)
-
-
-#: Settings a Flask-Session 0.8 translation (config08.py) may replace in the checked
-#: copy (cachelib becomes filesystem in another directory): write_back copies them only
-#: when the check merely respelled the app's value.
-_TRANSLATED = frozenset({"SESSION_TYPE", "SESSION_FILE_DIR", "SESSION_REDIS_URL"})
-
-
-def write_back(
-    checked: Mapping[str, Any], config: MutableMapping[str, Any], *, skip: Iterable[str] = ()
-) -> None:
-    """Copy the checked values of the settings ``config`` holds back into it.
-
-    For code that checks a copy of ``app.config`` (as ``Session(app)`` does): Flask reads
-    the cookie settings and the lifetime itself, per request, and must see the checked
-    values (``False``, not the text ``"False"`` that browsers read as Secure). Covers
-    :data:`CHECKED_SETTINGS` and whatever a store factory checked and wrote back in the
-    copy (its own settings), so call it after the store is made. Keys in ``skip`` (values
-    that did not come from ``config``) are left alone.
-    """
-    skipped = frozenset(skip)
-    for key, value in checked.items():
-        if key not in config or key in skipped or config[key] is value:
-            continue
-        if key in _TRANSLATED and _text(config[key]) != _text(checked[key]):
-            continue
-        config[key] = value
-
-
-def _text(value: Any) -> str:
-    return str(os.fspath(value) if isinstance(value, os.PathLike) else value).strip().lower()
-
-
-def check_session_config(config: Any, supported_stores: Iterable[str]) -> None:
-    """Check every setting sessions depend on and write it back in its proper type.
-
-    Covers flask_session's ``SESSION_*`` settings (defaults applied first) and the Flask
-    settings the session cookie is built from (:data:`FLASK_COOKIE_SETTINGS`, when
-    present). Values typed as text (environment variables) are turned into what Flask
-    and the stores expect: ``"False"`` becomes False, ``"2"`` seconds a timedelta.
-    Raises SessionConfigError naming the first bad key; after it returns, nothing read
-    per request can fail on a setting. Writes only keys in :data:`CHECKED_SETTINGS`.
-    """
-    config["SESSION_TYPE"] = config_choice(config, "SESSION_TYPE", supported_stores)
-    config["SESSION_SERIALIZATION_FORMAT"] = config_choice(
-        config, "SESSION_SERIALIZATION_FORMAT", CODECS
-    )
-    for key in (
-        "SESSION_PERMANENT",
-        "SESSION_LOCKING",
-        "SESSION_REFRESH_EACH_REQUEST",
-        "SESSION_COOKIE_SECURE",
-        "SESSION_COOKIE_HTTPONLY",
-        "SESSION_COOKIE_PARTITIONED",
-    ):
-        if key in config:
-            config[key] = config_bool(config, key)
-    config["SESSION_ID_LENGTH"] = config_number(
-        config,
-        "SESSION_ID_LENGTH",
-        minimum=MIN_ID_BYTES,
-        maximum=MAX_ID_BYTES,
-        integer=True,
-        what="random bytes in an id",
-        hint="default 32",
-    )
-    config["SESSION_LOCK_TIMEOUT"] = config_number(
-        config,
-        "SESSION_LOCK_TIMEOUT",
-        minimum=MIN_LOCK_TIMEOUT,
-        maximum=MAX_LOCK_TIMEOUT,
-        what="seconds",
-        hint="default 10",
-    )
-    if "PERMANENT_SESSION_LIFETIME" in config:
-        config["PERMANENT_SESSION_LIFETIME"] = _lifetime(config)
-    config["SESSION_KEY_PREFIX"] = config_text(config, "SESSION_KEY_PREFIX", empty=True)
-    config["SESSION_FILE_DIR"] = _directory(config, "SESSION_FILE_DIR")
-    config["SESSION_REDIS_URL"] = config_text(config, "SESSION_REDIS_URL", none=True)
-    _check_cookie(config)
-
-
-def _lifetime(config: Any) -> timedelta:
-    key = "PERMANENT_SESSION_LIFETIME"
+def _lifetime(config: Mapping[str, Any], key: str) -> timedelta:
     value = config[key]
     # Flask takes a timedelta or a number of seconds; check both as seconds.
     as_seconds = {key: value.total_seconds()} if isinstance(value, timedelta) else config
@@ -198,71 +155,132 @@ def _lifetime(config: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _directory(config: Any, key: str) -> str:
+def _samesite(config: Mapping[str, Any], key: str) -> str | None:
     value = config[key]
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value.strip():
-        raise SessionConfigError(f"{key} is {value!r}; set it to a directory path")
-    return value
+    if value is None:
+        return None
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word not in SAMESITE_VALUES:
+        raise SessionConfigError(
+            f"{key} is {value!r}; use 'Lax' (the default here), 'Strict', or 'None'"
+            " (which needs SESSION_COOKIE_SECURE = True)"
+        )
+    return SAMESITE_VALUES[word]
 
 
-def _check_cookie(config: Any) -> None:
-    if "SESSION_COOKIE_NAME" in config:
-        config["SESSION_COOKIE_NAME"] = config_text(
-            config,
-            "SESSION_COOKIE_NAME",
-            pattern=COOKIE_NAME,
-            rule="a cookie name: letters, digits and !#$%&'*+-.^_`|~, no spaces or ;,=",
+def _matching(pattern: re.Pattern[str], rule: str, *, none: bool = False) -> Reader:
+    return lambda config, key: config_text(config, key, none=none, pattern=pattern, rule=rule)
+
+
+#: Flask's defaults, for checking a bare mapping (an interface built without an app).
+FLASK_DEFAULTS = {
+    "SESSION_COOKIE_NAME": "session",
+    "SESSION_COOKIE_DOMAIN": None,
+    "SESSION_COOKIE_PATH": None,
+    "SESSION_COOKIE_SECURE": False,
+    "SESSION_COOKIE_SAMESITE": None,
+}
+
+#: Flask's settings the cookie is built from, read per request by Flask (an app may change
+#: them at run time): checked and published when present, never frozen here.
+FLASK_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SESSION_COOKIE_NAME",
+        None,
+        _matching(
+            COOKIE_NAME, "a cookie name: letters, digits and !#$%&'*+-.^_`|~, no spaces or ;,="
+        ),
+        "the cookie's name; __Host- and __Secure- names need SESSION_COOKIE_SECURE",
+    ),
+    Setting(
+        "SESSION_COOKIE_DOMAIN",
+        None,
+        _matching(
+            COOKIE_DOMAIN, "a host name such as example.org (unset: this host only)", none=True
+        ),
+        "the cookie's Domain (unset: this host only)",
+    ),
+    Setting(
+        "SESSION_COOKIE_PATH",
+        None,
+        _matching(
+            COOKIE_PATH, "a path starting with / without spaces, ';' or ',' (unset: '/')", none=True
+        ),
+        "the cookie's Path (unset: APPLICATION_ROOT)",
+    ),
+    Setting("SESSION_COOKIE_SECURE", None, boolean, "send the cookie over HTTPS only"),
+    Setting("SESSION_COOKIE_HTTPONLY", None, boolean, "hide the cookie from JavaScript"),
+    Setting(
+        "SESSION_COOKIE_PARTITIONED",
+        None,
+        boolean,
+        "a partitioned (CHIPS) cookie; needs SESSION_COOKIE_SECURE",
+    ),
+    Setting(
+        "SESSION_COOKIE_SAMESITE",
+        None,
+        _samesite,
+        "'Lax' (Flask's None means Lax here), 'Strict', or 'None' (needs SESSION_COOKIE_SECURE)",
+    ),
+    Setting(
+        "SESSION_REFRESH_EACH_REQUEST",
+        None,
+        boolean,
+        "a request that uses the session pushes its expiry out (store and cookie)",
+    ),
+    Setting(
+        "PERMANENT_SESSION_LIFETIME",
+        None,
+        _lifetime,
+        "the server-side idle timeout, and a permanent cookie's lifetime: 1 s to 3650 days",
+    ),
+    Setting(
+        "APPLICATION_ROOT",
+        None,
+        _matching(
+            COOKIE_PATH,
+            "a path starting with / (the session cookie's Path when SESSION_COOKIE_PATH is unset)",
+        ),
+        "the cookie's Path when SESSION_COOKIE_PATH is unset",
+    ),
+)
+
+
+def _check_cookie(checked: Mapping[str, Any]) -> None:
+    """The rules that tie cookie settings together (browsers drop such cookies otherwise)."""
+    values = {**FLASK_DEFAULTS, **checked}
+    name, secure = values["SESSION_COOKIE_NAME"], values["SESSION_COOKIE_SECURE"]
+    if values["SESSION_COOKIE_SAMESITE"] == "None" and not secure:
+        raise SessionConfigError(
+            "SESSION_COOKIE_SAMESITE = 'None' needs SESSION_COOKIE_SECURE = True;"
+            " browsers drop such cookies otherwise"
         )
-    if "SESSION_COOKIE_DOMAIN" in config:
-        config["SESSION_COOKIE_DOMAIN"] = config_text(
-            config,
-            "SESSION_COOKIE_DOMAIN",
-            none=True,
-            pattern=COOKIE_DOMAIN,
-            rule="a host name such as example.org (unset: this host only)",
-        )
-    if "SESSION_COOKIE_PATH" in config:
-        config["SESSION_COOKIE_PATH"] = config_text(
-            config,
-            "SESSION_COOKIE_PATH",
-            none=True,
-            pattern=COOKIE_PATH,
-            rule="a path starting with / without spaces, ';' or ',' (unset: '/')",
-        )
-    if config.get("SESSION_COOKIE_PATH") is None and "APPLICATION_ROOT" in config:
-        # Flask's fallback for the cookie's Path.
-        config["APPLICATION_ROOT"] = config_text(
-            config,
-            "APPLICATION_ROOT",
-            pattern=COOKIE_PATH,
-            rule="a path starting with / (the session cookie's Path when SESSION_COOKIE_PATH"
-            " is unset)",
-        )
-    samesite = config.get("SESSION_COOKIE_SAMESITE")
-    if samesite is not None:
-        word = samesite.strip().lower() if isinstance(samesite, str) else None
-        if word not in SAMESITE_VALUES:
-            raise SessionConfigError(
-                f"SESSION_COOKIE_SAMESITE is {samesite!r}; use 'Lax' (the default here),"
-                " 'Strict', or 'None' (which needs SESSION_COOKIE_SECURE = True)"
-            )
-        config["SESSION_COOKIE_SAMESITE"] = SAMESITE_VALUES[word]
-    if config.get("SESSION_COOKIE_PARTITIONED") and not config.get("SESSION_COOKIE_SECURE"):
+    if values.get("SESSION_COOKIE_PARTITIONED") and not secure:
         raise SessionConfigError(
             "SESSION_COOKIE_PARTITIONED = True needs SESSION_COOKIE_SECURE = True;"
             " a partitioned cookie is always Secure, so plain-HTTP clients would lose it"
         )
+    if name.startswith(("__Host-", "__Secure-")) and not secure:
+        raise SessionConfigError(f"SESSION_COOKIE_NAME {name!r} needs SESSION_COOKIE_SECURE = True")
+    if name.startswith("__Host-") and (
+        values["SESSION_COOKIE_DOMAIN"] or values["SESSION_COOKIE_PATH"] not in (None, "/")
+    ):
+        raise SessionConfigError(
+            f"SESSION_COOKIE_NAME {name!r} needs SESSION_COOKIE_DOMAIN unset and"
+            " SESSION_COOKIE_PATH '/' (browsers reject __Host- cookies otherwise)"
+        )
+
+
+# -- the frozen result --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SessionSettings:
-    """The structural settings, fixed at start-up.
+    """Every setting, checked; built by :func:`read_settings`, never changed afterwards.
 
-    Cookie settings, ``PERMANENT_SESSION_LIFETIME`` and ``SESSION_REFRESH_EACH_REQUEST``
-    are read per request through Flask's own accessors, as Flask does (checked and
-    normalised here first).
+    Flask's cookie settings, ``PERMANENT_SESSION_LIFETIME`` and
+    ``SESSION_REFRESH_EACH_REQUEST`` are not here: Flask reads them per request through
+    its own accessors (checked and published first).
     """
 
     store_type: str
@@ -270,160 +288,85 @@ class SessionSettings:
     key_prefix: str
     id_bytes: int
     serialization_format: str
-    file_dir: str
-    redis: Any
-    redis_url: str | None
     locking: bool
     lock_timeout: float
-
-    @classmethod
-    def from_config(cls, config: Any, supported_stores: tuple[str, ...]) -> SessionSettings:
-        """Check and normalise the settings in ``config`` (see check_session_config)."""
-        check_session_config(config, supported_stores)
-        for key, why in IGNORED_SETTINGS.items():
-            if key in config:
-                logger.warning("%s is ignored: %s", key, why)
-        return cls(
-            store_type=config["SESSION_TYPE"],
-            permanent=config["SESSION_PERMANENT"],
-            key_prefix=config["SESSION_KEY_PREFIX"],
-            id_bytes=config["SESSION_ID_LENGTH"],
-            serialization_format=config["SESSION_SERIALIZATION_FORMAT"],
-            file_dir=config["SESSION_FILE_DIR"],
-            redis=config["SESSION_REDIS"],
-            redis_url=config["SESSION_REDIS_URL"],
-            locking=config["SESSION_LOCKING"],
-            lock_timeout=config["SESSION_LOCK_TIMEOUT"],
-        )
+    use_signer: bool
+    instance_path: str
+    #: the store's own settings (its ``Store.settings`` rows), by key, checked
+    store: Mapping[str, Any] = field(default_factory=dict)
+    #: every setting read, by key (core, store, Flask's present ones): what publish writes
+    checked: Mapping[str, Any] = field(default_factory=dict)
+    #: the table rows behind ``checked``
+    rows: tuple[Setting, ...] = ()
 
 
-# -- reading one setting ------------------------------------------------------------------
-#
-# Settings arrive from Python (config.py, test_config), or from the environment as text
-# (Flask's from_prefixed_env parses JSON where it can, so "false" is False but "False" and
-# "off" stay strings). Each reader accepts what a person would write and refuses the
-# rest with a message that names the key. Stores read their own settings with these.
+#: SessionSettings attribute of each core key
+_CORE_FIELDS = {
+    "SESSION_TYPE": "store_type",
+    "SESSION_PERMANENT": "permanent",
+    "SESSION_KEY_PREFIX": "key_prefix",
+    "SESSION_ID_LENGTH": "id_bytes",
+    "SESSION_SERIALIZATION_FORMAT": "serialization_format",
+    "SESSION_LOCKING": "locking",
+    "SESSION_LOCK_TIMEOUT": "lock_timeout",
+    "SESSION_USE_SIGNER": "use_signer",
+}
 
-_UNSET: Any = object()
 
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
+def read_settings(config: Mapping[str, Any], instance_path: str) -> SessionSettings:
+    """Check every setting in ``config`` (defaults for the unset ones) and freeze them.
 
-
-def config_bool(config: Any, key: str) -> bool:
-    """``config[key]`` as a boolean: True/False, 1/0, or (any case) true/false, yes/no,
-    on/off, 1/0. Anything else is refused."""
-    value = config[key]
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-    raise SessionConfigError(
-        f"{key} is {value!r}; use true or false (also accepted: 1/0, yes/no, on/off)"
+    Reads the core rows, then the chosen store's rows (importing that store's module,
+    and only that one), then Flask's cookie settings that are present. Raises
+    SessionConfigError naming the first bad key: after it returns, nothing read per
+    request can fail on a setting.
+    """
+    core = _read_rows(CORE_SETTINGS, config, instance_path)
+    rows = store_class(core["SESSION_TYPE"]).settings
+    own = _read_rows(rows, config, instance_path)
+    flask = _read_rows(
+        tuple(row for row in FLASK_SETTINGS if _is_cookie_setting(row.key, config)),
+        config,
+        instance_path,
+    )
+    _check_cookie(flask)
+    return SessionSettings(
+        **{_CORE_FIELDS[key]: value for key, value in core.items()},
+        instance_path=instance_path,
+        store=MappingProxyType(own),
+        checked=MappingProxyType({**core, **own, **flask}),
+        rows=(*CORE_SETTINGS, *rows, *FLASK_SETTINGS),
     )
 
 
-def config_number(
-    config: Any,
-    key: str,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    minimum_inclusive: bool = True,
-    integer: bool = False,
-    what: str = "",
-    hint: str = "",
-    shown: Any = _UNSET,
-) -> Any:
-    """``config[key]`` as a finite number in range (an int if ``integer``); text such as
-    "5" or "2.5" from the environment is parsed. ``what`` names the unit and ``hint``
-    (the range in words, the default) is added to the message; ``shown`` is the value to
-    quote in it when ``config[key]`` was converted by the caller."""
-    value = config[key]
-    number: float | None = None
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            number = float(value.strip())
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = value
-    valid = (
-        number is not None
-        and math.isfinite(number)
-        and (not integer or float(number).is_integer())
-        and (minimum is None or number > minimum or (minimum_inclusive and number == minimum))
-        and (maximum is None or number <= maximum)
-    )
-    if not valid:
-        kind = "a whole number" if integer else "a number"
-        if what:
-            kind += f" of {what}"
-        bounds = []
-        if minimum is not None:
-            bounds.append(f"{'at least' if minimum_inclusive else 'above'} {_number(minimum)}")
-        if maximum is not None:
-            bounds.append(f"at most {_number(maximum)}")
-        rule = f"{kind} {' and '.join(bounds)}" if bounds else kind
-        if hint:
-            rule += f" ({hint})"
-        quoted = value if shown is _UNSET else shown
-        raise SessionConfigError(f"{key} is {quoted!r}; it must be {rule}")
-    assert number is not None
-    if integer:
-        return int(number)
-    # Whole numbers stay ints (a Redis lease or a cookie's Max-Age is printed as typed).
-    return int(number) if isinstance(number, int) else float(number)
+def _is_cookie_setting(key: str, config: Mapping[str, Any]) -> bool:
+    if key == "APPLICATION_ROOT":  # the cookie's Path only when SESSION_COOKIE_PATH is unset
+        return key in config and config.get("SESSION_COOKIE_PATH") is None
+    return key in config
 
 
-def _number(value: float) -> str:
-    return f"{value:,}" if float(value).is_integer() else f"{value:g}"
+def _read_rows(
+    rows: tuple[Setting, ...], config: Mapping[str, Any], instance_path: str
+) -> dict[str, Any]:
+    values = {}
+    for row in rows:
+        given = {row.key: config[row.key] if row.key in config else row.default_for(instance_path)}
+        values[row.key] = row.read(given, row.key)
+    return values
 
 
-def config_choice(config: Any, key: str, choices: Iterable[str]) -> str:
-    """``config[key]`` as one of ``choices`` (listed in the message), in any case and
-    with surrounding spaces ignored; returns the choice as spelled in ``choices``."""
-    value = config[key]
-    options = tuple(choices)
-    if isinstance(value, str):
-        by_word = {choice.lower(): choice for choice in options}
-        chosen = by_word.get(value.strip().lower())
-        if chosen is not None:
-            return chosen
-    listed = ", ".join(repr(choice) for choice in options)
-    raise SessionConfigError(f"{key} is {value!r}; choose one of {listed}")
+def publish(
+    settings: SessionSettings, config: MutableMapping[str, Any], *, leave: Collection[str] = ()
+) -> None:
+    """Write ``settings`` into ``config`` (an ``app.config``): the checked value of each
+    key it holds, the default of each it lacks. Keys in ``leave`` (values that did not
+    come from ``config``: a 0.8 class's arguments, a translation's choices) stay as
+    they are, so that reading ``config`` again gives the same settings."""
+    published = {row.key: row.publish for row in settings.rows}
+    for key, value in settings.checked.items():
+        if key in leave or not published[key] or config.get(key, _MISSING) is value:
+            continue
+        config[key] = value
 
 
-def config_text(
-    config: Any,
-    key: str,
-    *,
-    none: bool = False,
-    empty: bool = False,
-    pattern: re.Pattern[str] | None = None,
-    rule: str = "",
-) -> Any:
-    """``config[key]`` as text. With ``none``, None (or "") means unset and gives None;
-    with ``empty``, "" is a valid value; ``pattern`` must match the whole text (``rule``
-    says what it allows, for the message)."""
-    value = config[key]
-    if value is None or value == "":
-        if none:
-            return None
-        if value == "" and empty:
-            return ""
-    if isinstance(value, str) and value and (pattern is None or pattern.fullmatch(value)):
-        return value
-    if isinstance(value, str) or value is None:
-        what = rule or "non-empty text"
-        raise SessionConfigError(f"{key} is {value!r}; it must be {what}")
-    # From the environment, Flask reads 123, true or null as JSON, not as text.
-    raise SessionConfigError(
-        f"{key} is {value!r} ({type(value).__name__}); it must be text"
-        f"{': ' + rule if rule else ''}. In an environment variable, write text that"
-        f" looks like a number or a boolean as a JSON string: FLASK_{key}='\"...\"'"
-    )
+_MISSING = object()

@@ -9,29 +9,19 @@ nor Flask-SQLAlchemy; building the interface does.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
-from .base import ServerSideSession, ServerSideSessionInterface, configured, shared_overrides
+from .base import BackendInterface, ServerSideSession, common_arguments
 
 if TYPE_CHECKING:
-    from collections.abc import MutableMapping
-
     from flask import Flask
-
-#: 0.8's warning when no Flask-SQLAlchemy instance is given and it makes one itself
-NO_CLIENT_WARNING = (
-    "No valid SQLAlchemy instance provided, attempting to create a new instance on"
-    " the app's SQLALCHEMY_DATABASE_URI (as Flask-Session 0.8 did); set"
-    " SESSION_SQLALCHEMY (your db) or SESSION_SQLALCHEMY_URL to choose"
-)
 
 
 class SqlAlchemySession(ServerSideSession):
     """The session class of :class:`SqlAlchemySessionInterface` (0.8's name)."""
 
 
-class SqlAlchemySessionInterface(ServerSideSessionInterface):
+class SqlAlchemySessionInterface(BackendInterface):
     """Sessions in a SQL database (PostgreSQL, SQLite), built as in Flask-Session 0.8::
 
         app.session_interface = SqlAlchemySessionInterface(app, client=db, table="sessions")
@@ -45,8 +35,8 @@ class SqlAlchemySessionInterface(ServerSideSessionInterface):
     :param table: the sessions table (created when missing, with ``<table>_locks`` and
         ``<table>_counters`` beside it). :param schema: its schema.
     :param bind_key: the Flask-SQLAlchemy bind holding the table.
-    :param sequence: not supported (refused at start-up: the id is the database's own
-        autoincrementing key).
+    :param sequence: the sequence the table's ``id`` comes from (0.8's tables made with
+        one have no default on ``id``).
     :param cleanup_n_requests: not used (warned about at start-up): expired rows are never
         served, and ``flask session cleanup`` (cron) deletes them outside users' requests.
 
@@ -54,79 +44,51 @@ class SqlAlchemySessionInterface(ServerSideSessionInterface):
     """
 
     session_class = SqlAlchemySession
+    store_type = "sqlalchemy"
 
     def __init__(
         self,
         app: Flask | None = None,
         client: Any = None,
-        key_prefix: str = "session:",
-        use_signer: bool = False,
-        permanent: bool = True,
-        sid_length: int = 32,
-        serialization_format: str = "msgpack",
-        table: str = "sessions",
+        key_prefix: str | None = None,
+        use_signer: bool | None = None,
+        permanent: bool | None = None,
+        sid_length: int | None = None,
+        serialization_format: str | None = None,
+        table: str | None = None,
         sequence: str | None = None,
         schema: str | None = None,
         bind_key: str | None = None,
         cleanup_n_requests: int | None = None,
     ) -> None:
-        overrides: dict[str, Any] = {"SESSION_TYPE": "sqlalchemy"}
-        if client is not None:  # else the app's SESSION_SQLALCHEMY(_URL), or 0.8's default
-            overrides["SESSION_SQLALCHEMY"] = client
-        self.client: Any = client
-        self.bind_key: str | None = bind_key
-        settings, store = configured(
+        super().__init__(
             app,
-            **overrides,
-            **shared_overrides(key_prefix, use_signer, permanent, sid_length, serialization_format),
-            SESSION_SQLALCHEMY_TABLE=table,
-            SESSION_SQLALCHEMY_SEQUENCE=sequence,
-            SESSION_SQLALCHEMY_SCHEMA=schema,
-            SESSION_SQLALCHEMY_BIND_KEY=bind_key,
-            SESSION_CLEANUP_N_REQUESTS=cleanup_n_requests,
+            {
+                "SESSION_SQLALCHEMY": client,
+                **common_arguments(
+                    key_prefix, use_signer, permanent, sid_length, serialization_format
+                ),
+                "SESSION_SQLALCHEMY_TABLE": table,
+                "SESSION_SQLALCHEMY_SEQUENCE": sequence,
+                "SESSION_SQLALCHEMY_SCHEMA": schema,
+                "SESSION_SQLALCHEMY_BIND_KEY": bind_key,
+                "SESSION_CLEANUP_N_REQUESTS": cleanup_n_requests,
+            },
         )
-        super().__init__(settings, store, app=app, use_signer=use_signer)
-
-    def _wire(self, app: Flask) -> None:
-        super()._wire(app)
-        # Built by Session(app), or given no client: the app's db, as configured.
-        if getattr(self, "client", None) is None:
-            self.client = app.config.get("SESSION_SQLALCHEMY")
-        if getattr(self, "bind_key", None) is None:
-            self.bind_key = app.config.get("SESSION_SQLALCHEMY_BIND_KEY")
+        own = self.settings.store
+        #: the db or Engine (0.8's attribute): the one given, the app's, or 0.8's default
+        self.client: Any = own["SESSION_SQLALCHEMY"]
+        self.bind_key: str | None = own["SESSION_SQLALCHEMY_BIND_KEY"]
+        self._sql_session_model: type | None = None
 
     @property
     def sql_session_model(self) -> type:
         """0.8's ORM class of the sessions table (``id``, ``session_id``, ``data``,
         ``expiry``), for reading rows with the app's own ORM session. Writes belong to
         the store: a row written around it bypasses its locks."""
-        model = self.__dict__.get("_sql_session_model")
-        if model is None:
-            model = _session_model(self.store, getattr(self, "bind_key", None))
-            self.__dict__["_sql_session_model"] = model
-        return model
-
-
-def default_client(app: Flask, config: MutableMapping[str, Any]) -> Any:
-    """0.8's fallback when no database is named: a Flask-SQLAlchemy ``db`` on the app's
-    ``SQLALCHEMY_DATABASE_URI`` (the app's own one if it already has one), with 0.8's
-    warning, recorded as ``SESSION_SQLALCHEMY``. None when the app names a database for
-    sessions, has no ``SQLALCHEMY_DATABASE_URI``, or Flask-SQLAlchemy is not installed
-    (the store then says what to set)."""
-    if config.get("SESSION_SQLALCHEMY") is not None or config.get("SESSION_SQLALCHEMY_URL"):
-        return None
-    if not config.get("SQLALCHEMY_DATABASE_URI"):
-        return None
-    try:
-        from flask_sqlalchemy import SQLAlchemy
-    except ImportError:
-        return None
-    client = app.extensions.get("sqlalchemy")
-    if client is None:
-        warnings.warn(NO_CLIENT_WARNING, RuntimeWarning, stacklevel=3)
-        client = SQLAlchemy(app)
-    config["SESSION_SQLALCHEMY"] = client
-    return client
+        if self._sql_session_model is None:
+            self._sql_session_model = _session_model(self.store, self.bind_key)
+        return self._sql_session_model
 
 
 def _session_model(store: Any, bind_key: str | None) -> type:

@@ -4,7 +4,8 @@ It lives in the session store the app is configured with, never in process memor
 module-level counter would be one counter per worker process (and per app server),
 each handing out the same numbers. It is the store's counter named
 ``SHARED_COUNTER_NAME``, kept by the store's counter verbs (``counter_incr``,
-``counter_value``, ``counter_reset``; see ``flask_session/stores/base.py``): atomic
+``counter_value``, ``counter_reset``: the optional ``Counters`` capability of
+``flask_session/stores/counters.py``; a store without it is refused at start-up): atomic
 across processes and machines, never applied twice, and in the namespace of
 ``SESSION_KEY_PREFIX``, so two services with different prefixes on one store have
 separate counters. Every failure reaches the caller as
@@ -19,13 +20,11 @@ from typing import TYPE_CHECKING, cast
 from flask import current_app
 
 from flask_session import ServerSideSessionInterface, SessionConfigError
-from flask_session.settings import config_text
-from flask_session.stores.base import COUNTER_NAME
+from flask_session.readers import config_text
+from flask_session.stores.counters import COUNTER_NAME, Counters
 
 if TYPE_CHECKING:
     from flask import Flask
-
-    from flask_session.stores.base import Store
 
 EXTENSION_KEY = "sessionapp.shared_counter"
 
@@ -36,7 +35,7 @@ RETIRED_SETTINGS = ("SHARED_COUNTER_KEY", "SHARED_COUNTER_FILE")
 class SharedCounter:
     """The service's view of its counter. Every method may raise StoreUnavailable."""
 
-    def __init__(self, store: Store, name: str) -> None:
+    def __init__(self, store: Counters, name: str) -> None:
         self.store = store
         self.name = name
 
@@ -57,8 +56,8 @@ class SharedCounter:
 def init_app(app: Flask) -> None:
     """Make the shared counter on the app's session store. Call after ``Session(app)``.
 
-    Raises SessionConfigError naming the setting when SHARED_COUNTER_NAME is unusable
-    or a retired SHARED_COUNTER_* setting is still set.
+    Raises SessionConfigError naming the setting when SHARED_COUNTER_NAME is unusable,
+    a retired SHARED_COUNTER_* setting is still set, or the store has no counters.
     """
     for key in RETIRED_SETTINGS:
         if key in app.config:
@@ -74,8 +73,14 @@ def init_app(app: Flask) -> None:
         pattern=COUNTER_NAME,
         rule="1 to 64 letters, digits, '_' or '-', starting with a letter or digit",
     )
-    interface = cast(ServerSideSessionInterface, app.session_interface)
-    app.extensions[EXTENSION_KEY] = SharedCounter(interface.store, name)
+    store = cast(ServerSideSessionInterface, app.session_interface).store
+    if not isinstance(store, Counters):
+        raise SessionConfigError(
+            f"SESSION_TYPE is {store.name!r}, a store without counters"
+            " (flask_session.stores.counters.Counters), which the shared counter needs;"
+            " choose a store that has them"
+        )
+    app.extensions[EXTENSION_KEY] = SharedCounter(store, name)
 
 
 def shared_counter() -> SharedCounter:

@@ -39,7 +39,7 @@ WIDTH = 20  # digits in a counter file: rewritten in place, always the same leng
 
 class RedisFloor:
     def __init__(self, url: str, directory: str) -> None:
-        from flask_session.stores.redis import client_from_settings
+        from flask_session.stores.redis_client import client_from_settings
 
         # The very client the service builds from SESSION_REDIS_URL (hiredis when installed).
         self.client = client_from_settings(None, url)

@@ -1,143 +1,63 @@
-"""Session stores, picked by ``SESSION_TYPE`` from a small table of factories.
+"""Session stores, one module each, picked by ``SESSION_TYPE`` from a small registry.
 
-Each factory imports its store module when it is called, so ``import flask_session``
-needs neither ``fcntl`` (the filesystem store; not on Windows) nor ``redis``: an app
-pays for, and needs installed, only the store it uses.
+The registry names each store's class by module path and loads the module only when the
+store is chosen, so ``import flask_session`` needs neither ``fcntl`` (the filesystem
+store; not on Windows) nor ``redis``: an app pays for, and needs installed, only the
+store it uses. Adding a store is its module (a :class:`~flask_session.stores.base.Store`
+subclass with its settings) and one line here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import TYPE_CHECKING
 
-from ..codecs import CODECS
 from ..errors import SessionConfigError
-from ..ids import session_id_length
-from ..settings import SessionSettings, config_bool
 from .base import CleanupReport, IncrResult, Loaded, Store
 
 if TYPE_CHECKING:
-    from .filesystem import FileSystemStore
-    from .redis import RedisStore
+    from ..settings import SessionSettings
 
-
-def _filesystem(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
-    from .filesystem import FileSystemStore
-    from .legacy import LegacyCacheLibFiles
-
-    legacy = LegacyCacheLibFiles(settings.file_dir, settings.key_prefix)
-    return FileSystemStore(directory=settings.file_dir, legacy=legacy, **common)
-
-
-#: Start even if the Redis server may evict keys (see docs/flask_session.md).
-ALLOW_EVICTION = "SESSION_REDIS_ALLOW_EVICTION"
-
-
-def _redis(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
-    from .redis import RedisStore, client_from_settings
-    from .redis_topology import close_client, replica_wait_from_config
-
-    allow_eviction = config_bool(config, ALLOW_EVICTION) if ALLOW_EVICTION in config else False
-    if isinstance(config, MutableMapping) and ALLOW_EVICTION in config:
-        config[ALLOW_EVICTION] = allow_eviction  # checked: written back as a bool
-    # Settings first: a bad SESSION_REDIS_MIN_REPLICAS must not leave a client behind.
-    replica_wait = replica_wait_from_config(config)
-    client = client_from_settings(settings.redis, settings.redis_url)
-    try:
-        return RedisStore(
-            client=client, allow_eviction=allow_eviction, replica_wait=replica_wait, **common
-        )
-    except SessionConfigError:
-        if settings.redis is None:  # ours (built from the URL): close it
-            close_client(client)
-        raise
-
-
-def _sqlalchemy(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
-    # Imported here: SQLAlchemy (and psycopg) are optional, needed only by this store.
-    try:
-        from .sqlalchemy import SQLAlchemyStore
-        from .sqlalchemy_setup import define_tables, engine_from_config, table_settings
-    except ImportError as error:
-        raise SessionConfigError(
-            f"SESSION_TYPE is 'sqlalchemy' but {error.name} is not installed:"
-            " pip install 'sessionapp[sqlalchemy]'"
-        ) from error
-    table, schema, sequence = table_settings(config)
-    _check_key_length(settings, SESSION_ID_COLUMN_LENGTH, "the session_id column")
-    engine = engine_from_config(config, settings.lock_timeout)
-    return SQLAlchemyStore(engine=engine, tables=define_tables(table, schema, sequence), **common)
-
-
-def _memcached(settings: SessionSettings, config: Mapping[str, Any], **common: Any) -> Store:
-    try:
-        from .memcached import MemcachedStore, servers_from_config
-    except ImportError as error:
-        raise SessionConfigError(
-            f"SESSION_TYPE is 'memcached' but {error.name} is not installed:"
-            " pip install 'sessionapp[memcached]'"
-        ) from error
-    _check_key_length(settings, MEMCACHED_KEY_LENGTH - len(":lock"), "a memcached key")
-    return MemcachedStore(servers=servers_from_config(config), **common)
-
-
-SESSION_ID_COLUMN_LENGTH = 255  # sessions.session_id is VARCHAR(255), as in Flask-Session 0.8
-MEMCACHED_KEY_LENGTH = 250  # memcached's limit on a key, in bytes
-
-
-def _check_key_length(settings: SessionSettings, limit: int, where: str) -> None:
-    """Refuse at start-up a prefix and id length whose keys would not fit the store."""
-    length = len(settings.key_prefix.encode()) + session_id_length(settings.id_bytes)
-    if length > limit:
-        raise SessionConfigError(
-            f"SESSION_KEY_PREFIX ({settings.key_prefix!r}) plus a session id of"
-            f" SESSION_ID_LENGTH {settings.id_bytes} bytes makes keys of {length} characters;"
-            f" {where} holds {limit}: use a shorter prefix or SESSION_ID_LENGTH"
-        )
-
-
-#: SESSION_TYPE -> factory(settings, config, codec=, key_prefix=, lock_timeout=). A store
-#: reads and checks its own settings from ``config`` (with the readers in settings.py),
-#: raising SessionConfigError naming the key. A factory imports its store module itself.
-STORE_FACTORIES: dict[str, Callable[..., Store]] = {
-    "filesystem": _filesystem,
-    "redis": _redis,
-    "sqlalchemy": _sqlalchemy,
-    "memcached": _memcached,
+#: SESSION_TYPE -> (module, class, the extra that installs its client library)
+STORE_CLASSES: dict[str, tuple[str, str, str | None]] = {
+    "filesystem": ("flask_session.stores.filesystem", "FileSystemStore", None),
+    "redis": ("flask_session.stores.redis", "RedisStore", "redis"),
+    "sqlalchemy": ("flask_session.stores.sqlalchemy", "SQLAlchemyStore", "sqlalchemy"),
+    "memcached": ("flask_session.stores.memcached", "MemcachedStore", "memcached"),
 }
+#: every SESSION_TYPE, in the order messages list them
+STORE_TYPES = tuple(STORE_CLASSES)
 
 
-def make_store(settings: SessionSettings, config: Mapping[str, Any]) -> Store:
-    """The store ``settings`` ask for (settings were checked by SessionSettings)."""
-    return STORE_FACTORIES[settings.store_type](
-        settings,
-        config,
-        codec=CODECS[settings.serialization_format],
-        key_prefix=settings.key_prefix,
-        lock_timeout=settings.lock_timeout,
-    )
+def store_class(store_type: str) -> type[Store]:
+    """The class of the store named ``store_type`` (one of STORE_TYPES), importing its
+    module; SessionConfigError naming the package to install if its client is missing."""
+    module_name, class_name, extra = STORE_CLASSES[store_type]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        if extra is None or not error.name or error.name.startswith("flask_session"):
+            raise
+        raise SessionConfigError(
+            f"SESSION_TYPE is {store_type!r} but {error.name} is not installed:"
+            f" pip install 'sessionapp[{extra}]'"
+        ) from error
+    found: type[Store] = getattr(module, class_name)
+    return found
 
 
-def __getattr__(name: str) -> Any:
-    # FileSystemStore and RedisStore stay importable from here, loaded on first use.
-    if name == "FileSystemStore":
-        from .filesystem import FileSystemStore
-
-        return FileSystemStore
-    if name == "RedisStore":
-        from .redis import RedisStore
-
-        return RedisStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def make_store(settings: SessionSettings) -> Store:
+    """The store ``settings`` ask for (checked by read_settings)."""
+    return store_class(settings.store_type).from_settings(settings)
 
 
 __all__ = [
-    "STORE_FACTORIES",
+    "STORE_CLASSES",
+    "STORE_TYPES",
     "CleanupReport",
-    "FileSystemStore",
     "IncrResult",
     "Loaded",
-    "RedisStore",
     "Store",
     "make_store",
+    "store_class",
 ]

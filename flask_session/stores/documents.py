@@ -9,7 +9,19 @@ re-encoded in the configured one, and the next write stores the configured forma
 from __future__ import annotations
 
 from ..codecs import CODECS, Codec
-from .base import recode
+
+
+def recode(values: dict[str, bytes], source: Codec, target: Codec) -> dict[str, bytes]:
+    """A session's values written by ``source``, encoded as ``target`` encodes them.
+
+    How a store keeps every session when SESSION_SERIALIZATION_FORMAT changes: it reads
+    the other format, and the next write stores the configured one. Raises
+    ``DecodeError`` if a value is not ``source`` data, TypeError if ``target`` cannot
+    hold it (a msgpack map with integer keys has no JSON form).
+    """
+    if source is target:
+        return values
+    return {key: target.encode(source.decode(raw)) for key, raw in values.items()}
 
 
 def codec_of(document: bytes, configured: Codec) -> Codec:

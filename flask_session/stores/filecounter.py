@@ -28,7 +28,9 @@ import os
 import re
 from collections.abc import Iterator
 
-from .base import LockWait, check_counter_name
+from .common import LockWait
+from .counters import check_counter_name
+from .filelock import flock_within
 
 SUFFIX = ".counter"
 WIDTH = 20  # digits: room for any 64-bit count
@@ -85,7 +87,7 @@ class FileCounters:
             yield None
             return
         try:
-            self._wait_for_lock(fd, operation)
+            flock_within(fd, operation, LockWait(self.lock_timeout, "the shared counter"))
             yield fd
         finally:
             os.close(fd)  # releases the lock
@@ -103,17 +105,6 @@ class FileCounters:
             # its next write too).
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             return os.open(path, flags | os.O_CREAT, 0o600)
-
-    def _wait_for_lock(self, fd: int, operation: int) -> None:
-        # Polling with a deadline rather than a blocking flock: a holder stuck in I/O (a
-        # hung network filesystem) must cost a 503, not every worker thread forever.
-        wait = LockWait(self.lock_timeout, "the shared counter")
-        while True:
-            try:
-                fcntl.flock(fd, operation | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                wait.pause()
 
 
 def _read(fd: int) -> int:

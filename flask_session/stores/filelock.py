@@ -17,7 +17,7 @@ import os
 import threading
 from typing import Any
 
-from .base import LockWait
+from .common import LockWait
 
 
 class FileLock:
@@ -59,6 +59,21 @@ def lock_existing(path: str, timeout: float, what: str) -> FileLock | None:
     return FileLock(fd, path)
 
 
+def flock_within(fd: int, operation: int, wait: LockWait) -> None:
+    """Take ``operation`` (LOCK_EX or LOCK_SH) on ``fd``, polling until ``wait`` gives up.
+
+    Polling with a deadline rather than a blocking flock: a holder stuck in I/O (a hung
+    network filesystem) must cost a SessionLockTimeout (a 503), not every worker thread
+    forever.
+    """
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            wait.pause()
+
+
 def _flock_current_file(path: str, wait: LockWait) -> int | None:
     fd = None
     try:
@@ -68,11 +83,7 @@ def _flock_current_file(path: str, wait: LockWait) -> int | None:
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 except FileNotFoundError:
                     return None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                wait.pause()
-                continue
+            flock_within(fd, fcntl.LOCK_EX, wait)
             if is_still_at(fd, path):
                 locked, fd = fd, None
                 return locked

@@ -35,15 +35,20 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
-from .base import PERMANENT_KEY, CleanupReport, ErrorGuard, IncrResult, Loaded, Store, recode
-from .documents import codec_of
+from ..readers import Setting, directory
+from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
+from .common import ErrorGuard, decode_int
+from .documents import codec_of, recode
 from .filecounter import FileCounters
 from .filelock import FileLock, lock_existing, same_file
 from .legacy import LegacyCacheLibFiles, adopt
+
+if TYPE_CHECKING:
+    from ..settings import SessionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +67,24 @@ OS_ERROR_REASONS = {
 
 
 class FileSystemStore(Store):
+    """Sessions in files (module docstring); store-wide counters too (``Counters``)."""
+
     name = "filesystem"
+    settings = (
+        Setting(
+            "SESSION_FILE_DIR",
+            lambda instance_path: os.path.join(instance_path, "flask_session"),
+            directory,
+            "directory of the filesystem store (default <instance folder>/flask_session),"
+            " created with mode 0700",
+        ),
+    )
+
+    @classmethod
+    def from_settings(cls, settings: SessionSettings) -> FileSystemStore:
+        file_dir = settings.store["SESSION_FILE_DIR"]
+        legacy = LegacyCacheLibFiles(file_dir, settings.key_prefix)
+        return cls(directory=file_dir, legacy=legacy, **cls.common(settings))
 
     def __init__(
         self, *, directory: str, legacy: LegacyCacheLibFiles | None = None, **common: Any
@@ -158,7 +180,7 @@ class FileSystemStore(Store):
                 if not create:
                     return None
                 values = {}
-            new_value = self._decode_int(values.get(key), key) + amount
+            new_value = decode_int(self.codec, values.get(key), key) + amount
             values[key] = self.codec.encode(new_value)
             self._write(path, values, ttl)
             return IncrResult(new_value, values.get(PERMANENT_KEY))
@@ -285,17 +307,6 @@ class FileSystemStore(Store):
                 error,
             )
             return None
-
-    def _decode_int(self, raw: bytes | None, key: str) -> int:
-        if raw is None:
-            return 0
-        try:
-            value = self.codec.decode(raw)
-        except DecodeError:
-            value = raw
-        if type(value) is not int:
-            raise TypeError(f"session[{key!r}] holds {type(value).__name__}, not an int")
-        return value
 
     def _write(self, path: str, values: dict[str, bytes], ttl: float) -> None:
         """Replace ``path`` atomically with ``values``, expiring ``ttl`` seconds from now."""

@@ -21,13 +21,12 @@ expiry has whole-second resolution.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import secrets
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from pymemcache.client.base import Client, PooledClient  # type: ignore[import-untyped]
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
@@ -36,17 +35,14 @@ from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError  #
 
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
-from .base import (
-    PERMANENT_KEY,
-    CleanupReport,
-    IncrResult,
-    Loaded,
-    LockWait,
-    Store,
-    check_counter_name,
-    decode_int,
-)
+from ..readers import Setting, as_is
+from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
+from .common import LEASE_GRACE, ErrorGuard, LockWait, check_key_length, decode_int
+from .counters import check_counter_name
 from .documents import decode_document
+
+if TYPE_CHECKING:
+    from ..settings import SessionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +51,10 @@ CONNECT_TIMEOUT = 2.0  # seconds
 IO_TIMEOUT = 5.0
 #: memcached reads an expiry above 30 days as a Unix time
 RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
-#: Seconds a waiter waits beyond a lease: memcached's clock ticks in whole seconds, so a
-#: lease ends up to a second late (see redis.LEASE_GRACE for why waiters get a grace).
-LEASE_GRACE = 1.0
 EXPIRE_NOW = -1
+#: memcached's limit on a key, in bytes
+KEY_LENGTH_LIMIT = 250
+LOCK_SUFFIX = ":lock"
 
 
 def servers_from_config(config: Any) -> list[tuple[str, int]]:
@@ -125,6 +121,27 @@ class MemcachedStore(Store):
     session."""
 
     name = "memcached"
+    settings = (
+        Setting(
+            "SESSION_MEMCACHED_SERVERS",
+            None,
+            as_is,  # text or a list; parsed (and refused, naming the key) by from_settings
+            "the servers, '127.0.0.1:11211', comma-separated for several (sessions are"
+            " spread over them by rendezvous hashing)",
+        ),
+        Setting(
+            "SESSION_MEMCACHED",
+            None,
+            as_is,
+            "instead (as in Flask-Session 0.8): a pymemcache Client, PooledClient or"
+            " HashClient, whose servers the store uses with pools of its own",
+        ),
+    )
+
+    @classmethod
+    def from_settings(cls, settings: SessionSettings) -> MemcachedStore:
+        check_key_length(settings, KEY_LENGTH_LIMIT - len(LOCK_SUFFIX), "a memcached key")
+        return cls(servers=servers_from_config(settings.store), **cls.common(settings))
 
     def __init__(self, *, servers: list[tuple[str, int]], **common: Any) -> None:
         super().__init__(**common)
@@ -143,6 +160,7 @@ class MemcachedStore(Store):
         self._lease = math.ceil(self.lock_timeout) + 1  # whole seconds, never shorter
         where = ", ".join(self._clients)
         self._outage = OutageLog(logger, f"memcached session store ({where})")
+        self._error_guard = ErrorGuard(self._translate_error, self._outage.succeeded)
 
     # -- the store verbs ---------------------------------------------------------------
 
@@ -324,16 +342,16 @@ class MemcachedStore(Store):
     def _take_lease(self, node: PooledClient, key: str, what: str) -> str:
         token = secrets.token_hex(16)
         wait = LockWait(self.lock_timeout, what, grace=LEASE_GRACE)
-        while not node.add(key + ":lock", token.encode(), expire=self._lease, noreply=False):
+        while not node.add(key + LOCK_SUFFIX, token.encode(), expire=self._lease, noreply=False):
             wait.pause()
         return token
 
     def _drop_lease(self, node: PooledClient, key: str, token: str) -> bool:
         """End our lease; False if it was no longer ours."""
-        held, cas = node.gets(key + ":lock")
+        held, cas = node.gets(key + LOCK_SUFFIX)
         if held != token.encode():
             return False
-        return bool(node.cas(key + ":lock", b"", cas, expire=EXPIRE_NOW, noreply=False))
+        return bool(node.cas(key + LOCK_SUFFIX, b"", cas, expire=EXPIRE_NOW, noreply=False))
 
     def _decode(self, data: bytes, sid: str) -> dict[str, bytes] | None:
         try:
@@ -348,24 +366,24 @@ class MemcachedStore(Store):
             )
             return None
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except (OSError, MemcacheUnexpectedCloseError) as error:
+    def _errors(self) -> ErrorGuard:
+        """Turn client errors into StoreUnavailable, logged once per outage."""
+        return self._error_guard
+
+    def _translate_error(self, error: BaseException) -> BaseException | None:
+        if isinstance(error, (OSError, MemcacheUnexpectedCloseError)):
             self._outage.failed(error)
-            raise StoreUnavailable(
+            return StoreUnavailable(
                 f"memcached is unavailable: {error!r}",
                 reason="the session store cannot be reached",
-            ) from error
-        except MemcacheError as error:  # out of memory, item too large, ...
+            )
+        if isinstance(error, MemcacheError):  # out of memory, item too large, ...
             self._outage.failed(error)
-            raise StoreUnavailable(
+            return StoreUnavailable(
                 f"memcached refused a session command: {error}",
                 reason="the session store refused the request",
-            ) from error
-        else:
-            self._outage.succeeded()
+            )
+        return None
 
 
 def _expiry(ttl: float) -> int:

@@ -15,13 +15,15 @@ save+unlock(+expire), and increment-unless-locked. Expiry is Redis's own TTL.
 
 Retries: the client may retry a command whose reply was lost (redis-py does by
 default), so every verb is safe to repeat. An increment carries a unique id and the
-script records its result under ``<key>:incr:<id>`` for :data:`INCR_RECORD_TTL_MS`, so a
+script records its result under ``<prefix>#{<sid>}:incr:<id>`` (beside the session's keys in
+its cluster slot, never matching them) for :data:`INCR_RECORD_TTL_MS`, so a
 repeat returns the recorded result instead of counting twice; a repeated load finds its
 own lock token and keeps the lock; save, delete and release are idempotent.
 
 Refusals (full, read-only, failing to persist, loading, ...) are outages:
-:class:`StoreUnavailable` with a reason that says which (:data:`REFUSALS`). Only a value
-that is genuinely not an integer is a ``TypeError``.
+:class:`StoreUnavailable` with a reason that says which
+(:data:`~flask_session.stores.redis_health.REFUSALS`). Only a value that is genuinely
+not an integer is a ``TypeError``.
 
 Sessions written by Flask-Session 0.8 (``<prefix><sid>``, a msgpack or JSON document,
 with a TTL) are carried into this layout on first use, keeping their expiry.
@@ -29,32 +31,37 @@ with a TTL) are carried into this layout on first use, keeping their expiry.
 Counters (:meth:`RedisStore.counter_incr`) are plain integers at
 ``<prefix>#counter{<name>}``: ``#`` never appears in a session id, so no session, lock or
 0.8 key can ever be a counter's key.
+
+This module holds the verbs; the client is built and checked in ``redis_client.py``,
+health and durability (errors, outages, ``ping``, eviction, replicas) are in
+``redis_health.py``, and the Lua scripts in ``redis_scripts.py``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import secrets
-import threading
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from ..codecs import CODECS, Codec
-from ..errors import SessionConfigError, StoreUnavailable
-from .base import (
-    CleanupReport,
-    ErrorGuard,
-    IncrResult,
-    Loaded,
-    LockWait,
-    Store,
-    check_counter_name,
+from ..errors import StoreUnavailable
+from ..readers import Setting, as_is, boolean, number, text
+from .base import CleanupReport, IncrResult, Loaded, Store
+from .common import LEASE_GRACE, ErrorGuard, LockWait
+from .counters import check_counter_name
+from .redis_client import Client, client_from_settings, client_retries, close_client
+from .redis_health import (
+    MAX_REPLICAS,
+    EvictionPolicyCheck,
+    ReplicaWait,
+    check_topology,
+    outage_log_for,
+    replica_wait,
+    unavailable,
 )
 from .redis_scripts import (
     ADOPT,
@@ -67,6 +74,7 @@ from .redis_scripts import (
     INCR,
     LOAD,
     LOCKED,
+    MARKER,
     MISSING,
     NOT_AN_INTEGER,
     OTHER_FORMAT,
@@ -78,29 +86,10 @@ from .redis_scripts import (
     Script,
 )
 
-# -- topology (h5): cluster / sentinel clients, health, WAIT; see redis_topology.py --
-from .redis_topology import (
-    TOPOLOGY_ERRORS,
-    Client,
-    ReplicaWait,
-    check_client,
-    check_topology,
-    client_from_url,
-    client_retries,
-    close_client,
-    is_topology_url,
-    outage_log_for,
-    topology_error,
-)
+if TYPE_CHECKING:
+    from ..settings import SessionSettings
 
 logger = logging.getLogger(__name__)
-
-MARKER = b"\xff"
-
-#: Seconds a waiter waits beyond a lock's lease. Requests queued behind a crashed
-#: worker's lock all become free when its lease ends; without the grace, those that
-#: queued first would time out at that very moment instead of taking their turn.
-LEASE_GRACE = 1.0
 
 #: How long an increment's result is kept for a repeat of the same call. It must outlast
 #: the client's retries (redis-py 8's default ten retries back off for about 5 s in
@@ -112,94 +101,69 @@ INCR_RECORD_TTL_MS = 120_000
 #: attempt fails only if another request changed the hash in between).
 CONVERT_ATTEMPTS = 10
 
-#: The one eviction policy that never removes a live session or counter.
-SAFE_EVICTION_POLICY = "noeviction"
-
-#: Retries for a client built from SESSION_REDIS_URL: one, on a broken connection only
-#: (a server restart, an idle connection dropped by a firewall). Not on a timeout: a hung
-#: server should cost one timeout, not two. Every verb is safe to repeat.
-URL_CLIENT_RETRIES = 1
-
-#: Redis error codes (the first word of an error reply) meaning "not now": the server
-#: refuses to work, the data is fine. Each maps to (client-safe reason, Retry-After).
-REFUSALS: dict[str, tuple[str, int]] = {
-    "OOM": ("the session store is full", 5),
-    "READONLY": ("the session store is read-only", 2),
-    "MISCONF": ("the session store cannot save its data", 5),
-    "BUSY": ("the session store is busy", 1),
-    "LOADING": ("the session store is loading its data", 2),
-    "MASTERDOWN": ("the session store has lost its primary server", 2),
-    "NOREPLICAS": ("the session store has too few replicas to accept writes", 2),
-    "CLUSTERDOWN": ("the session store cluster is down", 2),
-    "TRYAGAIN": ("the session store is moving data", 1),
-    "NOPERM": ("the session store denies this application access", 5),
-}
-#: Reason for any other refusal, and for a store that does not answer at all.
-REFUSED = ("the session store refused the request", 1)
-UNREACHABLE = ("the session store cannot be reached", 1)
-_ERROR_CODE = re.compile(r"(?:^|[\s:-])(" + "|".join(REFUSALS) + r")\b")
-
-# -- the client --------------------------------------------------------------------------
-
-
-def client_from_settings(client: Any, url: str | None) -> Client:
-    """The Redis client for the store: ``SESSION_REDIS`` as given, or one made from
-    ``SESSION_REDIS_URL``. The one place a client is built; fails loudly, never falls
-    back to localhost."""
-    if client is not None and url:
-        raise SessionConfigError("set SESSION_REDIS or SESSION_REDIS_URL, not both")
-    if client is not None:
-        check_client(client)
-        return client  # type: ignore[no-any-return]
-    if not url:
-        raise SessionConfigError(
-            "SESSION_TYPE is 'redis' but neither SESSION_REDIS (a redis.Redis client) nor"
-            " SESSION_REDIS_URL (for example redis://127.0.0.1:6379/0) is set"
-        )
-    if is_topology_url(url):  # redis+cluster:// or redis+sentinel:// (h5)
-        return client_from_url(url)
-    try:
-        # Options in the URL's query string (?socket_timeout=...) override these.
-        return redis.Redis.from_url(
-            url,
-            retry=Retry(
-                ExponentialBackoff(cap=0.1, base=0.01),
-                URL_CLIENT_RETRIES,
-                supported_errors=(redis.exceptions.ConnectionError,),
-            ),
-            socket_connect_timeout=2,
-            socket_timeout=5,
-        )
-    except ValueError as error:
-        raise SessionConfigError(f"SESSION_REDIS_URL {url!r} is not usable: {error}") from error
-
-
-def refusal(error: redis.exceptions.RedisError) -> tuple[str, int]:
-    """(client-safe reason, Retry-After seconds) for a Redis error."""
-    code = getattr(error, "status_code", None)
-    if code in REFUSALS:
-        return REFUSALS[code]
-    if isinstance(error, redis.exceptions.BusyLoadingError):
-        return REFUSALS["LOADING"]
-    if isinstance(error, redis.exceptions.ReadOnlyError):
-        return REFUSALS["READONLY"]
-    if isinstance(error, redis.exceptions.OutOfMemoryError):
-        return REFUSALS["OOM"]
-    # Errors without a class of their own keep their code in the text (an error raised
-    # inside a script may carry the script's context in front of it).
-    found = _ERROR_CODE.search(str(error))
-    if found:
-        return REFUSALS[found.group(1)]
-    if isinstance(error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-        return UNREACHABLE
-    return REFUSED
-
-
-# -- the store ---------------------------------------------------------------------------
+#: the store's settings (``RedisStore.settings``)
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SESSION_REDIS_URL",
+        None,
+        text(none=True),
+        "the server: redis://127.0.0.1:6379/0, redis+cluster://h1:6379,h2:6379 or"
+        " redis+sentinel://h1:26379,h2:26379/mymaster/0 (see redis_client.py for the"
+        " forms and options); the client retries once on a broken connection",
+    ),
+    Setting(
+        "SESSION_REDIS",
+        None,
+        as_is,
+        "a ready redis.Redis (also Sentinel(...).master_for(...)) or RedisCluster client"
+        " instead of a URL, retries included; not with decode_responses",
+    ),
+    Setting(
+        "SESSION_REDIS_ALLOW_EVICTION",
+        False,
+        boolean,
+        "start even though the server's maxmemory-policy can evict keys (anything but"
+        " noeviction), accepting that live sessions and counters may vanish",
+    ),
+    Setting(
+        "SESSION_REDIS_MIN_REPLICAS",
+        0,
+        number(minimum=0, maximum=MAX_REPLICAS, integer=True, what="replicas"),
+        "1 or more: writes are acknowledged only once that many replicas confirm them"
+        " (WAIT), else StoreUnavailable",
+    ),
+    Setting(
+        "SESSION_REDIS_WAIT_TIMEOUT",
+        1,
+        number(minimum=0, minimum_inclusive=False, maximum=60, what="seconds"),
+        "seconds such a write waits for its replicas",
+    ),
+)
 
 
 class RedisStore(Store):
+    """Sessions in Redis (module docstring); counters too (``Counters``)."""
+
     name = "redis"
+    settings = SETTINGS
+
+    @classmethod
+    def from_settings(cls, settings: SessionSettings) -> RedisStore:
+        own = settings.store
+        wait = replica_wait(own["SESSION_REDIS_MIN_REPLICAS"], own["SESSION_REDIS_WAIT_TIMEOUT"])
+        given = own["SESSION_REDIS"]
+        client = client_from_settings(given, own["SESSION_REDIS_URL"])
+        try:
+            return cls(
+                client=client,
+                allow_eviction=own["SESSION_REDIS_ALLOW_EVICTION"],
+                replica_wait=wait,
+                **cls.common(settings),
+            )
+        except BaseException:
+            if given is None:  # ours (built from the URL): close it
+                close_client(client)
+            raise
 
     def __init__(
         self,
@@ -233,10 +197,9 @@ class RedisStore(Store):
         self._counter_incr = Script(client, COUNTER_INCR)
         self._probe = Script(client, PROBE)
         self._outage = outage_log_for(client, logger, "redis session store", replica_wait)
-        self._policy_unchecked = False
-        self._policy_guard = threading.Lock()
+        self._eviction = EvictionPolicyCheck(client, allow_eviction=allow_eviction)
         self._error_guard = ErrorGuard(self._translate_error, self._succeeded)
-        self._check_eviction_policy(at_start_up=True)
+        self._eviction.check(at_start_up=True)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -248,7 +211,7 @@ class RedisStore(Store):
         with self._errors():
             while True:
                 reply = self._load(keys, [token, self._lock_ms, refresh])
-                if reply == 0:
+                if reply == LOCKED:
                     wait.pause()
                     continue
                 if reply is None:
@@ -314,7 +277,7 @@ class RedisStore(Store):
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
         keys = self._keys(sid)
-        keys.append(f"{keys[0]}:incr:{secrets.token_hex(8)}")
+        keys.append(f"{self.key_prefix}#{{{sid}}}:incr:{secrets.token_hex(8)}")
         args = [key, amount, _ms(ttl), "1" if create else "0", self._format, self._record_ms]
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
@@ -441,7 +404,7 @@ class RedisStore(Store):
         """The session's values from a LOAD reply, in our format; None (with a warning)
         if the data is not a session or cannot be read."""
         try:
-            if reply == -1 or not isinstance(reply, list):
+            if reply == FOREIGN or not isinstance(reply, list):
                 raise ValueError("the key holds something other than a hash")
             fields = dict(zip(reply[::2], reply[1::2], strict=True))
             marker = fields.pop(MARKER, None)
@@ -543,99 +506,21 @@ class RedisStore(Store):
             logger.warning("ignoring Flask-Session 0.8 session %s…: %s", sid[:6], error)
             return None
 
-    # -- the server's eviction policy ------------------------------------------------
-
-    def _check_eviction_policy(self, *, at_start_up: bool) -> None:
-        """Refuse (at start-up) or log an ERROR for a policy that evicts live sessions.
-
-        An unreachable server at start-up is checked when it first answers.
-        """
-        try:
-            reply = self.redis.config_get("maxmemory*")
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            self._policy_unchecked = True
-            return
-        except redis.exceptions.RedisError as error:  # CONFIG renamed or denied (managed)
-            logger.warning(
-                "could not read the redis server's maxmemory-policy (%s); make sure it is"
-                " %r (CONFIG SET maxmemory-policy noeviction, or your provider's parameter"
-                " group): any other policy evicts live sessions and counters when memory"
-                " runs out",
-                error,
-                SAFE_EVICTION_POLICY,
-            )
-            return
-        self._policy_unchecked = False
-        config = {_text(k): _text(v) for k, v in _as_mapping(reply).items()}
-        policy = config.get("maxmemory-policy", SAFE_EVICTION_POLICY)
-        if policy == SAFE_EVICTION_POLICY:
-            return
-        message = (
-            f"the redis server's maxmemory-policy is {policy!r} (maxmemory"
-            f" {config.get('maxmemory', '?')} bytes): when memory runs out it evicts live"
-            " sessions and counters, logging users out and handing out shared numbers"
-            f" twice. Set maxmemory-policy {SAFE_EVICTION_POLICY} (CONFIG SET"
-            f" maxmemory-policy {SAFE_EVICTION_POLICY}, and in redis.conf); a full store then"
-            " answers 503 and loses nothing"
-        )
-        if self.allow_eviction:
-            logger.warning("%s. SESSION_REDIS_ALLOW_EVICTION is on: sessions may be lost", message)
-        elif at_start_up:
-            raise SessionConfigError(
-                f"{message}; or set SESSION_REDIS_ALLOW_EVICTION = True to accept losing them"
-            )
-        else:
-            logger.error("%s (or set SESSION_REDIS_ALLOW_EVICTION = True)", message)
-
-    def _check_policy_once_reachable(self) -> None:
-        with self._policy_guard:
-            if not self._policy_unchecked:
-                return
-            self._policy_unchecked = False
-            try:
-                self._check_eviction_policy(at_start_up=False)
-            except redis.exceptions.RedisError as error:
-                logger.warning("could not read the redis server's maxmemory-policy: %s", error)
-
     def _errors(self) -> ErrorGuard:
         """Turn redis errors into StoreUnavailable with the reason, logged once per outage."""
         return self._error_guard
 
     def _translate_error(self, error: BaseException) -> BaseException | None:
-        if isinstance(error, TOPOLOGY_ERRORS):
-            # h5: replicas not confirming a write (SESSION_REDIS_MIN_REPLICAS), and a
-            # cluster the client cannot use at all (RedisClusterException is not a
-            # RedisError).
+        replacement = unavailable(error)
+        if replacement is not None:
             self._outage.failed(error)
-            return topology_error(error)
-        if isinstance(error, redis.exceptions.RedisError):
-            self._outage.failed(error)
-            reason, retry_after = refusal(error)
-            unreachable = (reason, retry_after) == UNREACHABLE
-            return StoreUnavailable(
-                f"redis is unavailable: {error}"
-                if unreachable
-                else f"redis refused a session command: {error}",
-                reason=reason,
-                retry_after=retry_after,
-            )
-        return None
+        return replacement
 
     def _succeeded(self) -> None:
         self._outage.succeeded()
-        if self._policy_unchecked:
-            self._check_policy_once_reachable()
+        if self._eviction.pending:
+            self._eviction.check_if_pending()
 
 
 def _ms(seconds: float) -> str:
     return str(max(1, int(seconds * 1000)))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _as_mapping(reply: Any) -> Mapping[Any, Any]:
-    if isinstance(reply, Mapping):
-        return reply
-    return dict(zip(reply[::2], reply[1::2], strict=True))

@@ -9,67 +9,93 @@ the counter's), so each runs on one cluster node.
 from __future__ import annotations
 
 import hashlib
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 if TYPE_CHECKING:
-    from .redis_topology import Client
+    from .redis_client import Client
 
-# -- scripts ---------------------------------------------------------------------------
-#
-# Statuses scripts return, as the first element of their reply.
-DONE, MISSING, LOCKED, NOT_AN_INTEGER, FOREIGN, OVERFLOW, OTHER_FORMAT = range(7)
+#: The hash field naming the codec that wrote a session's values (never a UTF-8 key).
+MARKER = b"\xff"
+
+
+class Status(IntEnum):
+    """What a script's reply starts with. Every script defines the same names as Lua
+    locals (:func:`_lua`), so Python and Lua spell each status alike."""
+
+    DONE = 0
+    MISSING = 1
+    LOCKED = 2
+    NOT_AN_INTEGER = 3
+    FOREIGN = 4
+    OVERFLOW = 5
+    OTHER_FORMAT = 6
+
+
+DONE, MISSING, LOCKED, NOT_AN_INTEGER, FOREIGN, OVERFLOW, OTHER_FORMAT = Status
+
+#: Lua definitions put in front of every script: the statuses and the marker field.
+_PRELUDE = "".join(f"local {status.name} = {status.value}\n" for status in Status) + (
+    f"local MARKER = '\\{MARKER[0]}'\n"
+)
+
+
+def _lua(body: str) -> str:
+    """A script's source: the shared definitions, then ``body``."""
+    return _PRELUDE + body
+
 
 # KEYS: data, lock. ARGV: lock token ('' = no lock), lock lease ms, refresh ttl ms ('0' = no).
-# Returns nil (no such session), 0 (locked by another request), -1 (not a hash: someone
+# Returns nil (no such session), LOCKED (by another request), FOREIGN (not a hash: someone
 # else's data) or the hash's fields.
-LOAD = """
+LOAD = _lua("""
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'none' then return false end
-if kind ~= 'hash' then return -1 end
+if kind ~= 'hash' then return FOREIGN end
 if ARGV[1] ~= '' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   -- A repeat of a call whose reply was lost finds its own token: it holds the lock.
-  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return LOCKED end
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 -- Best effort: a server refusing writes (read-only, failing to persist) still serves reads.
 if ARGV[3] ~= '0' then redis.pcall('PEXPIRE', KEYS[1], ARGV[3]) end
 return redis.call('HGETALL', KEYS[1])
-"""
+""")
 
 # KEYS: data, lock. ARGV: lock token (''), ttl ms, create ('1'/'0'), format, n changed,
 # then n field/value pairs, then the deleted fields.
 # Returns {exists afterwards (1/0), lock lost (1/0)}, or {OTHER_FORMAT, fields} (nothing
 # done, lock kept) when the hash holds the other format and must be converted first.
-SAVE = """
-local marker = redis.call('HGET', KEYS[1], '\\255')
-if marker and marker ~= ARGV[4] then return {6, redis.call('HGETALL', KEYS[1])} end
+SAVE = _lua("""
+local marker = redis.call('HGET', KEYS[1], MARKER)
+if marker and marker ~= ARGV[4] then return {OTHER_FORMAT, redis.call('HGETALL', KEYS[1])} end
 local lock_lost = 0
 if ARGV[1] ~= '' then
   if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) else lock_lost = 1 end
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   if ARGV[3] ~= '1' then return {0, lock_lost} end
-  redis.call('HSET', KEYS[1], '\\255', ARGV[4])
+  redis.call('HSET', KEYS[1], MARKER, ARGV[4])
 end
 local last_changed = 5 + 2 * tonumber(ARGV[5])
 if last_changed > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6, last_changed)) end
 if #ARGV > last_changed then redis.call('HDEL', KEYS[1], unpack(ARGV, last_changed + 1, #ARGV)) end
-if redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], '\\255') == 0 then
+if redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], MARKER) == 0 then
   redis.call('DEL', KEYS[1])
   return {0, lock_lost}
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, lock_lost}
-"""
+""")
 
 # KEYS: data. ARGV: from format, to format, n, then n triples field/old value/new value
 # (new '' = drop the field: it could not be transcoded). Rewrites the whole hash in the
 # new format if it still holds exactly the old values; keeps its TTL.
 # Returns 1 (converted) or 0 (the hash changed meanwhile, or is gone).
-CONVERT = """
-if redis.call('HGET', KEYS[1], '\\255') ~= ARGV[1] then return 0 end
+CONVERT = _lua("""
+if redis.call('HGET', KEYS[1], MARKER) ~= ARGV[1] then return 0 end
 local n = tonumber(ARGV[3])
 if redis.call('HLEN', KEYS[1]) ~= n + 1 then return 0 end
 for i = 0, n - 1 do
@@ -82,39 +108,39 @@ for i = 0, n - 1 do
     redis.call('HSET', KEYS[1], ARGV[4 + 3 * i], ARGV[6 + 3 * i])
   end
 end
-redis.call('HSET', KEYS[1], '\\255', ARGV[2])
+redis.call('HSET', KEYS[1], MARKER, ARGV[2])
 return 1
-"""
+""")
 
 # KEYS: data, lock, record. ARGV: field, amount, ttl ms, create ('1'/'0'), format,
 # record ttl ms ('0' = keep no record).
 # Returns {DONE, new value, raw _permanent, format of the hash}, {MISSING}, {LOCKED},
 # {NOT_AN_INTEGER}, {FOREIGN} or {OVERFLOW}. Any other error is propagated as it is.
 # The increment works in the hash's own format, whichever of the two it is.
-INCR = """
+INCR = _lua("""
 if ARGV[6] ~= '0' then
   local done = redis.call('GET', KEYS[3])
   if done then
     local permanent = redis.call('HGET', KEYS[1], '_permanent')
-    return {0, done, permanent, redis.call('HGET', KEYS[1], '\\255')}
+    return {DONE, done, permanent, redis.call('HGET', KEYS[1], MARKER)}
   end
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
-local marker = redis.call('HGET', KEYS[1], '\\255')
+if redis.call('EXISTS', KEYS[2]) == 1 then return {LOCKED} end
+local marker = redis.call('HGET', KEYS[1], MARKER)
 if not marker then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return {4} end
-  if ARGV[4] ~= '1' then return {1} end
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {FOREIGN} end
+  if ARGV[4] ~= '1' then return {MISSING} end
   marker = ARGV[5]
-  redis.call('HSET', KEYS[1], '\\255', marker)
+  redis.call('HSET', KEYS[1], MARKER, marker)
 elseif marker ~= 'json' and marker ~= 'msgpack' then
-  return {4}
+  return {FOREIGN}
 end
 local value
 if marker == 'json' then
   value = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
   if type(value) == 'table' then
-    if string.find(value.err, 'not an integer', 1, true) then return {3} end
-    if string.find(value.err, 'overflow', 1, true) then return {5} end
+    if string.find(value.err, 'not an integer', 1, true) then return {NOT_AN_INTEGER} end
+    if string.find(value.err, 'overflow', 1, true) then return {OVERFLOW} end
     return redis.error_reply(value.err)
   end
 else
@@ -122,7 +148,9 @@ else
   local current = 0
   if raw then
     local ok, decoded = pcall(cmsgpack.unpack, raw)
-    if not ok or type(decoded) ~= 'number' or decoded ~= math.floor(decoded) then return {3} end
+    if not ok or type(decoded) ~= 'number' or decoded ~= math.floor(decoded) then
+      return {NOT_AN_INTEGER}
+    end
     current = decoded
   end
   value = current + tonumber(ARGV[2])
@@ -131,71 +159,71 @@ end
 value = string.format('%d', value)
 if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], value, 'PX', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {0, value, redis.call('HGET', KEYS[1], '_permanent'), marker}
-"""
+return {DONE, value, redis.call('HGET', KEYS[1], '_permanent'), marker}
+""")
 
 # KEYS: data, lock. ARGV: lock token ('').
-DELETE = """
+DELETE = _lua("""
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return redis.call('DEL', KEYS[1])
-"""
+""")
 
 # KEYS: lock. ARGV: lock token.
-RELEASE = """
+RELEASE = _lua("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-"""
+""")
 
 # KEYS: a probe key. A write that leaves nothing behind: refused exactly when a
 # session's write would be (full, read-only, failing to persist, ...).
-PROBE = """
+PROBE = _lua("""
 redis.call('SET', KEYS[1], '1', 'PX', '10000')
 return redis.call('DEL', KEYS[1])
-"""
+""")
 
 # KEYS: a Flask-Session 0.8 key. Returns {value, pttl} or nil (none, or not a string).
-READ_LEGACY = """
+READ_LEGACY = _lua("""
 if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return false end
 return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
-"""
+""")
 
 # KEYS: data, lock. ARGV: format, pttl ms (<= 0: none), lock token (''), lease ms, then
 # field/value pairs. Creates the session from a 0.8 session unless one exists already.
 # Returns 1 (adopted) or 0 (a session or a lock is there: load again).
-ADOPT = """
+ADOPT = _lua("""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[3] ~= '' and not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then
   if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 end
-redis.call('HSET', KEYS[1], '\\255', ARGV[1], unpack(ARGV, 5, #ARGV))
+redis.call('HSET', KEYS[1], MARKER, ARGV[1], unpack(ARGV, 5, #ARGV))
 if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
-"""
+""")
 
 # KEYS: a key. ARGV: value. Deletes the key if it still holds exactly that value.
-DELETE_IF_EQUAL = """
+DELETE_IF_EQUAL = _lua("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-"""
+""")
 
 # KEYS: counter, record. ARGV: record ttl ms ('0' = keep no record).
 # Returns {DONE, value} or {NOT_AN_INTEGER}; other errors are propagated.
-COUNTER_INCR = """
+COUNTER_INCR = _lua("""
 if ARGV[1] ~= '0' then
   local done = redis.call('GET', KEYS[2])
-  if done then return {0, done} end
+  if done then return {DONE, done} end
 end
 local value = redis.pcall('INCR', KEYS[1])
 if type(value) == 'table' then
   local err = value.err
   if string.find(err, 'not an integer', 1, true) or string.find(err, 'WRONGTYPE', 1, true) then
-    return {3}
+    return {NOT_AN_INTEGER}
   end
   return redis.error_reply(value.err)
 end
 if ARGV[1] ~= '0' then redis.call('SET', KEYS[2], value, 'PX', ARGV[1]) end
-return {0, value}
-"""
+return {DONE, value}
+""")
 
 
 class Script:

@@ -26,7 +26,7 @@ import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,24 +34,19 @@ from sqlalchemy.engine import Engine
 
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
-from .base import (
-    PERMANENT_KEY,
-    CleanupReport,
-    IncrResult,
-    Loaded,
-    LockWait,
-    Store,
-    check_counter_name,
-    decode_int,
-)
+from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
+from .common import LEASE_GRACE, LockWait, check_key_length, decode_int
+from .counters import check_counter_name
 from .documents import decode_document
-from .sqlalchemy_setup import Tables
+from .sqlalchemy_setup import SETTINGS, Tables, define_tables, engine_from_config
+
+if TYPE_CHECKING:
+    from ..settings import SessionSettings
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a waiter waits beyond a lock's lease (see redis.LEASE_GRACE: waiters queued
-#: behind a killed worker's lease take their turn when it ends instead of timing out).
-LEASE_GRACE = 1.0
+#: sessions.session_id is VARCHAR(255), as in Flask-Session 0.8
+SESSION_ID_COLUMN_LENGTH = 255
 #: an ``expiry`` long past: a row inserted only to be locked counts as no session
 NEVER = datetime(1970, 1, 1)
 
@@ -64,7 +59,22 @@ _REFUSING_SQLSTATES = {
 
 
 class SQLAlchemyStore(Store):
+    """Sessions in PostgreSQL or SQLite (module docstring); counters too (``Counters``)."""
+
     name = "sqlalchemy"
+    settings = SETTINGS
+
+    @classmethod
+    def from_settings(cls, settings: SessionSettings) -> SQLAlchemyStore:
+        own = settings.store
+        check_key_length(settings, SESSION_ID_COLUMN_LENGTH, "the session_id column")
+        tables = define_tables(
+            own["SESSION_SQLALCHEMY_TABLE"],
+            own["SESSION_SQLALCHEMY_SCHEMA"],
+            own["SESSION_SQLALCHEMY_SEQUENCE"],
+        )
+        engine = engine_from_config(own, settings.lock_timeout)
+        return cls(engine=engine, tables=tables, **cls.common(settings))
 
     def __init__(self, *, engine: Engine, tables: Tables, **common: Any) -> None:
         super().__init__(**common)

@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ..errors import SessionConfigError
+from ..readers import Setting, as_is, sql_name, text
 
 #: dialects whose upsert and row locking the store is written and tested for
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
@@ -119,29 +120,59 @@ def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Engine
         ) from error
 
 
-def table_settings(config: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
-    """``SESSION_SQLALCHEMY_TABLE``, ``_SCHEMA`` and ``_SEQUENCE``, checked."""
+def _table_name(config: Mapping[str, Any], key: str) -> str:
     # None (unset) means the default; anything else, "" included, must be a SQL name.
-    table = config.get("SESSION_SQLALCHEMY_TABLE")
-    if table is None:
-        table = DEFAULT_TABLE
-    schema = config.get("SESSION_SQLALCHEMY_SCHEMA")
-    sequence = config.get("SESSION_SQLALCHEMY_SEQUENCE")
-    for key, value in (
-        ("SESSION_SQLALCHEMY_TABLE", table),
-        ("SESSION_SQLALCHEMY_SCHEMA", schema),
-        ("SESSION_SQLALCHEMY_SEQUENCE", sequence),
-    ):
-        if value is not None and (not isinstance(value, str) or not value.isidentifier()):
-            raise SessionConfigError(
-                f"{key} is {value!r}; use a plain SQL name (letters, digits, underscores)"
-            )
+    table = sql_name(config, key) if config[key] is not None else DEFAULT_TABLE
+    assert table is not None
     if len(table.encode()) + len(LONGEST_SUFFIX) > IDENTIFIER_LIMIT:
         raise SessionConfigError(
-            f"SESSION_SQLALCHEMY_TABLE {table!r} is too long: with {LONGEST_SUFFIX!r} it"
+            f"{key} {table!r} is too long: with {LONGEST_SUFFIX!r} it"
             f" must fit PostgreSQL's {IDENTIFIER_LIMIT}-byte names"
         )
-    return table, schema, sequence
+    return table
+
+
+#: The sqlalchemy store's settings (``SQLAlchemyStore.settings``).
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SESSION_SQLALCHEMY_URL",
+        None,
+        text(none=True),
+        "the database: postgresql+psycopg://user@host:5432/app (plain postgresql:// means"
+        " psycopg 3 too) or sqlite:////var/lib/app/sessions.db",
+    ),
+    Setting(
+        "SESSION_SQLALCHEMY",
+        None,
+        as_is,
+        "instead of a URL (as in Flask-Session 0.8): a SQLAlchemy Engine, or a"
+        " Flask-SQLAlchemy db (its SQLALCHEMY_DATABASE_URI, or the bind named by"
+        " SESSION_SQLALCHEMY_BIND_KEY); the store opens its own engine on that database",
+    ),
+    Setting(
+        "SESSION_SQLALCHEMY_TABLE",
+        DEFAULT_TABLE,
+        _table_name,
+        "the sessions table (Flask-Session 0.8's name and layout); <table>_locks and"
+        " <table>_counters are made beside it",
+    ),
+    Setting("SESSION_SQLALCHEMY_SCHEMA", None, sql_name, "schema of the tables (PostgreSQL)"),
+    Setting(
+        "SESSION_SQLALCHEMY_SEQUENCE",
+        None,
+        sql_name,
+        "as in Flask-Session 0.8: the sequence the table's id comes from; made when missing",
+    ),
+    Setting(
+        "SESSION_SQLALCHEMY_BIND_KEY",
+        None,
+        as_is,
+        "the Flask-SQLAlchemy bind holding the tables, with SESSION_SQLALCHEMY = db",
+    ),
+    # Flask-SQLAlchemy's own, read when SESSION_SQLALCHEMY is its db; never written here.
+    Setting("SQLALCHEMY_DATABASE_URI", None, as_is, "Flask-SQLAlchemy's", publish=False),
+    Setting("SQLALCHEMY_BINDS", None, as_is, "Flask-SQLAlchemy's", publish=False),
+)
 
 
 def _parse_url(text: Any, key: str) -> URL:

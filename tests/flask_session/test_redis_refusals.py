@@ -17,7 +17,7 @@ import redis
 
 from flask_session import StoreUnavailable
 from flask_session.ids import new_session_id
-from flask_session.stores.redis import REFUSALS, refusal
+from flask_session.stores.redis_health import REFUSALS, refusal
 from tests.flask_session.redis_stores import FORMATS, TTL
 from tests.support.redis_conditions import CONDITION_ARGS, CONDITIONS, REASONS
 from tests.support.redis_server import RedisServer

@@ -86,7 +86,7 @@ def test_a_load_whose_reply_was_lost_keeps_its_own_lock(proxy, retrying_store):
 
 
 def test_a_client_built_from_the_url_retries_once_on_a_broken_connection(redis_url):
-    from flask_session.stores.redis import URL_CLIENT_RETRIES, client_from_settings
+    from flask_session.stores.redis_client import URL_CLIENT_RETRIES, client_from_settings
 
     client = client_from_settings(None, redis_url)
     try:

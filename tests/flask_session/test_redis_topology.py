@@ -17,19 +17,19 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from flask_session import Session, SessionConfigError, StoreUnavailable
-from flask_session.stores.redis_topology import (
+from flask_session.stores.redis_client import (
     CLUSTER,
     SENTINEL,
     STANDALONE,
     client_from_url,
     close_client,
-    no_retry,
     topology_of,
 )
 from sessionapp import create_app
 from tests.support.ports import HOST
 from tests.support.redis_cluster import RedisClusterSet
 from tests.support.redis_sentinel import MASTER_NAME
+from tests.support.redis_server import no_retry
 
 
 def _app(config: dict) -> Flask:

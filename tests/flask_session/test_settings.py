@@ -1,5 +1,5 @@
 """``Session(app)`` checks and normalises the session settings of any Flask app, and the
-readers stores use for their own settings (flask_session/settings.py)."""
+readers stores use for their own settings (flask_session/readers.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_session import Session, SessionConfigError
-from flask_session.settings import config_bool, config_choice, config_number, config_text
+from flask_session.readers import config_bool, config_choice, config_number, config_text
 
 
 def plain_app(tmp_path, **config) -> Flask:
@@ -122,10 +122,8 @@ def test_config_text_explains_json_parsed_environment_values():
 
 def test_a_bare_mapping_without_flasks_keys_is_checked_for_what_it_has():
     """An interface built without an app has only SESSION_* keys: Flask's are skipped."""
-    from flask_session.settings import CHECKED_SETTINGS, apply_defaults, check_session_config
+    from flask_session.settings import FLASK_SETTINGS, read_settings
 
-    config = {"SESSION_LOCKING": "off", "SESSION_ID_LENGTH": "20"}
-    apply_defaults(config, "instance")
-    check_session_config(config, ["filesystem", "redis"])
-    assert (config["SESSION_LOCKING"], config["SESSION_ID_LENGTH"]) == (False, 20)
-    assert set(config) - {"SESSION_REDIS"} <= set(CHECKED_SETTINGS)
+    settings = read_settings({"SESSION_LOCKING": "off", "SESSION_ID_LENGTH": "20"}, "instance")
+    assert (settings.locking, settings.id_bytes) == (False, 20)
+    assert not set(settings.checked) & {row.key for row in FLASK_SETTINGS}
