@@ -112,6 +112,11 @@ SESSION_SERIALIZATION_FORMAT = "json"
 # from 16 to 256.
 SESSION_ID_LENGTH = 32
 
+# Also accept cookies Flask-Session 0.8 signed with SECRET_KEY (id.signature), so that
+# nobody is logged out when an app moves from 0.8 with signing on. New cookies always
+# carry the bare id (256 random bits, checked against the store), which needs no signature.
+SESSION_USE_SIGNER = False
+
 # --- Concurrency ---------------------------------------------------------------------------
 
 # Serialize read-modify-write code on one session (session["n"] += 1) with a per-session
