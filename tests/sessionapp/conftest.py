@@ -6,14 +6,11 @@ processes, a real Chromium. Nothing is mocked.
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -24,7 +21,7 @@ from sessionapp import create_app
 from sessionapp.shared_counter import EXTENSION_KEY
 from tests.support.memcached_server import memcached_keys
 from tests.support.ports import HOST
-from tests.support.procs import stop_process, track, untrack
+from tests.support.server_process import ServerProcess, http_status
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,72 +102,50 @@ def page_numbers(html: str) -> tuple[int, int]:
 # -- servers started exactly as an operator would ------------------------------------------
 
 
-class CommandServer:
+class CommandServer(ServerProcess):
     """A server process started from a command line (gunicorn -c ..., flask run).
 
     Unlike tests/support's GunicornServer it adds no flags of its own, so what is tested
-    is the command as written in the README and Makefile.
+    is the command as written in the README and Makefile; the command names its port
+    itself, so a taken port is not retried. Ready once GET /healthz answers 200.
     """
 
-    def __init__(self, args: list[str], env: Mapping[str, str], port: int, log: Path) -> None:
-        self.args, self.port, self.log = args, port, log
-        full_env = {**os.environ, **env}
-        full_env.pop("GUNICORN_CMD_ARGS", None)
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                args,
-                cwd=REPO_ROOT,
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        track(self.proc)
+    kind = "command"
+    poll_interval = 0.1
+
+    def __init__(self, args: list[str], env: Mapping[str, str], port: int) -> None:
+        self.args = args
+        self.env = {**os.environ, **env}
+        self.env.pop("GUNICORN_CMD_ARGS", None)
+        super().__init__(port=port, ready_timeout=20.0)
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def wait_until_healthy(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.args} exited early:\n{self.log_text()}")
-            conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-            try:
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            finally:
-                conn.close()
-            time.sleep(0.1)
-        raise AssertionError(f"{self.args} not healthy in {timeout} s:\n{self.log_text()}")
+    def command(self) -> list[str]:
+        return self.args
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
+    def popen_options(self) -> dict[str, object]:
+        return {"cwd": REPO_ROOT, "env": self.env}
 
-    def stop(self) -> None:
-        stop_process(self.proc, signal.SIGTERM, timeout=10)
-        untrack(self.proc)
+    def is_ready(self) -> bool:
+        return http_status(self.port, "/healthz") == HTTPStatus.OK
 
 
 @pytest.fixture
-def command_server(tmp_path: Path) -> Iterator[Callable[..., CommandServer]]:
+def command_server() -> Iterator[Callable[..., CommandServer]]:
     """Factory: ``command_server(args, env=..., port=...)`` -> a started, healthy server."""
     servers: list[CommandServer] = []
 
     def start(args: list[str], *, env: Mapping[str, str], port: int) -> CommandServer:
-        server = CommandServer(args, env, port, tmp_path / f"server-{len(servers)}.log")
+        server = CommandServer(args, env, port)
         servers.append(server)
-        server.wait_until_healthy()
-        return server
+        return server.start()
 
     yield start
     for server in servers:
-        server.stop()
+        server.close()
 
 
 PYTHON = sys.executable
