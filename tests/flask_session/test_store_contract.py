@@ -25,6 +25,9 @@ from tests.support.memcached_server import memcached_keys
 
 from .conftest import stored_session_count
 
+#: also on a Redis Cluster, a Sentinel set and Valkey (tests/conftest.py)
+pytestmark = pytest.mark.redis_topologies
+
 TTL = 60.0
 
 

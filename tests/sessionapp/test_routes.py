@@ -12,6 +12,9 @@ import pytest
 
 from .conftest import page_numbers, stored_items
 
+#: also on a Redis Cluster, a Sentinel set and Valkey (tests/conftest.py)
+pytestmark = pytest.mark.redis_topologies
+
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 BROWSER = {"Accept": BROWSER_ACCEPT}
 JSON = {"Accept": "application/json"}

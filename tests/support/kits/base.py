@@ -1,0 +1,68 @@
+"""What every store kit provides (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+class StoreKit:
+    """One store as the tests know it. Subclasses fill in every method and attribute."""
+
+    #: the test id (``store_type``): "sqlite" and "postgresql" are one store on two databases
+    store_type: str = ""
+    #: SESSION_TYPE, and the store object's ``name``
+    session_type: str = ""
+    #: where the kit comes in the list of stores (test ids are collected in this order)
+    rank: int = 0
+    #: the session-scoped fixture of the server process behind the store (``stop()`` /
+    #: ``start()`` make an outage), or None for stores kept in local files
+    server_fixture: str | None = None
+
+    def owns(self, store: Any) -> bool:
+        """Whether ``store`` (a library store object) is one of this kit's."""
+        return bool(store.name == self.session_type)
+
+    def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
+        """SESSION_* settings of a fresh, empty store, started by its fixture; files (if
+        the store keeps any) go in ``session_dir``."""
+        raise NotImplementedError
+
+    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
+        """Ids of the sessions the store holds (expired ones included while they are
+        still there), looked up directly, not through the store's verbs."""
+        raise NotImplementedError
+
+    def session_count(self, store: Any, prefix: str = "session:") -> int:
+        """How many sessions the store holds."""
+        return len(self.session_ids(store, prefix))
+
+    def lock_count(self, store: Any, prefix: str = "session:") -> int:
+        """Session locks (lock keys, lease rows, lock items) the store holds."""
+        raise NotImplementedError
+
+    def items(self, store: Any) -> list[str]:
+        """Everything the store holds, sorted: file names, keys or rows (sessions, locks,
+        counters), except what the store keeps only for the length of one request."""
+        raise NotImplementedError
+
+    def corrupt(self, store: Any, sid: str) -> None:
+        """Overwrite session ``sid``'s stored data with bytes neither format can read,
+        as something other than the store would (a torn write, a foreign writer)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def outage(self, request: pytest.FixtureRequest, store: Any) -> Iterator[None]:
+        """Inside the block the store refuses service as it does in production trouble
+        (by default: its server stopped); afterwards it serves again."""
+        assert self.server_fixture is not None, f"{self.store_type}: say how it fails"
+        server = request.getfixturevalue(self.server_fixture)
+        server.stop()
+        try:
+            yield
+        finally:
+            server.start()

@@ -1,0 +1,50 @@
+"""The memcached store: ``<prefix><sid>`` documents, ``...:lock`` items."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymemcache.client.base import Client
+
+from ..memcached_server import memcached_keys
+from .base import StoreKit
+
+LOCK_SUFFIX = ":lock"
+
+
+def all_keys(store: Any) -> list[str]:
+    """Every live key on every server of the store."""
+    return [key for host, port in store.servers for key in memcached_keys(host, port)]
+
+
+class MemcachedKit(StoreKit):
+    store_type = session_type = "memcached"
+    rank = 50
+    server_fixture = "memcached_server"
+
+    def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
+        servers = request.getfixturevalue("memcached_servers")
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED_SERVERS": servers}
+
+    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
+        return {
+            key[len(prefix) :]
+            for key in all_keys(store)
+            if key.startswith(prefix) and ":" not in key[len(prefix) :]
+        }
+
+    def lock_count(self, store: Any, prefix: str = "session:") -> int:
+        return sum(1 for key in all_keys(store) if key.endswith(LOCK_SUFFIX))
+
+    def items(self, store: Any) -> list[str]:
+        return sorted(all_keys(store))
+
+    def corrupt(self, store: Any, sid: str) -> None:
+        with closing(Client(store.servers[0], default_noreply=False)) as client:
+            client.set(store.key_prefix + sid, b"{torn", expire=60)
+
+
+KIT = MemcachedKit()
