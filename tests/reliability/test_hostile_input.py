@@ -25,15 +25,10 @@ from hypothesis import strategies as st
 from werkzeug.http import parse_cookie
 
 from tests.reliability import httpkit
-from tests.reliability.conftest import (
-    SERVICE_APP,
-    counter_file_name,
-    file_name_for,
-    needs_service,
-    redis_lock_keys,
-    redis_session_ids,
-    session_files,
-)
+from tests.reliability.conftest import SERVICE_APP, needs_service
+from tests.support.kits.filesystem import counter_file_name, file_name_for, session_files
+from tests.support.kits.redis import lock_keys as redis_lock_keys
+from tests.support.kits.redis import session_ids as redis_session_ids
 from tests.support.store_contents import stored_lock_count, stored_session_ids
 
 VICTIM_COUNTER = 4242  # a number no hostile request can reach on its own

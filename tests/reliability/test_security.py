@@ -19,14 +19,9 @@ from flask_session import SessionConfigError
 from sessionapp import security
 from tests.flask_session.demo_app import create_app as create_demo_app
 from tests.reliability import httpkit
-from tests.reliability.conftest import (
-    DEMO_APP,
-    SERVICE_APP,
-    file_name_for,
-    needs_service,
-    redis_session_ids,
-    session_files,
-)
+from tests.reliability.conftest import DEMO_APP, SERVICE_APP, needs_service
+from tests.support.kits.filesystem import file_name_for, session_files
+from tests.support.kits.redis import session_ids as redis_session_ids
 from tests.support.store_contents import stored_session_ids
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")

@@ -30,15 +30,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.reliability import httpkit
-from tests.reliability.conftest import (
-    SERVICE_APP,
-    counter_file_name,
-    file_name_for,
-    needs_service,
-    redis_lock_keys,
-    redis_session_ids,
-)
+from tests.reliability.conftest import SERVICE_APP, needs_service
 from tests.support.app_servers import REPO_ROOT
+from tests.support.kits.filesystem import counter_file_name, file_name_for
+from tests.support.kits.redis import lock_keys as redis_lock_keys
+from tests.support.kits.redis import session_ids as redis_session_ids
 from tests.support.store_contents import stored_lock_count, stored_session_ids
 
 REQUESTS = int(os.environ.get("SOAK_REQUESTS", "15000"))

@@ -14,12 +14,11 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 
 from sessionapp import create_app
 from sessionapp.shared_counter import EXTENSION_KEY
-from tests.support.memcached_server import memcached_keys
+from tests.support.kits import kit_of
 from tests.support.ports import HOST
 from tests.support.server_process import ServerProcess, http_status
 
@@ -64,24 +63,10 @@ def client(app: Flask):
 
 
 def stored_items(app: Flask) -> list[str]:
-    """Everything in the app's store, looked up directly: file names, Redis or memcached
-    keys (except the Redis store's short-lived increment records, ``<key>:incr:<id>``), or
-    the sqlalchemy store's rows (session ids, leases, counter names)."""
+    """Everything in the app's store, looked up directly (its kit's ``items``): file names,
+    keys or rows of sessions, locks and counters."""
     store = app.session_interface.store
-    if store.name == "redis":
-        keys = (key.decode() for key in store.redis.scan_iter("*"))
-        return sorted(key for key in keys if ":incr:" not in key)
-    if store.name == "memcached":
-        return sorted(key for host, port in store.servers for key in memcached_keys(host, port))
-    if store.name == "sqlalchemy":
-        tables = store.tables
-        with store.engine.connect() as conn:
-            return sorted(
-                [*conn.execute(sa.select(tables.sessions.c.session_id)).scalars()]
-                + [*conn.execute(sa.select(tables.locks.c.session_id)).scalars()]
-                + [*conn.execute(sa.select(tables.counters.c.name)).scalars()]
-            )
-    return sorted(os.listdir(store.directory))
+    return kit_of(store).items(store)
 
 
 def shared_counter_of(app: Flask):
