@@ -37,6 +37,10 @@ class StoreKit:
         still there), looked up directly, not through the store's verbs."""
         raise NotImplementedError
 
+    def holds(self, store: Any, sid: str, prefix: str = "session:") -> bool:
+        """Whether the store holds a session ``sid``."""
+        return sid in self.session_ids(store, prefix)
+
     def session_count(self, store: Any, prefix: str = "session:") -> int:
         """How many sessions the store holds."""
         return len(self.session_ids(store, prefix))

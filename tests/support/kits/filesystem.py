@@ -52,6 +52,9 @@ class FilesystemKit(StoreKit):
     def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
         raise NotImplementedError("file names are hashes of ids: use file_name_for(sid)")
 
+    def holds(self, store: Any, sid: str, prefix: str = "session:") -> bool:
+        return file_name_for(sid, prefix) in session_files(store.directory)
+
     def session_count(self, store: Any, prefix: str = "session:") -> int:
         return len(session_files(store.directory))
 
