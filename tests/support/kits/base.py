@@ -54,6 +54,11 @@ class StoreKit:
         counters), except what the store keeps only for the length of one request."""
         raise NotImplementedError
 
+    def stored_document(self, store: Any, sid: str) -> bytes | None:
+        """The bytes stored for session ``sid`` by a store that keeps each session as one
+        JSON or msgpack document; None for a store that keeps values one by one (Redis)."""
+        raise NotImplementedError
+
     def corrupt(self, store: Any, sid: str) -> None:
         """Overwrite session ``sid``'s stored data with bytes neither format can read,
         as something other than the store would (a torn write, a foreign writer)."""

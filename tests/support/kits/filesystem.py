@@ -64,6 +64,10 @@ class FilesystemKit(StoreKit):
     def items(self, store: Any) -> list[str]:
         return sorted(os.listdir(store.directory))
 
+    def stored_document(self, store: Any, sid: str) -> bytes | None:
+        with open(store._path(sid), "rb") as file:
+            return file.read()
+
     def corrupt(self, store: Any, sid: str) -> None:
         path = store._path(sid)
         expiry = os.stat(path).st_mtime_ns

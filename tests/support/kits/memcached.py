@@ -42,6 +42,11 @@ class MemcachedKit(StoreKit):
     def items(self, store: Any) -> list[str]:
         return sorted(all_keys(store))
 
+    def stored_document(self, store: Any, sid: str) -> bytes | None:
+        with closing(Client(store.servers[0])) as client:
+            found: bytes = client.get(store.key_prefix + sid)
+        return found
+
     def corrupt(self, store: Any, sid: str) -> None:
         with closing(Client(store.servers[0], default_noreply=False)) as client:
             client.set(store.key_prefix + sid, b"{torn", expire=60)

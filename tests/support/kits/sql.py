@@ -35,6 +35,17 @@ class SqlKit(StoreKit):
             + _column(store, tables.counters.c.name)
         )
 
+    def stored_document(self, store: Any, sid: str) -> bytes | None:
+        sessions = store.tables.sessions
+        with store.engine.connect() as conn:
+            return bytes(
+                conn.execute(
+                    sa.select(sessions.c.data).where(
+                        sessions.c.session_id == store.key_prefix + sid
+                    )
+                ).scalar_one()
+            )
+
     def corrupt(self, store: Any, sid: str) -> None:
         sessions = store.tables.sessions
         with store.engine.begin() as conn:
