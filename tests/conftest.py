@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,12 +21,13 @@ from tests.support.app_servers import (
     GunicornServer,
 )
 from tests.support.browser import launch_chromium
-from tests.support.kits import KITS
+from tests.support.kits import KITS, StoreKit
 from tests.support.memcached_server import MemcachedServer
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_cluster import RedisClusterSet
 from tests.support.redis_sentinel import SentinelSet
 from tests.support.redis_server import RedisServer
+from tests.support.server_process import ServerProcess
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -83,11 +84,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One redis-server for the whole run (127.0.0.1, free port, no persistence)."""
-    with RedisServer() as server:
-        yield server
+def _server_fixture(kit: StoreKit) -> Any:
+    """The session-scoped fixture named ``kit.server_fixture``: the kit's server process,
+    started once for the run (127.0.0.1, a free port) and closed at its end."""
+
+    def server() -> Iterator[ServerProcess]:
+        with kit.server() as started:
+            yield started
+
+    server.__doc__ = f"One {kit.store_type} server for the whole run (see its kit)."
+    return pytest.fixture(scope="session", name=kit.server_fixture)(server)
+
+
+# Each server kit's session fixture (redis_server, postgres_server, memcached_server),
+# made from the kit: pytest finds fixtures among this module's attributes.
+globals().update(
+    {f"_{kit.server_fixture}": _server_fixture(kit) for kit in KITS.values() if kit.server_fixture}
+)
 
 
 @pytest.fixture
@@ -98,26 +111,12 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL cluster for the whole run (initdb into a temp dir, 127.0.0.1)."""
-    with PostgresServer() as server:
-        yield server
-
-
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> str:
     """URL of an empty database; restarts the server if an earlier test stopped it."""
     postgres_server.start()
     postgres_server.reset()
     return postgres_server.url
-
-
-@pytest.fixture(scope="session")
-def memcached_server() -> Iterator[MemcachedServer]:
-    """One memcached for the whole run (127.0.0.1, free port)."""
-    with MemcachedServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from ..server_process import ServerProcess
+
 
 class StoreKit:
     """One store as the tests know it. Subclasses fill in every method and attribute."""
@@ -22,6 +24,11 @@ class StoreKit:
     #: the session-scoped fixture of the server process behind the store (``stop()`` /
     #: ``start()`` make an outage), or None for stores kept in local files
     server_fixture: str | None = None
+
+    def server(self) -> ServerProcess:
+        """A new, not yet started server process for the fixture ``server_fixture``
+        (tests/conftest.py starts it once per run); only for kits that name one."""
+        raise NotImplementedError(f"{self.store_type} keeps its data in local files")
 
     def owns(self, store: Any) -> bool:
         """Whether ``store`` (a library store object) is one of this kit's."""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pymemcache.client.base import Client
 
-from ..memcached_server import memcached_keys
+from ..memcached_server import MemcachedServer, memcached_keys
 from .base import StoreKit
 
 LOCK_SUFFIX = ":lock"
@@ -24,6 +24,9 @@ class MemcachedKit(StoreKit):
     store_type = session_type = "memcached"
     rank = 50
     server_fixture = "memcached_server"
+
+    def server(self) -> MemcachedServer:
+        return MemcachedServer()
 
     def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
         servers = request.getfixturevalue("memcached_servers")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ..postgres_server import PostgresServer
 from .sql import SqlKit
 
 
@@ -15,6 +16,9 @@ class PostgresqlKit(SqlKit):
     dialect = "postgresql"
     rank = 40
     server_fixture = "postgres_server"
+
+    def server(self) -> PostgresServer:
+        return PostgresServer()
 
     def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
         url = request.getfixturevalue("postgres_url")

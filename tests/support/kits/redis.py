@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ..redis_server import RedisServer
 from .base import StoreKit
 
 #: more replicas than any test topology has: a primary told to wait for them refuses
@@ -47,6 +48,9 @@ class RedisKit(StoreKit):
     #: the standalone server; tests on other topologies (the ``redis_topologies`` marker)
     #: use their own (``topology_url``)
     server_fixture = "redis_server"
+
+    def server(self) -> RedisServer:
+        return RedisServer()
 
     def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
         url = request.getfixturevalue("topology_url")
