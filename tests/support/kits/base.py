@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ..server_process import ServerProcess
+from ..setting_rows import Setting
 
 
 class StoreKit:
@@ -24,6 +25,12 @@ class StoreKit:
     #: the session-scoped fixture of the server process behind the store (``stop()`` /
     #: ``start()`` make an outage), or None for stores kept in local files
     server_fixture: str | None = None
+
+    #: the rows of the store's own settings in the service's settings table
+    #: (tests/sessionapp/test_settings_table.py)
+    setting_rows: tuple[Setting, ...] = ()
+    #: the store's settings no row covers (objects only Python can give), and why
+    python_only_settings: dict[str, str] = {}
 
     def server(self) -> ServerProcess:
         """A new, not yet started server process for the fixture ``server_fixture``

@@ -10,6 +10,7 @@ import pytest
 from pymemcache.client.base import Client
 
 from ..memcached_server import MemcachedServer, memcached_keys
+from ..setting_rows import Setting
 from .base import StoreKit
 
 LOCK_SUFFIX = ":lock"
@@ -24,6 +25,29 @@ class MemcachedKit(StoreKit):
     store_type = session_type = "memcached"
     rank = 50
     server_fixture = "memcached_server"
+
+    # The good servers are the kit's own (settings), so no good rows.
+    setting_rows = (
+        Setting(
+            "SESSION_MEMCACHED_SERVERS",
+            (
+                "127.0.0.1:http",
+                "127.0.0.1:0",
+                "127.0.0.1:70000",
+                ":11211",
+                "",
+                ",",
+                "null",
+                "123",
+                "true",
+            ),
+            store="memcached",
+        ),
+    )
+    python_only_settings = {
+        "SESSION_MEMCACHED": "a pymemcache client, from Python only (refusals:"
+        " tests/flask_session/test_sql_and_memcached_stores.py; use: tests/dropin)",
+    }
 
     def server(self) -> MemcachedServer:
         return MemcachedServer()

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ..postgres_server import PostgresServer
+from ..setting_rows import Setting
 from .sql import SqlKit
 
 
@@ -16,6 +17,21 @@ class PostgresqlKit(SqlKit):
     dialect = "postgresql"
     rank = 40
     server_fixture = "postgres_server"
+
+    setting_rows = (
+        Setting(
+            "SESSION_SQLALCHEMY_SCHEMA",
+            ("a b", "", "123", "true", "no_such_schema"),
+            (("public", "public"), ("null", None)),
+            store="postgresql",
+        ),
+        Setting(
+            "SESSION_SQLALCHEMY_SEQUENCE",
+            ("a b", "", "0", "true"),
+            (("session_ids", "session_ids"), ("null", None)),
+            store="postgresql",
+        ),
+    )
 
     def server(self) -> PostgresServer:
         return PostgresServer()

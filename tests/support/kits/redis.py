@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ..redis_server import RedisServer
+from ..setting_rows import BOOL_BAD, BOOL_GOOD, Setting
 from .base import StoreKit
 
 #: more replicas than any test topology has: a primary told to wait for them refuses
@@ -48,6 +49,29 @@ class RedisKit(StoreKit):
     #: the standalone server; tests on other topologies (the ``redis_topologies`` marker)
     #: use their own (``topology_url``)
     server_fixture = "redis_server"
+
+    setting_rows = (
+        Setting("SESSION_REDIS_URL", ("123", "true", "[1]"), store="redis"),
+        Setting("SESSION_REDIS_ALLOW_EVICTION", BOOL_BAD, BOOL_GOOD, store="redis"),
+        # 0 only among the good values: the test server has no replica, so with 1 every
+        # write would (rightly) answer 503
+        Setting(
+            "SESSION_REDIS_MIN_REPLICAS",
+            ("-1", "17", "1.5", "two", "true", ""),
+            (("0", 0), ("00", 0)),
+            store="redis",
+        ),
+        Setting(
+            "SESSION_REDIS_WAIT_TIMEOUT",
+            ("0", "-1", "61", "NaN", "soon", "true"),
+            (("0.5", 0.5), ("2", 2)),
+            store="redis",
+        ),
+    )
+    python_only_settings = {
+        "SESSION_REDIS": "a redis.Redis object, settable from Python only (checked by the"
+        " Redis store)",
+    }
 
     def server(self) -> RedisServer:
         return RedisServer()

@@ -16,6 +16,10 @@ class SqlKit(StoreKit):
     session_type = "sqlalchemy"
     #: the SQLAlchemy dialect of this kit's database
     dialect = ""
+    python_only_settings = {
+        "SESSION_SQLALCHEMY": "an Engine or Flask-SQLAlchemy db, from Python only (refusals:"
+        " tests/flask_session/test_sql_and_memcached_stores.py; use: tests/dropin)",
+    }
 
     def owns(self, store: Any) -> bool:
         return bool(store.name == "sqlalchemy" and store.engine.dialect.name == self.dialect)

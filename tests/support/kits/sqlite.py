@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ..setting_rows import Setting
 from .sql import SqlKit
 
 DATABASE_FILE = "sessions.db"
@@ -19,6 +20,31 @@ class SqliteKit(SqlKit):
     store_type = "sqlite"
     dialect = "sqlite"
     rank = 30
+
+    # The good URL is the kit's own (settings), so no good rows for it.
+    setting_rows = (
+        Setting(
+            "SESSION_SQLALCHEMY_URL",
+            (
+                "not a url",
+                "mysql://u@127.0.0.1/app",
+                "sqlite://",
+                "sqlite:///:memory:",
+                "",
+                "null",
+                "123",
+                "true",
+            ),
+            store="sqlite",
+        ),
+        Setting(
+            "SESSION_SQLALCHEMY_TABLE",
+            ("a b", "", "123", "true", "1abc", "a-b", "x" * 60, "null.x"),
+            (("web_sessions", "web_sessions"), ("Sessions2", "Sessions2")),
+            store="sqlite",
+        ),
+        Setting("SESSION_SQLALCHEMY_BIND_KEY", ("sessions", "", "1"), store="sqlite"),
+    )
 
     def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
         session_dir.mkdir(parents=True, exist_ok=True)  # the database's own directory
