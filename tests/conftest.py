@@ -45,10 +45,6 @@ SERVER_STORES = {
     store_type: kit.server_fixture for store_type, kit in KITS.items() if kit.server_fixture
 }
 
-#: what the Redis store is proven on: one redis-server, a Redis Cluster (3 primaries + 3
-#: replicas), a Sentinel set (master, replica, 3 sentinels) and one Valkey server
-REDIS_TOPOLOGIES = ["standalone", "cluster", "sentinel", "valkey"]
-
 #: the marker of test modules (or tests) whose store-dependent tests run on every Redis
 #: topology too (the store contract and the service's routes); the rest use standalone
 #: Redis only. Registered in pyproject.toml.
@@ -58,10 +54,10 @@ TOPOLOGIES_MARKER = "redis_topologies"
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """In tests marked ``redis_topologies``, run each store-dependent test on every store
-    and every Redis topology: ``store_type`` and ``redis_topology`` are parametrized
-    together (as a marker, so the ``store_type`` fixture's own params stand aside). Tests
-    that choose their stores themselves, or break the standalone server, are left as they
-    are."""
+    and every topology its kit names (Redis: standalone, cluster, sentinel, valkey; the
+    others: standalone): ``store_type`` and ``redis_topology`` are parametrized together
+    (as a marker, so the ``store_type`` fixture's own params stand aside). Tests that
+    choose their stores themselves, or break the standalone server, are left as they are."""
     if metafunc.definition.get_closest_marker(TOPOLOGIES_MARKER) is None:
         return
     if (
@@ -73,12 +69,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for mark in metafunc.definition.iter_markers("parametrize")
     ):
         return
-    combos = [
-        (store, topology)
-        for store in STORE_TYPES
-        for topology in (REDIS_TOPOLOGIES if store == "redis" else ["standalone"])
-    ]
-    ids = [store if topology == "standalone" else f"redis-{topology}" for store, topology in combos]
+    combos = [(store, topology) for store, kit in KITS.items() for topology in kit.topologies]
+    ids = [store if where == "standalone" else f"{store}-{where}" for store, where in combos]
     metafunc.definition.add_marker(
         pytest.mark.parametrize(("store_type", "redis_topology"), combos, ids=ids)
     )

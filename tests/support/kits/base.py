@@ -26,6 +26,9 @@ class StoreKit:
     #: ``start()`` make an outage), or None for stores kept in local files
     server_fixture: str | None = None
 
+    #: what the store is proven on under the marker ``redis_topologies`` (tests/conftest.py);
+    #: "standalone" is the store's own fixture, the others are Redis topologies
+    topologies: tuple[str, ...] = ("standalone",)
     #: the rows of the store's own settings in the service's settings table
     #: (tests/sessionapp/test_settings_table.py)
     setting_rows: tuple[Setting, ...] = ()

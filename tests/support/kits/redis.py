@@ -46,6 +46,9 @@ def refusing_writes(servers: list[Any]) -> Iterator[None]:
 class RedisKit(StoreKit):
     store_type = session_type = "redis"
     rank = 20
+    #: one redis-server, a Redis Cluster (3 primaries + 3 replicas), a Sentinel set (master,
+    #: replica, 3 sentinels) and one Valkey server (``topology_url`` in tests/conftest.py)
+    topologies = ("standalone", "cluster", "sentinel", "valkey")
     #: the standalone server; tests on other topologies (the ``redis_topologies`` marker)
     #: use their own (``topology_url``)
     server_fixture = "redis_server"
