@@ -79,6 +79,7 @@ class ServerProcess:
         self.dir = Path(tempfile.mkdtemp(prefix=f"test-{self.kind}-"))
         self.log_path = self.dir / f"{self.kind}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     # -- what subclasses provide -------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class ServerProcess:
 
     def _spawn(self) -> None:
         with open(self.log_path, "ab") as log:
+            self._log_start = log.tell()  # where this run's output begins
             self.proc = subprocess.Popen(
                 self.command(),
                 stdin=subprocess.DEVNULL,
@@ -199,7 +201,7 @@ class ServerProcess:
         while True:
             if self.proc.poll() is not None:
                 untrack(self.proc)
-                if PORT_TAKEN in self.log_tail():
+                if PORT_TAKEN in self._this_run_output():
                     raise PortTaken
                 raise RuntimeError(
                     f"{self.kind} exited with code {self.proc.returncode} before it was "
@@ -213,6 +215,14 @@ class ServerProcess:
                     f"{self.kind} was not ready within {self.ready_timeout} s:\n{self.log_tail()}"
                 )
             time.sleep(self.poll_interval)
+
+
+    def _this_run_output(self) -> str:
+        """All the output of the latest start (not only the tail: granian prints a long
+        backtrace after saying its address is in use)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
 
 
 def http_status(port: int, path: str) -> int | None:
