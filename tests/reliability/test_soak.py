@@ -32,6 +32,7 @@ import pytest
 from tests.reliability import httpkit
 from tests.reliability.conftest import SERVICE_APP, needs_service
 from tests.support.app_servers import REPO_ROOT
+from tests.support.kits import KITS
 from tests.support.kits.filesystem import counter_file_name, file_name_for
 from tests.support.store_contents import stored_lock_count, stored_session_ids
 
@@ -171,7 +172,7 @@ def test_soak(app_server, store_config, store_env, store_type, session_dir):
     sampler.start()
     cleanups: list[subprocess.CompletedProcess[str]] = []
     cron = None
-    if store_type in ("filesystem", "sqlite", "postgresql"):
+    if KITS[store_type].expires_by_cleanup:
         # The cleanup command as cron runs it, in the middle of the load: it must never
         # take a live session (every answer is checked, so a removed one would show).
         def cron_job() -> None:

@@ -26,6 +26,9 @@ class StoreKit:
     #: ``start()`` make an outage), or None for stores kept in local files
     server_fixture: str | None = None
 
+    #: whether expired sessions stay until ``flask session cleanup`` (cron) removes them,
+    #: rather than expiring in the store itself
+    expires_by_cleanup: bool = False
     #: what the store is proven on under the marker ``redis_topologies`` (tests/conftest.py);
     #: "standalone" is the store's own fixture, the others are Redis topologies
     topologies: tuple[str, ...] = ("standalone",)

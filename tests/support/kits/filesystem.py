@@ -45,6 +45,7 @@ def session_files(directory: Path | str) -> set[str]:
 class FilesystemKit(StoreKit):
     store_type = session_type = "filesystem"
     rank = 10
+    expires_by_cleanup = True
 
     def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
         return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(session_dir)}

@@ -14,6 +14,7 @@ class SqlKit(StoreKit):
     ``<table>_counters``; ids are stored as ``<prefix><sid>``."""
 
     session_type = "sqlalchemy"
+    expires_by_cleanup = True
     #: the SQLAlchemy dialect of this kit's database
     dialect = ""
     python_only_settings = {
