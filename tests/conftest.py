@@ -252,7 +252,7 @@ def store_settings(store_type: str, session_dir: Path, request: pytest.FixtureRe
 def store_server(store_type: str, store_config: dict, request: pytest.FixtureRequest):
     """The server process behind ``store_type`` (``stop()``/``start()`` for outages), or
     None for the stores that are local files (filesystem, sqlite). Restarted at teardown."""
-    fixture = KITS[store_type].server_fixture
+    fixture = SERVER_STORES.get(store_type)
     if fixture is None:
         return None
     server = request.getfixturevalue(fixture)

@@ -10,7 +10,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,8 @@ from flask import Flask
 
 from sessionapp import create_app
 from sessionapp.shared_counter import EXTENSION_KEY
+from tests.support.app_servers import CommandServer
 from tests.support.kits import kit_of
-from tests.support.ports import HOST
-from tests.support.server_process import ServerProcess, http_status
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,37 +83,6 @@ def page_numbers(html: str) -> tuple[int, int]:
 
 
 # -- servers started exactly as an operator would ------------------------------------------
-
-
-class CommandServer(ServerProcess):
-    """A server process started from a command line (gunicorn -c ..., flask run).
-
-    Unlike tests/support's GunicornServer it adds no flags of its own, so what is tested
-    is the command as written in the README and Makefile; the command names its port
-    itself, so a taken port is not retried. Ready once GET /healthz answers 200.
-    """
-
-    kind = "command"
-    poll_interval = 0.1
-
-    def __init__(self, args: list[str], env: Mapping[str, str], port: int) -> None:
-        self.args = args
-        self.env = {**os.environ, **env}
-        self.env.pop("GUNICORN_CMD_ARGS", None)
-        super().__init__(port=port, ready_timeout=20.0)
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def command(self) -> list[str]:
-        return self.args
-
-    def popen_options(self) -> dict[str, object]:
-        return {"cwd": REPO_ROOT, "env": self.env}
-
-    def is_ready(self) -> bool:
-        return http_status(self.port, "/healthz") == HTTPStatus.OK
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ def base_config(tmp_path: Path, request: pytest.FixtureRequest):
 
     def make(setting: Setting) -> dict[str, Any]:
         config: dict[str, Any] = {"TESTING": True, "SESSION_FILE_DIR": str(tmp_path / "s")}
-        if setting.store is not None:  # a STORE_TYPES entry, set up by its fixture
+        if setting.store is not None:  # a kit's store_type, set up by the kit
             config.update(store_settings(setting.store, tmp_path / "store", request))
         config.update(setting.extra)
         config.pop(setting.key, None)  # the row's value comes from the test

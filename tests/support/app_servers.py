@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 
 from .ports import HOST
@@ -35,8 +36,8 @@ SERVER_KINDS = ("granian", "gunicorn")
 _EXIT_WAIT_S = 10.0
 
 __all__ = [
-    "REPO_ROOT", "SERVER_CLASSES", "SERVER_KINDS", "AppServer", "GranianServer",
-    "GunicornServer", "child_pids", "is_alive",
+    "REPO_ROOT", "SERVER_CLASSES", "SERVER_KINDS", "AppServer", "CommandServer",
+    "GranianServer", "GunicornServer", "child_pids", "is_alive",
 ]  # fmt: skip
 
 
@@ -261,6 +262,47 @@ class GranianServer(AppServer):
             env["SESSIONAPP_THREADS"] = str(self.threads)
         env.update(self.env)
         return env
+
+
+class CommandServer(ServerProcess):
+    """A server process started from a command line as written (gunicorn -c ..., flask
+    run, the ``sessionapp`` console script), run in `cwd` (default: the repository).
+
+    Unlike GunicornServer it adds no flags of its own, so what is tested is the command
+    as the README and Makefile give it; the command names its port itself, so a taken
+    port is not retried. Ready once GET /healthz answers 200.
+    """
+
+    kind = "command"
+    poll_interval = 0.1
+
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        port: int,
+        *,
+        cwd: str | os.PathLike[str] = REPO_ROOT,
+        ready_timeout: float = 20.0,
+    ) -> None:
+        self.args = args
+        self.cwd = Path(cwd)
+        self.env = {**os.environ, **env}
+        self.env.pop("GUNICORN_CMD_ARGS", None)
+        super().__init__(port=port, ready_timeout=ready_timeout)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def command(self) -> list[str]:
+        return self.args
+
+    def popen_options(self) -> dict[str, object]:
+        return {"cwd": self.cwd, "env": self.env}
+
+    def is_ready(self) -> bool:
+        return http_status(self.port, "/healthz") == HTTPStatus.OK
 
 
 SERVER_CLASSES: dict[str, type[AppServer]] = {"granian": GranianServer, "gunicorn": GunicornServer}
