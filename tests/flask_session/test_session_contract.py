@@ -435,11 +435,10 @@ def test_both_formats_round_trip(make_app, fmt):
 
 
 def test_corrupt_session_data_is_a_fresh_session_and_one_warning(app, caplog):
-    from .test_store_contract import corrupt_stored_session
-
     client = app.test_client()
     client.post("/set/a")
-    corrupt_stored_session(app.session_interface.store, sid_of(client))
+    store = app.session_interface.store
+    kit_of(store).corrupt(store, sid_of(client))
     with caplog.at_level(logging.WARNING, logger="flask_session"):
         response = client.get("/get")
     assert response.status_code == 200 and response.json == {}
