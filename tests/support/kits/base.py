@@ -26,6 +26,9 @@ class StoreKit:
     #: ``start()`` make an outage), or None for stores kept in local files
     server_fixture: str | None = None
 
+    #: whether a held session lock is something stored (a key, a row, an item) that
+    #: ``lock_count`` sees; False for the filesystem store's flock
+    locks_are_stored: bool = True
     #: whether expired sessions stay until ``flask session cleanup`` (cron) removes them,
     #: rather than expiring in the store itself
     expires_by_cleanup: bool = False

@@ -46,6 +46,7 @@ class FilesystemKit(StoreKit):
     store_type = session_type = "filesystem"
     rank = 10
     expires_by_cleanup = True
+    locks_are_stored = False
 
     def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
         return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(session_dir)}
