@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,38 +21,44 @@ from tests.support.app_servers import (
     GunicornServer,
 )
 from tests.support.browser import launch_chromium
+from tests.support.kits import KITS, StoreKit
 from tests.support.memcached_server import MemcachedServer
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_cluster import RedisClusterSet
 from tests.support.redis_sentinel import SentinelSet
 from tests.support.redis_server import RedisServer
+from tests.support.server_process import ServerProcess
 
 if TYPE_CHECKING:
     from flask import Flask
     from playwright.sync_api import Browser
 
-#: every session store; tests asking for ``store_type`` (or what builds on it) run on each.
-#: "sqlite" and "postgresql" are the sqlalchemy store on each database.
-STORE_TYPES = ["filesystem", "redis", "sqlite", "postgresql", "memcached"]
+#: every session store (one kit each, tests/support/kits); tests asking for ``store_type``
+#: (or what builds on it) run on each. "sqlite" and "postgresql" are the sqlalchemy store
+#: on each database.
+STORE_TYPES = list(KITS)
 #: SESSION_TYPE (and the store's ``name``) of each entry of STORE_TYPES
-STORE_NAMES = {"sqlite": "sqlalchemy", "postgresql": "sqlalchemy"}
+STORE_NAMES = {store_type: kit.session_type for store_type, kit in KITS.items()}
+#: the store types whose data lives in a server a test can stop (an outage) and restart,
+#: and the fixture of that server
+SERVER_STORES = {
+    store_type: kit.server_fixture for store_type, kit in KITS.items() if kit.server_fixture
+}
 
-#: what the Redis store is proven on: one redis-server, a Redis Cluster (3 primaries + 3
-#: replicas), a Sentinel set (master, replica, 3 sentinels) and one Valkey server
-REDIS_TOPOLOGIES = ["standalone", "cluster", "sentinel", "valkey"]
-
-#: test modules whose store-dependent tests run on every Redis topology too (the store
-#: contract and the service's routes); the rest use standalone Redis only
-TOPOLOGY_SUITES = frozenset({"test_store_contract", "test_routes", "test_shared_counter"})
+#: the marker of test modules (or tests) whose store-dependent tests run on every Redis
+#: topology too (the store contract and the service's routes); the rest use standalone
+#: Redis only. Registered in pyproject.toml.
+TOPOLOGIES_MARKER = "redis_topologies"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """In TOPOLOGY_SUITES, run each store-dependent test on every store and every Redis
-    topology: ``store_type`` and ``redis_topology`` are parametrized together (as a
-    marker, so the ``store_type`` fixture's own params stand aside). Tests that choose
-    their stores themselves, or break the standalone server, are left as they are."""
-    if metafunc.module.__name__.rpartition(".")[2] not in TOPOLOGY_SUITES:
+    """In tests marked ``redis_topologies``, run each store-dependent test on every store
+    and every topology its kit names (Redis: standalone, cluster, sentinel, valkey; the
+    others: standalone): ``store_type`` and ``redis_topology`` are parametrized together
+    (as a marker, so the ``store_type`` fixture's own params stand aside). Tests that
+    choose their stores themselves, or break the standalone server, are left as they are."""
+    if metafunc.definition.get_closest_marker(TOPOLOGIES_MARKER) is None:
         return
     if (
         "store_type" not in metafunc.fixturenames
@@ -63,22 +69,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for mark in metafunc.definition.iter_markers("parametrize")
     ):
         return
-    combos = [
-        (store, topology)
-        for store in STORE_TYPES
-        for topology in (REDIS_TOPOLOGIES if store == "redis" else ["standalone"])
-    ]
-    ids = [store if topology == "standalone" else f"redis-{topology}" for store, topology in combos]
+    combos = [(store, topology) for store, kit in KITS.items() for topology in kit.topologies]
+    ids = [store if where == "standalone" else f"{store}-{where}" for store, where in combos]
     metafunc.definition.add_marker(
         pytest.mark.parametrize(("store_type", "redis_topology"), combos, ids=ids)
     )
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One redis-server for the whole run (127.0.0.1, free port, no persistence)."""
-    with RedisServer() as server:
-        yield server
+def _server_fixture(kit: StoreKit) -> Any:
+    """The session-scoped fixture named ``kit.server_fixture``: the kit's server process,
+    started once for the run (127.0.0.1, a free port) and closed at its end."""
+
+    def server() -> Iterator[ServerProcess]:
+        with kit.server() as started:
+            yield started
+
+    server.__doc__ = f"One {kit.store_type} server for the whole run (see its kit)."
+    return pytest.fixture(scope="session", name=kit.server_fixture)(server)
+
+
+# Each server kit's session fixture (redis_server, postgres_server, memcached_server),
+# made from the kit: pytest finds fixtures among this module's attributes.
+globals().update(
+    {f"_{kit.server_fixture}": _server_fixture(kit) for kit in KITS.values() if kit.server_fixture}
+)
 
 
 @pytest.fixture
@@ -89,26 +103,12 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL cluster for the whole run (initdb into a temp dir, 127.0.0.1)."""
-    with PostgresServer() as server:
-        yield server
-
-
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> str:
     """URL of an empty database; restarts the server if an earlier test stopped it."""
     postgres_server.start()
     postgres_server.reset()
     return postgres_server.url
-
-
-@pytest.fixture(scope="session")
-def memcached_server() -> Iterator[MemcachedServer]:
-    """One memcached for the whole run (127.0.0.1, free port)."""
-    with MemcachedServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -121,7 +121,8 @@ def memcached_servers(memcached_server: MemcachedServer) -> str:
 
 @pytest.fixture
 def redis_topology() -> str:
-    """Which Redis the ``redis`` store type means (parametrized in TOPOLOGY_SUITES)."""
+    """Which Redis the ``redis`` store type means (parametrized by the marker
+    ``redis_topologies``)."""
     return "standalone"
 
 
@@ -225,7 +226,7 @@ def store_type(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store_name(store_type: str) -> str:
     """The store's ``name`` (what /healthz and the page show) for ``store_type``."""
-    return STORE_NAMES.get(store_type, store_type)
+    return STORE_NAMES[store_type]
 
 
 @pytest.fixture
@@ -244,28 +245,7 @@ def store_config(
 def store_settings(store_type: str, session_dir: Path, request: pytest.FixtureRequest) -> dict:
     """SESSION_* settings of a fresh, empty store of ``store_type`` (one of STORE_TYPES),
     started by its fixture; files (filesystem, SQLite) go in ``session_dir``."""
-    if store_type == "redis":
-        url = request.getfixturevalue("topology_url")
-        return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": url}
-    if store_type == "postgresql":
-        url = request.getfixturevalue("postgres_url")
-        return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY_URL": url}
-    if store_type == "sqlite":
-        session_dir.mkdir(parents=True, exist_ok=True)  # the database's own directory
-        database = session_dir / "sessions.db"
-        return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY_URL": f"sqlite:///{database}"}
-    if store_type == "memcached":
-        servers = request.getfixturevalue("memcached_servers")
-        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED_SERVERS": servers}
-    return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(session_dir)}
-
-
-#: the store types whose data lives in a server a test can stop (an outage) and restart
-SERVER_STORES = {
-    "redis": "redis_server",
-    "postgresql": "postgres_server",
-    "memcached": "memcached_server",
-}
+    return KITS[store_type].settings(request, session_dir)
 
 
 @pytest.fixture

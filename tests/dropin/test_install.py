@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.app_servers import GunicornServer
+from tests.support.app_servers import CommandServer, GunicornServer
 from tests.support.ports import HOST, free_port
-from tests.support.procs import stop_process, track, untrack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,30 +91,11 @@ def test_wheel_in_a_fresh_venv_serves_post_inc(wheel: Path, tmp_path: Path) -> N
     script_env = {
         **os.environ, **env, "SESSIONAPP_BIND": f"{HOST}:{port}", "SESSIONAPP_WORKERS": "1",
     }  # fmt: skip
-    proc = subprocess.Popen(
-        [str(bin_dir / "sessionapp")],
-        cwd=elsewhere,
-        env=script_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    track(proc)
-    try:
-        with requests.Session() as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    http.get(f"http://{HOST}:{port}/healthz", timeout=5)
-                    break
-                except requests.ConnectionError:
-                    assert proc.poll() is None and time.monotonic() < deadline, "never served"
-                    time.sleep(0.2)
-            answer = http.post(f"http://{HOST}:{port}/inc", headers={"Accept": "application/json"})
-            assert answer.json()["counter"] == 1
-    finally:
-        stop_process(proc)
-        untrack(proc)
+    with CommandServer(
+        [str(bin_dir / "sessionapp")], script_env, port, cwd=elsewhere, ready_timeout=60
+    ) as script, requests.Session() as http:
+        answer = http.post(f"{script.url}/inc", headers={"Accept": "application/json"})
+        assert answer.json()["counter"] == 1
 
 
 def _with_python(command: object, python: Path) -> object:

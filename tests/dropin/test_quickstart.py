@@ -8,11 +8,14 @@ test cannot own (localhost:6379, /sessions).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.kits.filesystem import session_files
 
 CACHELIB_EXAMPLE = """
 from flask import Flask, session
@@ -96,8 +99,12 @@ def test_cachelib_example(tmp_path: Path, run_example: Any) -> None:
 
 def test_filesystem_example(run_example: Any) -> None:
     app = run_example(FILESYSTEM_EXAMPLE, "filesystem_example")
-    assert app.session_interface.store.name == "filesystem"
-    app.session_interface.store.directory  # noqa: B018 (a real directory store)
+    store = app.session_interface.store
+    assert store.name == "filesystem"
+    # No SESSION_FILE_DIR in the example: the default directory, <instance folder>/
+    # flask_session, really holds the session the example just wrote.
+    assert store.directory == os.path.join(app.instance_path, "flask_session")
+    assert len(session_files(store.directory)) == 1
 
 
 def test_redis_quickstart(redis_url: str, run_example: Any) -> None:

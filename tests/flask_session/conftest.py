@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
-import sqlalchemy as sa
 from flask import Flask
 
 from flask_session.codecs import CODECS
 from flask_session.stores.redis import RedisStore
 from tests.flask_session.demo_app import create_app
-from tests.support.memcached_server import memcached_keys
+from tests.support.kits import kit_of
 from tests.support.redis_server import RedisServer
 
 
@@ -43,23 +41,7 @@ def store(app: Flask):
 def stored_session_count(app: Flask) -> int:
     """How many sessions the app's store holds, looked up directly in the store."""
     store = app.session_interface.store
-    prefix = app.config["SESSION_KEY_PREFIX"]
-    if store.name == "redis":
-        # Session keys are exactly prefix{sid}; locks, increment records and counters are not.
-        return sum(1 for key in store.redis.scan_iter(f"{prefix}{{*}}") if key.endswith(b"}"))
-    if store.name == "sqlalchemy":
-        with store.engine.connect() as conn:
-            return conn.execute(
-                sa.select(sa.func.count()).select_from(store.tables.sessions)
-            ).scalar_one()
-    if store.name == "memcached":
-        return sum(
-            1
-            for host, port in store.servers
-            for key in memcached_keys(host, port)
-            if key.startswith(prefix) and ":" not in key[len(prefix) :]
-        )
-    return sum(1 for name in os.listdir(store.directory) if name.endswith(".session"))
+    return kit_of(store).session_count(store, app.config["SESSION_KEY_PREFIX"])
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 Real servers only (tests/support): the run's shared cluster (3 primaries + 3 replicas)
 and Sentinel set (master, replica, 3 sentinels), plus topologies of their own for tests
 that take servers down. The contract suite itself runs on every topology
-(tests/conftest.py: TOPOLOGY_SUITES); this file covers what is particular to them:
+(the `redis_topologies` marker, tests/conftest.py); this file covers what is particular to them:
 URL forms, accepted clients, cluster and failover errors as clean 503s, health as
 requests meet it, and SESSION_REDIS_MIN_REPLICAS.
 """

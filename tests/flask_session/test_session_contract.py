@@ -17,6 +17,7 @@ from flask import Flask, session
 
 from flask_session import ServerSideSession, Session, SessionConfigError
 from flask_session.ids import new_session_id
+from tests.support.kits import kit_of
 
 from .conftest import stored_session_count
 
@@ -309,15 +310,15 @@ def test_a_read_only_view_cannot_write_and_loses_in_place_changes_loudly(app, ca
     assert [r.getMessage() for r in caplog.records if "not saved" in r.getMessage()]
 
 
-def test_a_read_only_view_stores_nothing_for_a_new_client_and_takes_no_lock(app, store_type):
+def test_a_read_only_view_stores_nothing_for_a_new_client_and_takes_no_lock(app):
     client = app.test_client()
     response = client.get("/peek")
     assert response.json == {} and "Set-Cookie" not in response.headers
     assert stored_session_count(app) == 0
     client.post("/set/a")
     assert client.get("/peek").json == {"a": "x"}
-    if store_type == "redis":
-        assert list(app.session_interface.store.redis.scan_iter("*:lock")) == []
+    store = app.session_interface.store
+    assert kit_of(store).lock_count(store, app.config["SESSION_KEY_PREFIX"]) == 0
 
 
 # -- 4. strict session ids -------------------------------------------------------------------
@@ -434,11 +435,10 @@ def test_both_formats_round_trip(make_app, fmt):
 
 
 def test_corrupt_session_data_is_a_fresh_session_and_one_warning(app, caplog):
-    from .test_store_contract import corrupt_stored_session
-
     client = app.test_client()
     client.post("/set/a")
-    corrupt_stored_session(app.session_interface.store, sid_of(client))
+    store = app.session_interface.store
+    kit_of(store).corrupt(store, sid_of(client))
     with caplog.at_level(logging.WARNING, logger="flask_session"):
         response = client.get("/get")
     assert response.status_code == 200 and response.json == {}

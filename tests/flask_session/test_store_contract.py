@@ -13,17 +13,19 @@ import sys
 import textwrap
 import threading
 import time
-from contextlib import closing
 
 import pytest
 import sqlalchemy as sa
-from pymemcache.client.base import Client as MemcachedClient
 
-from flask_session import SessionLockTimeout
+from flask_session import SessionLockTimeout, StoreUnavailable
 from flask_session.ids import new_session_id
+from tests.support.kits import kit_of
 from tests.support.memcached_server import memcached_keys
 
 from .conftest import stored_session_count
+
+#: also on a Redis Cluster, a Sentinel set and Valkey (tests/conftest.py)
+pytestmark = pytest.mark.redis_topologies
 
 TTL = 60.0
 
@@ -236,36 +238,12 @@ def test_the_lock_follows_the_session_after_each_save(store):
 def test_corrupt_or_foreign_data_loads_as_nothing_with_one_warning(app, store, caplog):
     sid = new_session_id(32)
     store.save(sid, {"a": enc(store, 1)}, [], ttl=TTL, create=True)
-    corrupt_stored_session(store, sid)
+    kit_of(store).corrupt(store, sid)
     with caplog.at_level(logging.WARNING, logger="flask_session"):
         assert store.load(sid, lock=True, refresh_ttl=None) is None
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     store.lock_timeout = 0.5
     assert store.load(sid, lock=True, refresh_ttl=None) is None  # the lock was not kept
-
-
-def corrupt_stored_session(store, sid):
-    if store.name == "redis":
-        key = store._keys(sid)[0]
-        # Written by something else (the other of json/msgpack is read: see test_redis_formats)
-        store.redis.hset(key, b"\xff", "pickle")
-    elif store.name == "sqlalchemy":
-        sessions = store.tables.sessions
-        with store.engine.begin() as conn:
-            conn.execute(
-                sa.update(sessions)
-                .where(sessions.c.session_id == store.key_prefix + sid)
-                .values(data=b"\x93\x01\x02")  # a msgpack array: neither format's document
-            )
-    elif store.name == "memcached":
-        with closing(MemcachedClient(store.servers[0], default_noreply=False)) as client:
-            client.set(store.key_prefix + sid, b"{torn", expire=60)
-    else:
-        path = store._path(sid)
-        expiry = os.stat(path).st_mtime_ns
-        with open(path, "r+b") as file:
-            file.truncate(3)  # a torn write from outside our atomic writer
-        os.utime(path, ns=(expiry, expiry))
 
 
 @pytest.mark.parametrize("store_type", ["filesystem"])
@@ -278,7 +256,7 @@ def test_files_are_written_atomically_with_private_mode(store):
     assert [name for name in os.listdir(store.directory) if name.endswith(".tmp")] == []
 
 
-def test_values_are_json_or_msgpack_never_pickle(make_app, store_type):
+def test_values_are_json_or_msgpack_never_pickle(make_app):
     for fmt, looks_right in (
         ("json", lambda raw: raw.startswith(b"{")),
         ("msgpack", lambda raw: raw[0] in range(0x80, 0x90)),
@@ -287,21 +265,12 @@ def test_values_are_json_or_msgpack_never_pickle(make_app, store_type):
         store = app.session_interface.store
         sid = new_session_id(32)
         store.save(sid, {"a": enc(store, [1, 2])}, [], ttl=TTL, create=True)
-        if store_type == "filesystem":
-            with open(store._path(sid), "rb") as file:
-                assert looks_right(file.read())
-        elif store.name == "sqlalchemy":
-            (row,) = stored_rows(store, store.tables.sessions)
-            assert looks_right(row.data) and store.codec.decode_document(row.data) == {
-                "a": enc(store, [1, 2])
-            }
-        elif store.name == "memcached":
-            with closing(MemcachedClient(store.servers[0])) as client:
-                raw = client.get(store.key_prefix + sid)
+        raw = kit_of(store).stored_document(store, sid)
+        if raw is not None:  # one document per session
             assert looks_right(raw) and store.codec.decode_document(raw) == {
                 "a": enc(store, [1, 2])
             }
-        else:
+        else:  # Redis: one hash field per value, and a marker field naming the format
             assert store.redis.hget(store._keys(sid)[0], "a") == enc(store, [1, 2])
             assert store.redis.hget(store._keys(sid)[0], b"\xff") == fmt.encode()
         assert store.incr(sid, "n", 41, ttl=TTL, create=False).value == 41
@@ -314,7 +283,15 @@ def stored_rows(store, table):
         return conn.execute(sa.select(table)).all()
 
 
-def test_ping(store):
+def test_ping(make_app, request):
+    """Ping reaches the store: it passes on a live store, raises StoreUnavailable while the
+    store is out (the kit's outage: its server stopped, its directory gone, its SQLite file
+    locked, a Redis topology refusing writes) and passes again once the store is back."""
+    # a short lock timeout: a locked SQLite file is reported busy after it
+    store = make_app(SESSION_LOCK_TIMEOUT=0.5).session_interface.store
+    store.ping()
+    with kit_of(store).outage(request, store), pytest.raises(StoreUnavailable):
+        store.ping()
     store.ping()
 
 

@@ -11,7 +11,9 @@ import redis
 import requests
 
 from tests.support.app_servers import GranianServer, GunicornServer, is_alive
+from tests.support.memcached_server import MemcachedServer
 from tests.support.ports import HOST, free_port
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 
 TINY_APP = "tests.infra.tiny_app:app"
@@ -28,6 +30,38 @@ def test_free_port_is_bindable_on_loopback():
     with socket.socket() as sock:
         sock.bind((HOST, port))
         assert sock.getsockname() == (HOST, port)
+
+
+# -- every server process (tests/support/server_process.py) --------------------------------
+
+#: each kind of server process a fixture starts, built on a free port (not started)
+SERVER_PROCESSES = {
+    "redis": RedisServer,
+    "memcached": MemcachedServer,
+    "postgres": PostgresServer,
+    "granian": lambda: GranianServer(TINY_APP, workers=1, threads=1),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SERVER_PROCESSES))
+def test_a_taken_port_is_retried_elsewhere_and_restarts_keep_the_new_one(kind):
+    """Another process takes the free port between choosing and binding it: the start
+    moves to another free port (it used to fail for memcached and PostgreSQL)."""
+    server = SERVER_PROCESSES[kind]()
+    with socket.socket() as squatter:
+        squatter.bind((HOST, server.port))
+        squatter.listen()
+        taken = server.port
+        with server:
+            assert server.running and server.port != taken
+            assert f"{server.kind} could not bind" not in server.log_text()
+            moved = server.port
+            server.stop()
+            assert not _port_accepts(moved)
+            server.start()
+            assert server.port == moved  # clients were told this one
+            assert _port_accepts(moved)
+    assert not server.dir.exists()
 
 
 # -- redis ---------------------------------------------------------------------------------

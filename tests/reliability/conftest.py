@@ -6,7 +6,6 @@ Everything runs against real processes (redis-server, gunicorn) and real filesys
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import time
@@ -15,16 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from flask_session.stores.filecounter import FileCounters
-
 #: gunicorn spec of the flask_session demo app (configured by FLASK_* variables)
 DEMO_APP = "tests.flask_session.demo_app:create_app()"
 #: gunicorn spec of the counter service, exactly as operators run it
 SERVICE_APP = "app:app"
 #: the service plus a test-only hook that delays a response before its session is saved
 SLOW_SERVICE_APP = "tests.reliability.slow_service:app"
-
-SESSION_FILE_NAME_LENGTH = 64 + len(".session")
 
 
 @pytest.fixture
@@ -40,45 +35,6 @@ def needs_service() -> None:
         from sessionapp import create_app  # noqa: F401
     except ImportError as error:  # pragma: no cover - only while issue 3 is being built
         pytest.skip(f"the counter service is not importable yet: {error}")
-
-
-# -- looking into stores ----------------------------------------------------------------------
-
-
-def file_name_for(sid: str, prefix: str = "session:") -> str:
-    """The filesystem store's file name for a session id."""
-    return hashlib.sha256((prefix + sid).encode()).hexdigest() + ".session"
-
-
-def counter_file_name(name: str = "shared", prefix: str = "session:") -> str:
-    """The filesystem store's file name for a counter (the service's shared counter)."""
-    return os.path.basename(FileCounters("", prefix, 1).path(name))
-
-
-def session_files(directory: Path) -> set[str]:
-    """Names of session files (not temp files, not other files) in ``directory``."""
-    if not directory.exists():
-        return set()
-    return {
-        name
-        for name in os.listdir(directory)
-        if name.endswith(".session") and len(name) == SESSION_FILE_NAME_LENGTH
-    }
-
-
-def redis_session_ids(client, prefix: str = "session:") -> set[str]:
-    """Session ids that have a data key in Redis (``session:{sid}``)."""
-    ids = set()
-    for key in client.scan_iter(f"{prefix}{{*}}"):
-        name = key.decode()
-        if not name.endswith("}"):  # a lock, or an increment's record
-            continue
-        ids.add(name[len(prefix) :].strip("{}"))
-    return ids
-
-
-def redis_lock_keys(client, prefix: str = "session:") -> set[str]:
-    return {key.decode() for key in client.scan_iter(f"{prefix}*:lock")}
 
 
 # -- mounts ---------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tests.flask_session.demo_app import create_app as create_demo_app
 from tests.reliability import httpkit
-from tests.reliability.conftest import SERVICE_APP, Mount, needs_service, session_files
+from tests.reliability.conftest import SERVICE_APP, Mount, needs_service
+from tests.support.kits.filesystem import session_files
 
 CLIENTS = 5
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.reliability import httpkit
 from tests.reliability.conftest import SLOW_SERVICE_APP, needs_service
+from tests.support.kits import KITS
 
 WORKERS = 2
 ROUNDS = 6  # each store-backed request is sent this often during the outage
@@ -190,7 +191,7 @@ def test_503_body_is_the_documented_json_shape(granian_server, store_server, sto
     assert set(json.loads(reply.body)) == {"error"}
 
 
-@pytest.fixture(params=["redis", "postgresql", "memcached"])
+@pytest.fixture(params=[name for name, kit in KITS.items() if kit.server_fixture])
 def store_type(request: pytest.FixtureRequest) -> str:
     """The stores whose outage is a stopped server (disk trouble: test_disk_full; a busy
     SQLite file: tests/flask_session/test_sql_and_memcached_stores.py)."""

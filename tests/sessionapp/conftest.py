@@ -6,25 +6,19 @@ processes, a real Chromium. Nothing is mocked.
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 
 from sessionapp import create_app
 from sessionapp.shared_counter import EXTENSION_KEY
-from tests.support.memcached_server import memcached_keys
-from tests.support.ports import HOST
-from tests.support.procs import stop_process, track, untrack
+from tests.support.app_servers import CommandServer
+from tests.support.kits import kit_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,24 +61,10 @@ def client(app: Flask):
 
 
 def stored_items(app: Flask) -> list[str]:
-    """Everything in the app's store, looked up directly: file names, Redis or memcached
-    keys (except the Redis store's short-lived increment records, ``<key>:incr:<id>``), or
-    the sqlalchemy store's rows (session ids, leases, counter names)."""
+    """Everything in the app's store, looked up directly (its kit's ``items``): file names,
+    keys or rows of sessions, locks and counters."""
     store = app.session_interface.store
-    if store.name == "redis":
-        keys = (key.decode() for key in store.redis.scan_iter("*"))
-        return sorted(key for key in keys if ":incr:" not in key)
-    if store.name == "memcached":
-        return sorted(key for host, port in store.servers for key in memcached_keys(host, port))
-    if store.name == "sqlalchemy":
-        tables = store.tables
-        with store.engine.connect() as conn:
-            return sorted(
-                [*conn.execute(sa.select(tables.sessions.c.session_id)).scalars()]
-                + [*conn.execute(sa.select(tables.locks.c.session_id)).scalars()]
-                + [*conn.execute(sa.select(tables.counters.c.name)).scalars()]
-            )
-    return sorted(os.listdir(store.directory))
+    return kit_of(store).items(store)
 
 
 def shared_counter_of(app: Flask):
@@ -105,72 +85,19 @@ def page_numbers(html: str) -> tuple[int, int]:
 # -- servers started exactly as an operator would ------------------------------------------
 
 
-class CommandServer:
-    """A server process started from a command line (gunicorn -c ..., flask run).
-
-    Unlike tests/support's GunicornServer it adds no flags of its own, so what is tested
-    is the command as written in the README and Makefile.
-    """
-
-    def __init__(self, args: list[str], env: Mapping[str, str], port: int, log: Path) -> None:
-        self.args, self.port, self.log = args, port, log
-        full_env = {**os.environ, **env}
-        full_env.pop("GUNICORN_CMD_ARGS", None)
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                args,
-                cwd=REPO_ROOT,
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        track(self.proc)
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def wait_until_healthy(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.args} exited early:\n{self.log_text()}")
-            conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-            try:
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            finally:
-                conn.close()
-            time.sleep(0.1)
-        raise AssertionError(f"{self.args} not healthy in {timeout} s:\n{self.log_text()}")
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        stop_process(self.proc, signal.SIGTERM, timeout=10)
-        untrack(self.proc)
-
-
 @pytest.fixture
-def command_server(tmp_path: Path) -> Iterator[Callable[..., CommandServer]]:
+def command_server() -> Iterator[Callable[..., CommandServer]]:
     """Factory: ``command_server(args, env=..., port=...)`` -> a started, healthy server."""
     servers: list[CommandServer] = []
 
     def start(args: list[str], *, env: Mapping[str, str], port: int) -> CommandServer:
-        server = CommandServer(args, env, port, tmp_path / f"server-{len(servers)}.log")
+        server = CommandServer(args, env, port)
         servers.append(server)
-        server.wait_until_healthy()
-        return server
+        return server.start()
 
     yield start
     for server in servers:
-        server.stop()
+        server.close()
 
 
 PYTHON = sys.executable

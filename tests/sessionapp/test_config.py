@@ -166,8 +166,15 @@ def test_redis_without_a_url_refuses_to_start(monkeypatch):
 
 
 def test_an_unknown_store_refuses_to_start(tmp_path):
-    with pytest.raises(SessionConfigError, match="SESSION_TYPE"):
-        create_app({"SESSION_TYPE": "memcached", "SESSION_FILE_DIR": str(tmp_path)})
+    """A store this project does not have (0.8 had MongoDB) is refused at start-up, and
+    the refusal names the setting, the value and every store there is to choose from."""
+    with pytest.raises(SessionConfigError) as refused:
+        create_app({"SESSION_TYPE": "mongodb", "SESSION_FILE_DIR": str(tmp_path)})
+    message = str(refused.value)
+    assert message.startswith("SESSION_TYPE is 'mongodb'"), message
+    assert "choose one of" in message
+    for choice in ("filesystem", "redis", "sqlalchemy", "memcached"):
+        assert repr(choice) in message
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import threading
 import time
+from contextlib import ExitStack
 
 import pytest
 
+from tests.support.kits import kit_of
+
 from .conftest import page_numbers, stored_items
+
+#: also on a Redis Cluster, a Sentinel set and Valkey (tests/conftest.py)
+pytestmark = pytest.mark.redis_topologies
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 BROWSER = {"Accept": BROWSER_ACCEPT}
@@ -358,35 +362,17 @@ def test_static_files_are_served_and_cacheable(client):
 # -- store outages ---------------------------------------------------------------------------
 
 
-def break_store(app, store_type, store_server) -> None:
-    if store_server is not None:
-        store_server.stop()
-    else:
-        # A regular file where the directory was: every open fails (root ignores
-        # permission bits, so a chmod would not do).
-        directory = app.session_interface.store.directory
-        shutil.rmtree(directory)
-        with open(directory, "w") as file:
-            file.write("not a directory")
-
-
-def repair_store(app, store_type, store_server) -> None:
-    if store_server is not None:
-        store_server.start()
-    else:
-        directory = app.session_interface.store.directory
-        os.unlink(directory)
-        os.makedirs(directory)
-
-
 def test_a_store_outage_answers_503_with_retry_after_and_recovers(
-    app, store_type, store_name, store_server, redis_server
+    app, store_type, store_name, redis_server, request
 ):
     if store_type == "sqlite":
         pytest.skip("a SQLite file has no server to stop; see test_sql_and_memcached_stores.py")
     client = app.test_client()
     client.post("/inc")
-    break_store(app, store_type, store_server)  # store_server restarts it at teardown
+    store = app.session_interface.store
+    outage = ExitStack()  # the kit's outage: the server stopped, or the directory gone
+    request.addfinalizer(outage.close)  # the store back even if an assertion fails
+    outage.enter_context(kit_of(store).outage(request, store))
 
     health = client.get("/healthz")
     assert health.status_code == 503
@@ -424,7 +410,7 @@ def test_a_store_outage_answers_503_with_retry_after_and_recovers(
     assert "unavailable" in page.text and "Traceback" not in page.text
     assert int(page.headers["Retry-After"]) >= 1
 
-    repair_store(app, store_type, store_server)
+    outage.close()
     assert client.get("/healthz").status_code == 200
     assert client.post("/inc").status_code == 200  # the same app, no restart
     assert client.post("/shared/inc").status_code == 200

@@ -7,10 +7,10 @@ afterwards (in its proper type: ``"False"`` becomes False). Every bad value must
 ``create_app`` with SessionConfigError naming the key, both from ``test_config`` and
 from the environment; every good one must start a service that answers requests.
 
-Store-specific settings (read by a store's factory in flask_session/stores/__init__.py)
-get rows with ``store=`` naming the store they need, one of ``STORE_TYPES`` in
-tests/conftest.py ("sqlite" and "postgresql" are the sqlalchemy store on each database),
-set up by that store's fixture; add yours to SETTINGS.
+Store-specific settings (a store class's own ``settings`` rows) get rows with ``store=``
+naming the store they need, in that store's kit (``setting_rows`` in tests/support/kits;
+"sqlite" and "postgresql" are the sqlalchemy store on each database), set up by the kit;
+the core's are in SETTINGS here.
 ``test_every_setting_in_config_py_has_a_row`` keeps the table complete.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,36 +28,8 @@ from flask import Config
 from flask_session import SessionConfigError
 from sessionapp import DEFAULT_CONFIG_FILE, create_app
 from tests.conftest import store_settings
-
-BOOL_BAD = ("maybe", "2", "-1", "tru", "", "null", "[]", "0.5")
-BOOL_GOOD = (
-    ("false", False),
-    ("False", False),
-    ("OFF", False),
-    ("0", False),
-    ("no", False),
-    ("true", True),
-    ("TRUE", True),
-    ("on", True),
-    ("1", True),
-    ("Yes", True),
-)
-
-
-@dataclass(frozen=True)
-class Setting:
-    key: str
-    bad: tuple[str, ...]
-    good: tuple[tuple[str, Any], ...] = ()
-    #: values only Python (config.py, test_config) can give
-    bad_python: tuple[Any, ...] = ()
-    #: other settings the row needs (e.g. Secure for a Partitioned cookie)
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: SESSION_TYPE the setting belongs to (None: any store)
-    store: str | None = None
-    #: False if the good values keep the test client's cookie from coming back
-    #: (a Domain or Path the test client's requests do not match)
-    cookie_returns: bool = True
+from tests.support.kits import KITS
+from tests.support.setting_rows import BOOL_BAD, BOOL_GOOD, Setting
 
 
 def as_from_the_environment(text: str) -> Any:
@@ -155,81 +126,13 @@ SETTINGS = [
     # Retired settings: refused whatever their value, so nobody believes they still apply.
     Setting("SHARED_COUNTER_KEY", ("sessionapp:shared-counter", "x")),
     Setting("SHARED_COUNTER_FILE", ("shared-counter", "x")),
-    Setting("SESSION_REDIS_URL", ("123", "true", "[1]"), store="redis"),
-    Setting("SESSION_REDIS_ALLOW_EVICTION", BOOL_BAD, BOOL_GOOD, store="redis"),
-    # 0 only among the good values: the test server has no replica, so with 1 every write
-    # would (rightly) answer 503
-    Setting(
-        "SESSION_REDIS_MIN_REPLICAS",
-        ("-1", "17", "1.5", "two", "true", ""),
-        (("0", 0), ("00", 0)),
-        store="redis",
-    ),
-    Setting(
-        "SESSION_REDIS_WAIT_TIMEOUT",
-        ("0", "-1", "61", "NaN", "soon", "true"),
-        (("0.5", 0.5), ("2", 2)),
-        store="redis",
-    ),
-    # The sqlalchemy store ("sqlite" and "postgresql" are STORE_TYPES of tests/conftest.py).
-    # The good URL and servers are the fixtures' own (base_config), so no good rows here.
-    Setting(
-        "SESSION_SQLALCHEMY_URL",
-        (
-            "not a url",
-            "mysql://u@127.0.0.1/app",
-            "sqlite://",
-            "sqlite:///:memory:",
-            "",
-            "null",
-            "123",
-            "true",
-        ),
-        store="sqlite",
-    ),
-    Setting(
-        "SESSION_SQLALCHEMY_TABLE",
-        ("a b", "", "123", "true", "1abc", "a-b", "x" * 60, "null.x"),
-        (("web_sessions", "web_sessions"), ("Sessions2", "Sessions2")),
-        store="sqlite",
-    ),
-    Setting(
-        "SESSION_SQLALCHEMY_SCHEMA",
-        ("a b", "", "123", "true", "no_such_schema"),
-        (("public", "public"), ("null", None)),
-        store="postgresql",
-    ),
-    Setting(
-        "SESSION_SQLALCHEMY_SEQUENCE",
-        ("a b", "", "0", "true"),
-        (("session_ids", "session_ids"), ("null", None)),
-        store="postgresql",
-    ),
-    Setting("SESSION_SQLALCHEMY_BIND_KEY", ("sessions", "", "1"), store="sqlite"),
-    Setting(
-        "SESSION_MEMCACHED_SERVERS",
-        (
-            "127.0.0.1:http",
-            "127.0.0.1:0",
-            "127.0.0.1:70000",
-            ":11211",
-            "",
-            ",",
-            "null",
-            "123",
-            "true",
-        ),
-        store="memcached",
-    ),
 ]
+# each store's own settings: its kit's rows (tests/support/kits), in the kits' order
+SETTINGS += [row for kit in KITS.values() for row in kit.setting_rows]
 
 #: keys of config.py that no row covers, and why
 NOT_IN_THE_TABLE = {
-    "SESSION_REDIS": "a redis.Redis object, settable from Python only (checked by the Redis store)",
-    "SESSION_SQLALCHEMY": "an Engine or Flask-SQLAlchemy db, from Python only (refusals:"
-    " tests/flask_session/test_sql_and_memcached_stores.py; use: tests/dropin)",
-    "SESSION_MEMCACHED": "a pymemcache client, from Python only (refusals:"
-    " tests/flask_session/test_sql_and_memcached_stores.py; use: tests/dropin)",
+    key: why for kit in KITS.values() for key, why in kit.python_only_settings.items()
 }
 
 
@@ -249,7 +152,7 @@ def base_config(tmp_path: Path, request: pytest.FixtureRequest):
 
     def make(setting: Setting) -> dict[str, Any]:
         config: dict[str, Any] = {"TESTING": True, "SESSION_FILE_DIR": str(tmp_path / "s")}
-        if setting.store is not None:  # a STORE_TYPES entry, set up by its fixture
+        if setting.store is not None:  # a kit's store_type, set up by the kit
             config.update(store_settings(setting.store, tmp_path / "store", request))
         config.update(setting.extra)
         config.pop(setting.key, None)  # the row's value comes from the test

@@ -23,6 +23,9 @@ from sessionapp.shared_counter import SharedCounter
 
 from .conftest import shared_counter_of, stored_items
 
+#: also on a Redis Cluster, a Sentinel set and Valkey (tests/conftest.py)
+pytestmark = pytest.mark.redis_topologies
+
 
 @pytest.fixture
 def counter(app) -> SharedCounter:

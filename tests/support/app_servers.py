@@ -18,71 +18,37 @@ keeps the launcher's defaults.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 
-import psutil
-
-from .ports import HOST, free_port
-from .procs import stop_process, track, untrack
+from .ports import HOST
+from .server_process import ServerProcess, child_pids, http_status, is_alive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: the servers a guarantee test runs on: the production one first
 SERVER_KINDS = ("granian", "gunicorn")
-_BIND_ATTEMPTS = 3
 #: how long kill_worker waits for a SIGKILLed worker to be gone
 _EXIT_WAIT_S = 10.0
 
-
-#: helper processes multiprocessing starts beside spawned workers: not workers
-_HELPER_MARKERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
-
-
-def child_pids(pid: int) -> list[int]:
-    """Live (not zombie) worker children of `pid`, sorted; [] if `pid` is gone.
-
-    multiprocessing's helper processes (its resource tracker, beside granian's spawned
-    workers) are not counted.
-    """
-    try:
-        children = psutil.Process(pid).children()
-    except psutil.NoSuchProcess:
-        return []
-    live = []
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if child.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-                continue
-            command = " ".join(child.cmdline())
-            if not any(marker in command for marker in _HELPER_MARKERS):
-                live.append(child.pid)
-    return sorted(live)
+__all__ = [
+    "REPO_ROOT", "SERVER_CLASSES", "SERVER_KINDS", "AppServer", "CommandServer",
+    "GranianServer", "GunicornServer", "child_pids", "is_alive",
+]  # fmt: skip
 
 
-def is_alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie is not running)."""
-    try:
-        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-    except psutil.NoSuchProcess:
-        return False
-
-
-class AppServer:
+class AppServer(ServerProcess):
     """A main process with worker children serving `app_spec` on 127.0.0.1 (see module doc).
 
     `env` is merged onto os.environ. Subclasses say how to start it (`command`).
     """
 
     kind = "server"
+    poll_interval = 0.1
 
     def __init__(
         self,
@@ -101,20 +67,17 @@ class AppServer:
         self.env = dict(env or {})
         self.workers = workers
         self.threads = threads
-        self._fixed_port = port is not None
-        self.port: int = port if port is not None else free_port()
         self.cwd = Path(cwd)
         self.extra_args = tuple(extra_args)
         self.ready_path = ready_path
-        self.ready_timeout = ready_timeout
-        self.tmpdir = Path(tempfile.mkdtemp(prefix=f"test-{self.kind}-"))
-        self.log_path = self.tmpdir / f"{self.kind}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(port=port, ready_timeout=ready_timeout)
+
+    @property
+    def tmpdir(self) -> Path:
+        """The server's temporary directory (its log; gunicorn's empty config)."""
+        return self.dir
 
     # -- what subclasses provide -------------------------------------------------------------
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
 
     def expected_workers(self) -> int:
         """How many workers run once started."""
@@ -126,49 +89,18 @@ class AppServer:
         env.update(self.env)
         return env
 
+    def popen_options(self) -> dict[str, object]:
+        return {"cwd": self.cwd, "env": self.child_env()}
+
+    def is_ready(self) -> bool:
+        """Any HTTP answer on `ready_path` (whatever its status), and every worker runs."""
+        return self._answers_http() and len(self.worker_pids()) >= self.expected_workers()
+
     # -- the interface -----------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the main process."""
-        return self.proc.pid if self.proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> AppServer:
-        """Start the server and wait until it serves HTTP; raise with the log tail if not."""
-        if self.running:
-            return self
-        attempts = 1 if self._fixed_port else _BIND_ATTEMPTS
-        for attempt in range(attempts):
-            self._spawn()
-            try:
-                self._wait_ready()
-                return self
-            except _PortTaken:
-                if attempt + 1 == attempts:
-                    raise RuntimeError(
-                        f"{self.kind} could not bind port {self.port}:\n{self.log_tail()}"
-                    ) from None
-                self.port = free_port()
-        raise AssertionError("unreachable")
-
-    def stop(self, timeout: float = 10) -> None:
-        """Graceful shutdown (SIGTERM to the main process), SIGKILL to the group after `timeout`."""
-        if self.proc is not None:
-            stop_process(self.proc, signal.SIGTERM, timeout=timeout)
-            untrack(self.proc)
-
-    def close(self) -> None:
-        """Stop the server and remove its temporary directory (and log)."""
-        self.stop()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def reload(self) -> None:
         """SIGHUP: both servers replace every worker gracefully, the socket stays open."""
@@ -177,10 +109,7 @@ class AppServer:
 
     def worker_pids(self) -> list[int]:
         """PIDs of the main process's live (non-zombie) children, sorted."""
-        if not self.running:
-            return []
-        assert self.proc is not None
-        return child_pids(self.proc.pid)
+        return self.children()
 
     def wait_for_workers(
         self, count: int | None = None, *, exclude: Iterable[int] = (), timeout: float = 20.0
@@ -225,77 +154,15 @@ class AppServer:
             while is_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.005)
 
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = 50) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def __enter__(self) -> AppServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<{type(self).__name__} {self.app_spec} {self.url} {state}>"
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _spawn(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.cwd,
-                env=self.child_env(),
-                start_new_session=True,  # its own process group: stop() can kill stray workers
-            )
-        track(self.proc)
-
-    def _wait_ready(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + self.ready_timeout
-        while True:
-            if self.proc.poll() is not None:
-                untrack(self.proc)
-                if "Address already in use" in self.log_tail():
-                    raise _PortTaken
-                raise RuntimeError(
-                    f"{self.kind} exited with code {self.proc.returncode} before serving "
-                    f"{self.ready_path}:\n{self.log_tail()}"
-                )
-            if self._answers_http() and len(self.worker_pids()) >= self.expected_workers():
-                return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(
-                    f"{self.kind} did not answer GET {self.ready_path} within "
-                    f"{self.ready_timeout} s:\n{self.log_tail()}"
-                )
-            time.sleep(0.1)
-
     def _answers_http(self) -> bool:
         """True on any HTTP response, whatever its status: the server is up."""
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-        try:
-            conn.request("GET", self.ready_path)
-            conn.getresponse().read()
-            return True
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            conn.close()
-
-
-class _PortTaken(Exception):
-    pass
+        return http_status(self.port, self.ready_path) is not None
 
 
 def _gunicorn_supports_option(flag: str) -> bool:
@@ -395,6 +262,47 @@ class GranianServer(AppServer):
             env["SESSIONAPP_THREADS"] = str(self.threads)
         env.update(self.env)
         return env
+
+
+class CommandServer(ServerProcess):
+    """A server process started from a command line as written (gunicorn -c ..., flask
+    run, the ``sessionapp`` console script), run in `cwd` (default: the repository).
+
+    Unlike GunicornServer it adds no flags of its own, so what is tested is the command
+    as the README and Makefile give it; the command names its port itself, so a taken
+    port is not retried. Ready once GET /healthz answers 200.
+    """
+
+    kind = "command"
+    poll_interval = 0.1
+
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        port: int,
+        *,
+        cwd: str | os.PathLike[str] = REPO_ROOT,
+        ready_timeout: float = 20.0,
+    ) -> None:
+        self.args = args
+        self.cwd = Path(cwd)
+        self.env = {**os.environ, **env}
+        self.env.pop("GUNICORN_CMD_ARGS", None)
+        super().__init__(port=port, ready_timeout=ready_timeout)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def command(self) -> list[str]:
+        return self.args
+
+    def popen_options(self) -> dict[str, object]:
+        return {"cwd": self.cwd, "env": self.env}
+
+    def is_ready(self) -> bool:
+        return http_status(self.port, "/healthz") == HTTPStatus.OK
 
 
 SERVER_CLASSES: dict[str, type[AppServer]] = {"granian": GranianServer, "gunicorn": GunicornServer}

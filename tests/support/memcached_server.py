@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 from urllib.parse import unquote
 
 from pymemcache.client.base import Client
 
-from .ports import HOST, free_port
-from .procs import stop_process, track, untrack
+from .ports import HOST
+from .server_process import ServerProcess
 
 INSTALL_HINT = (
     "memcached is not installed. Run `make test` (it installs the Debian package when "
@@ -41,31 +37,34 @@ def find_memcached() -> str:
     return found
 
 
-class MemcachedServer:
-    def __init__(self, *, memory_mb: int = 64, ready_timeout: float = 10.0) -> None:
+class MemcachedServer(ServerProcess):
+    """One memcached on 127.0.0.1 (TCP only), `memory_mb` of cache; it keeps nothing on disk."""
+
+    kind = "memcached"
+
+    def __init__(
+        self, *, port: int | None = None, memory_mb: int = 64, ready_timeout: float = 10.0
+    ) -> None:
         self._binary = find_memcached()
-        self.port = free_port()
         self.memory_mb = memory_mb
-        self.ready_timeout = ready_timeout
-        self.dir = Path(tempfile.mkdtemp(prefix="test-memcached-"))
-        self.log_path = self.dir / "memcached.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(port=port, ready_timeout=ready_timeout)
 
     @property
     def servers(self) -> str:
         return f"{HOST}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def client(self) -> Client:
         """A new pymemcache client that waits for replies; the caller closes it."""
         return Client((HOST, self.port), connect_timeout=2, timeout=5, default_noreply=False)
 
-    def start(self) -> MemcachedServer:
-        if self.running:
-            return self
+    def flush(self) -> None:
+        client = self.client()
+        try:
+            client.flush_all(noreply=False)
+        finally:
+            client.close()
+
+    def command(self) -> list[str]:
         args = [
             self._binary,
             "-l", HOST,
@@ -76,59 +75,16 @@ class MemcachedServer:
         ]  # fmt: skip
         if os.geteuid() == 0:
             args += ["-u", "nobody"]  # memcached refuses to run as root without -u
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        track(self.proc)
-        self._wait_ready()
-        return self
+        return args
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, signal.SIGTERM, timeout=10)
-            untrack(self.proc)
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def flush(self) -> None:
-        client = self.client()
+    def is_ready(self) -> bool:
+        """memcached answers ``version`` (not merely: something accepts connections there)."""
         try:
-            client.flush_all(noreply=False)
-        finally:
-            client.close()
-
-    def __enter__(self) -> MemcachedServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _wait_ready(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + self.ready_timeout
-        while True:
-            if self.proc.poll() is not None:
-                untrack(self.proc)
-                raise RuntimeError(
-                    f"memcached exited with code {self.proc.returncode}:\n"
-                    + self.log_path.read_text(errors="replace")
-                )
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("memcached did not start listening")
-            time.sleep(0.05)
+            with socket.create_connection((HOST, self.port), timeout=0.5) as sock:
+                sock.sendall(b"version\r\n")
+                return sock.recv(64).startswith(b"VERSION ")
+        except OSError:
+            return False
 
 
 def memcached_keys(host: str, port: int) -> list[str]:

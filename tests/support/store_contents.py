@@ -1,52 +1,40 @@
-"""What the sqlalchemy and memcached stores hold, looked up directly (not through the
-store's verbs), for tests that check nothing was left behind or created.
-
-``config`` is a test's ``store_config`` (SESSION_* settings).
+"""What a store holds, looked up directly (not through the store's verbs), given a test's
+SESSION_* settings (``store_config``, or an app's config): for tests whose app runs in a
+server process, or that check nothing was left behind. The layout itself is each store's
+kit's (tests/support/kits).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-import sqlalchemy as sa
+from flask_session.wiring import configure
 
-from .memcached_server import memcached_keys
+from .kits import StoreKit, kit_of
 
-LOCK_SUFFIX = ":lock"
-
-
-def stored_session_ids(config: dict[str, Any]) -> set[str]:
-    """Session ids with a stored session (expired rows included: they are still there)."""
-    prefix = config.get("SESSION_KEY_PREFIX", "session:")
-    if config["SESSION_TYPE"] == "sqlalchemy":
-        return {key[len(prefix) :] for key in _column(config, "", "session_id")}
-    return {
-        key[len(prefix) :]
-        for key in _memcached_keys(config)
-        if key.startswith(prefix) and ":" not in key[len(prefix) :]
-    }
+DEFAULT_PREFIX = "session:"
 
 
-def stored_lock_count(config: dict[str, Any]) -> int:
-    """Session locks (lease rows, lock items) still in the store."""
-    if config["SESSION_TYPE"] == "sqlalchemy":
-        return len(_column(config, "_locks", "session_id"))
-    return sum(1 for key in _memcached_keys(config) if key.endswith(LOCK_SUFFIX))
-
-
-def _column(config: dict[str, Any], suffix: str, column: str) -> list[str]:
-    table = config.get("SESSION_SQLALCHEMY_TABLE", "sessions") + suffix
-    engine = sa.create_engine(config["SESSION_SQLALCHEMY_URL"])
+@contextmanager
+def opened_store(config: Mapping[str, Any]) -> Iterator[tuple[StoreKit, Any]]:
+    """(kit, store) for the store ``config`` names, built as an app would build it;
+    its connections are closed when the block ends."""
+    _, store = configure(None, config)
     try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text(f"SELECT {column} FROM {table}")).scalars())
+        yield kit_of(store), store
     finally:
-        engine.dispose()
+        store.close()
 
 
-def _memcached_keys(config: dict[str, Any]) -> list[str]:
-    found = []
-    for server in config["SESSION_MEMCACHED_SERVERS"].split(","):
-        host, _, port = server.strip().rpartition(":")
-        found += memcached_keys(host, int(port))
-    return found
+def stored_session_ids(config: Mapping[str, Any]) -> set[str]:
+    """Session ids with a stored session (expired ones included: they are still there)."""
+    with opened_store(config) as (kit, store):
+        return kit.session_ids(store, config.get("SESSION_KEY_PREFIX", DEFAULT_PREFIX))
+
+
+def stored_lock_count(config: Mapping[str, Any]) -> int:
+    """Session locks (lock keys, lease rows, lock items) still in the store."""
+    with opened_store(config) as (kit, store):
+        return kit.lock_count(store, config.get("SESSION_KEY_PREFIX", DEFAULT_PREFIX))
