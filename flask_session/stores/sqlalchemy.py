@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 #: sessions.session_id is VARCHAR(255), as in Flask-Session 0.8
 SESSION_ID_COLUMN_LENGTH = 255
+#: bytes left for a document's framing (braces, quotes, lengths) under a size limit
+DOCUMENT_FRAMING_ROOM = 1024 * 1024
 #: an ``expiry`` long past: a row inserted only to be locked counts as no session
 NEVER = datetime(1970, 1, 1)
 
@@ -63,6 +65,11 @@ class SQLAlchemyStore(Store):
 
     name = "sqlalchemy"
     settings = SETTINGS
+    #: The session is one document in the ``data`` column: SQLite holds a BLOB of up to
+    #: SQLITE_MAX_LENGTH (1,000,000,000 bytes unless compiled otherwise), PostgreSQL a
+    #: bytea of up to 1 GiB. The smaller, less room for the document's own framing
+    #: (a few bytes per key).
+    max_session_size = 1_000_000_000 - DOCUMENT_FRAMING_ROOM
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> SQLAlchemyStore:
