@@ -39,6 +39,7 @@ from .common import LEASE_GRACE, LockWait, check_key_length, decode_int
 from .counters import check_counter_name
 from .documents import decode_document
 from .sqlalchemy_setup import SETTINGS, Tables, define_tables, engine_from_config
+from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -89,6 +90,14 @@ class SQLAlchemyStore(Store):
         self.tables = tables
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._outage = OutageLog(logger, f"{engine.dialect.name} session store")
+        #: the SQLite file's watcher (sqlite_file.py), registered before any connection;
+        #: None on PostgreSQL, and for a database named by a file: URI (opened as given)
+        self._file = (
+            SqliteFile(engine)
+            if engine.dialect.name == "sqlite"
+            and not (engine.url.database or "").startswith("file:")
+            else None
+        )
         self._tables_ready = False
         self._tables_guard = threading.Lock()
         s = tables.sessions.c
@@ -363,8 +372,12 @@ class SQLAlchemyStore(Store):
                     conn = conn.execution_options(sqlite_read_only=True)
                 with conn.begin() as txn:
                     yield conn, txn
+                if self._file is not None:
+                    self._file.check(conn)  # committed to the file still at the path?
         except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
             self._outage.failed(error)
+            if self._file is not None and is_disk_full(error):
+                self._file.disk_full()  # gives the log's space back for the next write
             raise _unavailable(error) from error
         else:
             self._outage.succeeded()
@@ -385,6 +398,8 @@ class SQLAlchemyStore(Store):
             self._tables_ready = True
 
 
+#: SQLite's SQLITE_CANTOPEN, as a connection opened after the file was deleted meets it
+SQLITE_NO_FILE_TEXT = "unable to open database file"
 #: PostgreSQL's invalid_schema_name; SQLite says "unknown database <schema>"
 _NO_SCHEMA_SQLSTATE = "3F000"
 
@@ -404,6 +419,10 @@ def _unavailable(error: BaseException) -> StoreUnavailable:
         reason = "the session store is busy"
     elif sqlstate in _REFUSING_SQLSTATES:
         reason = _REFUSING_SQLSTATES[sqlstate]
+    elif DISK_FULL_TEXT in text:  # SQLite's SQLITE_FULL
+        reason = "the session store's disk is full"
+    elif SQLITE_NO_FILE_TEXT in text:  # opened with mode=rw: the file is gone
+        reason = "the session database file is missing"
     elif sqlstate in _BUSY_SQLSTATES or "database is locked" in text:
         reason = "the session store is busy"
     elif isinstance(error, sa.exc.DBAPIError) and (
