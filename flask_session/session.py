@@ -308,8 +308,10 @@ class ServerSideSession(SessionMixin):
         wrote = self._incremented
         exists = self.sid is not None and (self._existed or self._issued)
         if self._refused:
-            pass  # Flask saves again while answering the first save's error: no writes
-        elif self._values is not None and self._read_only and self._lock is None:
+            # Flask saves again while answering the refusal (a 500): nothing is written
+            # and no cookie is set on that answer.
+            return Commit(False, exists, self._existed, False, self._issued)
+        if self._values is not None and self._read_only and self._lock is None:
             changed, deleted = self._changes()
             if changed or deleted:
                 logger.warning(

@@ -42,10 +42,14 @@ def find_memcached() -> str:
 
 
 class MemcachedServer:
-    def __init__(self, *, memory_mb: int = 64, ready_timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, memory_mb: int = 64, max_item_size: str | None = None, ready_timeout: float = 10.0
+    ) -> None:
         self._binary = find_memcached()
         self.port = free_port()
         self.memory_mb = memory_mb
+        #: memcached's -I (its item size limit, "1m" by default), e.g. "512k"
+        self.max_item_size = max_item_size
         self.ready_timeout = ready_timeout
         self.dir = Path(tempfile.mkdtemp(prefix="test-memcached-"))
         self.log_path = self.dir / "memcached.log"
@@ -74,6 +78,8 @@ class MemcachedServer:
             "-m", str(self.memory_mb),
             "-c", "1024",
         ]  # fmt: skip
+        if self.max_item_size is not None:
+            args += ["-I", self.max_item_size]
         if os.geteuid() == 0:
             args += ["-u", "nobody"]  # memcached refuses to run as root without -u
         with open(self.log_path, "ab") as log:
