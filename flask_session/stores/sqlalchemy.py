@@ -120,11 +120,24 @@ class SQLAlchemyStore(Store):
     # -- the store verbs ---------------------------------------------------------------
 
     def load(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
+        if lock or refresh_ttl is None or self._file is None:
+            return self._load(sid, lock=lock, refresh_ttl=refresh_ttl)
+        try:
+            return self._load(sid, lock=False, refresh_ttl=refresh_ttl, full_disk_ok=True)
+        except _DiskFull:
+            # SQLite on a full disk: pushing the expiry out is best-effort (as on the
+            # filesystem store), and reading needs no space.
+            return self._load(sid, lock=False, refresh_ttl=None)
+
+    def _load(
+        self, sid: str, *, lock: bool, refresh_ttl: float | None, full_disk_ok: bool = False
+    ) -> Loaded | None:
         key = self.key_prefix + sid
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE) if lock else None
         while True:
             token = secrets.token_hex(16) if lock else None
-            with self._transaction(read_only=not lock and refresh_ttl is None) as (conn, txn):
+            read_only = not lock and refresh_ttl is None
+            with self._transaction(read_only=read_only, full_disk_ok=full_disk_ok) as (conn, txn):
                 now = _now()
                 row = conn.execute(
                     self._select_row.where(self._sid_is(key)).with_for_update()
@@ -226,17 +239,23 @@ class SQLAlchemyStore(Store):
         return CleanupReport(expired_removed=removed, live_kept=kept)
 
     def ping(self) -> None:
-        # A write in a writing transaction, then rolled back so a health check leaves
-        # nothing behind: a read-only replica or a locked SQLite file fails here as
-        # requests would.
+        # A write in a writing transaction that leaves nothing behind: a read-only
+        # replica or a locked SQLite file fails here as requests would. PostgreSQL: rolled
+        # back. SQLite: the row is deleted again and the transaction committed, since a
+        # rolled-back write never reaches the file and so would pass on a full disk; the
+        # commit also passes the file's identity check (a deleted file fails).
         counters = self.tables.counters
+        name = self.key_prefix + ":ping"
         with self._transaction() as (conn, txn):
             conn.execute(
                 self._insert(counters)
-                .values(name=self.key_prefix + ":ping", value=0)
+                .values(name=name, value=0)
                 .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": 0})
             )
-            txn.rollback()
+            if self._file is None:
+                txn.rollback()
+            else:
+                conn.execute(sa.delete(counters).where(counters.c.name == name))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -361,10 +380,11 @@ class SQLAlchemyStore(Store):
 
     @contextlib.contextmanager
     def _transaction(
-        self, *, read_only: bool = False
+        self, *, read_only: bool = False, full_disk_ok: bool = False
     ) -> Iterator[tuple[sa.Connection, sa.RootTransaction]]:
         """A connection in a transaction, committed on normal exit; database errors
-        become StoreUnavailable, logged once per outage."""
+        become StoreUnavailable, logged once per outage. ``full_disk_ok``: SQLite's full
+        disk raises _DiskFull instead, not logged (the caller has a way without writing)."""
         try:
             self._ensure_tables()
             with self.engine.connect() as conn:
@@ -375,9 +395,11 @@ class SQLAlchemyStore(Store):
                 if self._file is not None:
                     self._file.check(conn)  # committed to the file still at the path?
         except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
-            self._outage.failed(error)
             if self._file is not None and is_disk_full(error):
                 self._file.disk_full()  # gives the log's space back for the next write
+                if full_disk_ok:
+                    raise _DiskFull from error
+            self._outage.failed(error)
             raise _unavailable(error) from error
         else:
             self._outage.succeeded()
@@ -396,6 +418,10 @@ class SQLAlchemyStore(Store):
                 # Another process created them between our check and our CREATE.
                 self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
             self._tables_ready = True
+
+
+class _DiskFull(Exception):
+    """SQLite's full disk, for a caller that can do without its write (see ``load``)."""
 
 
 #: SQLite's SQLITE_CANTOPEN, as a connection opened after the file was deleted meets it

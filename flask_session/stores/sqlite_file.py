@@ -72,7 +72,8 @@ class SqliteFile:
         self._outage = OutageLog(logger, f"SQLite session database file {self.path}")
         self._checkpointing = threading.Lock()
         sa.event.listen(engine, "do_connect", self._do_connect)
-        sa.event.listen(engine, "connect", self._connected)
+        # First of the connect hooks: before the pragmas read the file (and its log).
+        sa.event.listen(engine, "connect", self._connected, insert=True)
 
     # -- pool events ---------------------------------------------------------------------
 
@@ -86,11 +87,16 @@ class SqliteFile:
             cparams["uri"] = True
 
     def _connected(self, _dbapi_connection: Any, record: Any) -> None:
-        # The path's identity just after SQLite opened it: the file this connection has.
+        # The path's identity just after SQLite opened it (it reads nothing before the
+        # first statement): the file this connection has.
         identity = _identity(self.path)
-        record.info[IDENTITY_KEY] = identity
         if self.identity is None:
             self.identity = identity
+        elif identity != self.identity:
+            # Another file at the path: not a byte read or written (the pool closes
+            # the connection). Its log and index files may still be the old file's.
+            raise self._refusal(identity)
+        record.info[IDENTITY_KEY] = identity
 
     # -- the checks ----------------------------------------------------------------------
 
@@ -104,6 +110,10 @@ class SqliteFile:
             self._outage.succeeded()
             return
         conn.invalidate()  # never handed out again
+        raise self._refusal(now)
+
+    def _refusal(self, now: Identity | None) -> StoreUnavailable:
+        """The error for a path that no longer names our file (``now``: what it names)."""
         if now is None:
             what, reason = "was deleted", "the session database file was deleted"
         else:
@@ -114,7 +124,7 @@ class SqliteFile:
             reason=reason,
         )
         self._outage.failed(error)
-        raise error
+        return error
 
     def disk_full(self) -> None:
         """After a write failed for lack of space: checkpoint the write-ahead log into the
