@@ -45,9 +45,7 @@ def demo(app_builder: Callable[..., flask.Flask], config: dict) -> flask.Flask:
     return app_builder(create_demo_app, {"SESSION_LOCK_TIMEOUT": 2, **config})
 
 
-def assert_app_error(
-    reply, caplog: pytest.LogCaptureFixture, expected: str, *, key: str
-) -> None:
+def assert_app_error(reply, caplog: pytest.LogCaptureFixture, expected: str, *, key: str) -> None:
     """A 500 (not a 503), no Retry-After, no cookie, and a log naming the key."""
     assert reply.status_code == 500, reply.get_data(as_text=True)[:200]
     assert "Retry-After" not in reply.headers
@@ -99,9 +97,7 @@ def test_a_session_over_session_max_size_is_refused_before_writing(
 
     # The session as this request would leave it: a, b (9000) and c (2000): over.
     reply = client.post("/blob/c?size=2000")
-    assert_app_error(
-        reply, caplog, "it makes the session 11,", key="c"
-    )
+    assert_app_error(reply, caplog, "it makes the session 11,", key="c")
     assert "over SESSION_MAX_SIZE (10,000 bytes)" in caplog.text
     after = client.get("/get").json
     assert sorted(after) == ["a", "b"] and len(after["b"]) == 9000
@@ -133,9 +129,7 @@ def test_regenerate_refuses_an_oversize_session_and_keeps_the_old_one(
     assert client.post("/set/a?value=1").status_code == 200
     cookie = client.get_cookie("session").value
     caplog.clear()
-    assert_app_error(
-        client.post("/grow-then-regenerate"), caplog, "it makes the session", key="x"
-    )
+    assert_app_error(client.post("/grow-then-regenerate"), caplog, "it makes the session", key="x")
     assert client.get_cookie("session").value == cookie
     assert client.get("/get").json == {"a": "1"}
 
@@ -189,7 +183,10 @@ def small_item_memcached():
 def test_memcached_refusing_an_item_as_too_large_is_the_apps_error(
     app_builder, small_item_memcached: MemcachedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED_SERVERS": small_item_memcached.servers}
+    config = {
+        "SESSION_TYPE": "memcached",
+        "SESSION_MEMCACHED_SERVERS": small_item_memcached.servers,
+    }
     client = demo(app_builder, config).test_client()
     assert client.post("/set/a?value=1").status_code == 200
     caplog.clear()
