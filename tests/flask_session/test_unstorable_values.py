@@ -19,6 +19,7 @@ import pytest
 from flask_session import SessionConfigError, UnstorableValue
 from flask_session.codecs import CODECS, DecodeError
 from flask_session.settings import DEFAULT_MAX_SIZE, read_settings
+from flask_session.stores import STORE_TYPES, store_class
 from flask_session.stores.memcached import MemcachedStore
 from tests.flask_session.demo_app import create_app as create_demo_app
 from tests.reliability import httpkit
@@ -144,6 +145,9 @@ def test_session_max_size_is_checked_at_start_up() -> None:
     for bad in (0, -1, 1.5, "lots", None, True):
         with pytest.raises(SessionConfigError, match="SESSION_MAX_SIZE"):
             read(SESSION_MAX_SIZE=bad)
+    for store_type in STORE_TYPES:  # the default is valid whichever store is chosen
+        limit = store_class(store_type).max_session_size
+        assert limit is None or limit >= DEFAULT_MAX_SIZE, store_type
     memcached = {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED_SERVERS": "127.0.0.1:1"}
     limit = MemcachedStore.max_session_size
     assert limit is not None and DEFAULT_MAX_SIZE < limit < 1024 * 1024
