@@ -71,6 +71,9 @@ class SqliteFile:
         self.identity: Identity | None = None
         self._outage = OutageLog(logger, f"SQLite session database file {self.path}")
         self._checkpointing = threading.Lock()
+        #: a checkpoint's outcome was logged since the last transaction that succeeded:
+        #: the next ones of this full-disk spell are logged at DEBUG
+        self._checkpoint_logged = False
         sa.event.listen(engine, "do_connect", self._do_connect)
         # First of the connect hooks: before the pragmas read the file (and its log).
         sa.event.listen(engine, "connect", self._connected, insert=True)
@@ -108,6 +111,7 @@ class SqliteFile:
         now = _identity(self.path)
         if now is not None and now == opened == self.identity:
             self._outage.succeeded()
+            self._checkpoint_logged = False
             return
         conn.invalidate()  # never handed out again
         raise self._refusal(now)
@@ -129,9 +133,12 @@ class SqliteFile:
     def disk_full(self) -> None:
         """After a write failed for lack of space: checkpoint the write-ahead log into the
         database and truncate it, once, to give its space back. Never raises; a request
-        that finds another checkpoint under way does not wait for it."""
+        that finds another checkpoint under way does not wait for it. The outcome is
+        logged at WARNING once per full-disk spell (until a transaction succeeds)."""
         if not self._checkpointing.acquire(blocking=False):
             return
+        level = logging.DEBUG if self._checkpoint_logged else logging.WARNING
+        self._checkpoint_logged = True
         try:
             connection = sqlite3.connect(
                 f"file:{quote(self.path)}?mode=rw",
@@ -145,7 +152,8 @@ class SqliteFile:
                 ).fetchone()
             finally:
                 connection.close()
-            logger.warning(
+            logger.log(
+                level,
                 "SQLite session database %s: disk full; checkpoint of the write-ahead log"
                 " %s (%s of %s pages copied)",
                 self.path,
@@ -154,8 +162,11 @@ class SqliteFile:
                 log_pages,
             )
         except sqlite3.Error as error:
-            logger.warning(
-                "SQLite session database %s: disk full; checkpoint failed: %s", self.path, error
+            logger.log(
+                level,
+                "SQLite session database %s: disk full; checkpoint failed: %s",
+                self.path,
+                error,
             )
         finally:
             self._checkpointing.release()
