@@ -108,6 +108,12 @@ SESSION_KEY_PREFIX = "session:"
 # and rewritten in this one when next written (also during a rolling deploy).
 SESSION_SERIALIZATION_FORMAT = "json"
 
+# The largest session, in bytes of its keys and encoded values: a view that stores more
+# gets a 500 naming the key (flask_session.UnstorableValue), and the stored session is
+# left as it was. The counter routes store one integer. A whole number from 1 up to the
+# store's own limit (memcached: 1,047,552; filesystem: none).
+SESSION_MAX_SIZE = 1_000_000
+
 # Random bytes in a session id (32 bytes = 256 bits from `secrets`): a whole number
 # from 16 to 256.
 SESSION_ID_LENGTH = 32

@@ -26,7 +26,7 @@ from flask import session as _flask_session
 
 from ._version import __version__
 from .coinstall import CoInstallationError, check_not_mixed
-from .errors import SessionConfigError, SessionLockTimeout, StoreUnavailable
+from .errors import SessionConfigError, SessionLockTimeout, StoreUnavailable, UnstorableValue
 
 check_not_mixed(_os.path.dirname(__file__))
 
@@ -48,6 +48,7 @@ __all__ = [
     "SessionConfigError",
     "SessionLockTimeout",
     "StoreUnavailable",
+    "UnstorableValue",
     "__version__",
     "current_session",
     "read_only_session",

@@ -17,6 +17,7 @@ msgpack integer that a store can increment in place (Redis ``HINCRBY``, Lua
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -55,16 +56,29 @@ class Codec:
             return self._encode(self._tag(value))
         except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as error:
             raise TypeError(f"{error} (the session stores values as {self.name})") from None
+        except RecursionError:
+            # Both the tagging walk and msgspec nest one call per level, within Python's
+            # recursion limit (the stack a request has left is what bounds it).
+            raise TypeError(
+                "it is nested too deeply to encode (lists or dicts inside each other more"
+                f" levels deep than Python's recursion limit, {sys.getrecursionlimit()},"
+                " allows)"
+            ) from None
 
     def decode(self, data: bytes) -> Any:
-        """Decode one value. Raises DecodeError on bytes that are not this format."""
-        value = self._decode(data)
-        if type(value) in _PLAIN or not _has_tags(value):
-            return value
+        """Decode one value. Raises DecodeError on bytes that are not this format, or
+        that nest deeper than Python's recursion limit (no session writes such data)."""
         try:
+            value = self._decode(data)
+            if type(value) in _PLAIN or not _has_tags(value):
+                return value
             return self._untag(value)
+        except msgspec.DecodeError:
+            raise
         except (TypeError, ValueError, KeyError) as error:
             raise msgspec.DecodeError(f"malformed tagged value: {error}") from None
+        except RecursionError:
+            raise msgspec.DecodeError("a value nested too deeply to decode") from None
 
     def encode_document(self, values: dict[str, bytes]) -> bytes:
         """One document holding every key's encoded value as-is."""
@@ -74,8 +88,14 @@ class Codec:
         return document
 
     def decode_document(self, data: bytes) -> dict[str, bytes]:
-        """Split a document back into key -> encoded value, without decoding the values."""
-        return {key: bytes(raw) for key, raw in self._document_decoder.decode(data).items()}
+        """Split a document back into key -> encoded value, without decoding the values.
+
+        Raises DecodeError on bytes that are not this format or nest too deeply."""
+        try:
+            raws = self._document_decoder.decode(data)
+        except RecursionError:
+            raise msgspec.DecodeError("a document nested too deeply to decode") from None
+        return {key: bytes(raw) for key, raw in raws.items()}
 
     # -- tagging -----------------------------------------------------------------------
 

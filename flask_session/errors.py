@@ -13,6 +13,20 @@ class SessionConfigError(ValueError):
     """
 
 
+class UnstorableValue(TypeError):
+    """A session value the session cannot store: a type neither format holds, a value
+    nested too deeply to encode, or a session larger than ``SESSION_MAX_SIZE`` or than
+    its store holds.
+
+    Raised when the response is saved (the session is encoded and measured then, before
+    the store is written), with a message naming the session key: ``session['k'] cannot
+    be stored: ...``. It is the app's error, not an outage: the stored session is left
+    as it was and Flask answers 500 as for any other exception from the app (never
+    :class:`StoreUnavailable`, 503 or ``Retry-After``: retrying cannot help). A subclass
+    of ``TypeError``, which is what such values raised before this class existed.
+    """
+
+
 class StoreUnavailable(Exception):
     """The session store cannot be reached or cannot write (Redis down, disk full, ...).
 

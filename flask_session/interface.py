@@ -101,6 +101,7 @@ class ServerSideSessionInterface(SessionInterface):
                 permanent_default=self.settings.permanent,
                 ttl=app.permanent_session_lifetime.total_seconds(),
                 refresh_each_request=key[1],
+                max_size=self.settings.max_size,
             )
         return policy
 

@@ -13,6 +13,7 @@ from flask import session as current_session
 from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
+from .errors import UnstorableValue
 from .ids import new_session_id
 from .stores.base import PERMANENT_KEY
 
@@ -34,6 +35,7 @@ class RequestPolicy:
     permanent_default: bool
     ttl: float  # PERMANENT_SESSION_LIFETIME in seconds: the server-side idle timeout
     refresh_each_request: bool
+    max_size: int  # SESSION_MAX_SIZE: bytes of keys and encoded values
 
 
 class Commit(NamedTuple):
@@ -80,6 +82,7 @@ class ServerSideSession(SessionMixin):
         self._incr_permanent: bytes | None = None
         self._modified_flag = False
         self._read_only = False  # set by @read_only_session
+        self._refused = False  # a save refused a value: a second save writes nothing
 
     # -- the mapping -------------------------------------------------------------------
 
@@ -258,11 +261,24 @@ class ServerSideSession(SessionMixin):
         return self._stored.get(key) != self._encode(key, values[key])
 
     def _encode(self, key: str, value: Any) -> bytes:
-        """``value`` encoded; a TypeError names the session key that holds it."""
+        """``value`` encoded; UnstorableValue (a TypeError) names the key that holds it."""
         try:
             return self._policy.codec.encode(value)
         except TypeError as error:
-            raise TypeError(f"session[{key!r}] cannot be stored: {error}") from None
+            raise UnstorableValue(f"session[{key!r}] cannot be stored: {error}") from None
+
+    def _check_size(self, merged: dict[str, bytes], changed: dict[str, bytes]) -> None:
+        """Refuse (UnstorableValue, naming the largest changed key) a session whose keys
+        and encoded values, as this request would leave them, exceed SESSION_MAX_SIZE."""
+        limit = self._policy.max_size
+        size = session_size(merged)
+        if size <= limit:
+            return
+        key = max(changed, key=lambda name: len(changed[name])) if changed else "?"
+        raise UnstorableValue(
+            f"session[{key!r}] cannot be stored: it makes the session {size:,} bytes,"
+            f" over SESSION_MAX_SIZE ({limit:,} bytes); the stored session is unchanged"
+        )
 
     def _changes(self) -> tuple[dict[str, bytes], list[str]]:
         encode = self._encode
@@ -291,6 +307,10 @@ class ServerSideSession(SessionMixin):
         touched = self._values is not None or self._incremented
         wrote = self._incremented
         exists = self.sid is not None and (self._existed or self._issued)
+        if self._refused:
+            # Flask saves again while answering the refusal (a 500): nothing is written
+            # and no cookie is set on that answer.
+            return Commit(False, exists, self._existed, False, self._issued)
         if self._values is not None and self._read_only and self._lock is None:
             changed, deleted = self._changes()
             if changed or deleted:
@@ -300,25 +320,42 @@ class ServerSideSession(SessionMixin):
                     sorted([*changed, *deleted]),
                 )
         elif self._values is not None:
-            changed, deleted = self._changes()  # may raise TypeError: nothing written yet
-            lock, self._lock = self._lock, None
-            policy = self._policy
-            if self.sid is None:
-                if changed:
-                    self.sid = new_session_id(policy.id_bytes)
-                    exists = policy.store.save(self.sid, changed, [], ttl=policy.ttl, create=True)
-                    self._issued = wrote = True
-            elif changed or deleted:
-                exists = policy.store.save(
-                    self.sid, changed, deleted, ttl=policy.ttl, create=False, lock=lock
-                )
-                wrote = True
-            elif lock is not None:
-                policy.store.release(self.sid, lock)
-            self._stored = {**self._stored, **changed}
-            for key in deleted:
-                self._stored.pop(key, None)
+            try:
+                exists, wrote = self._write(exists)
+            except UnstorableValue:
+                # Flask saves once more while answering this error: that save writes
+                # nothing. A lock not yet handed to the store is freed by teardown.
+                self._refused = True
+                raise
         return Commit(touched, exists, self._existed, wrote, self._issued)
+
+    def _write(self, exists: bool) -> tuple[bool, bool]:
+        """Commit's write: (whether the session exists, whether the store was written)."""
+        changed, deleted = self._changes()  # encoded and measured before any write
+        if changed:
+            merged = {**self._stored, **changed}
+            for key in deleted:
+                merged.pop(key, None)
+            self._check_size(merged, changed)
+        wrote = self._incremented
+        lock, self._lock = self._lock, None
+        policy = self._policy
+        if self.sid is None:
+            if changed:
+                self.sid = new_session_id(policy.id_bytes)
+                exists = policy.store.save(self.sid, changed, [], ttl=policy.ttl, create=True)
+                self._issued = wrote = True
+        elif changed or deleted:
+            exists = policy.store.save(
+                self.sid, changed, deleted, ttl=policy.ttl, create=False, lock=lock
+            )
+            wrote = True
+        elif lock is not None:
+            policy.store.release(self.sid, lock)
+        self._stored = {**self._stored, **changed}
+        for key in deleted:
+            self._stored.pop(key, None)
+        return exists, wrote
 
     def release_lock(self) -> None:
         """Give up the lock without writing. Safe to call twice; never raises."""
@@ -347,8 +384,13 @@ class ServerSideSession(SessionMixin):
         if old_sid is None:
             return  # never stored: a new id is issued when it is
         policy = self._policy
+        try:  # before the lock is handed to the store: a refusal leaves it to teardown
+            encoded = {key: self._encode(key, value) for key, value in values.items()}
+            self._check_size(encoded, encoded)
+        except UnstorableValue:
+            self._refused = True
+            raise
         self._lock = None
-        encoded = {key: self._encode(key, value) for key, value in values.items()}
         new_sid = new_session_id(policy.id_bytes)
         if encoded:
             policy.store.save(new_sid, encoded, [], ttl=policy.ttl, create=True)
@@ -356,6 +398,11 @@ class ServerSideSession(SessionMixin):
         self.sid = new_sid if encoded else None
         self._stored = encoded
         self._issued = bool(encoded)
+
+
+def session_size(values: dict[str, bytes]) -> int:
+    """What SESSION_MAX_SIZE measures: the bytes of every key (UTF-8) and encoded value."""
+    return sum(len(key.encode()) + len(raw) for key, raw in values.items())
 
 
 View = TypeVar("View", bound=Callable[..., Any])

@@ -50,6 +50,13 @@ MAX_ID_BYTES = 256
 MIN_LOCK_TIMEOUT = 0.01
 MAX_LOCK_TIMEOUT = 3600
 
+#: SESSION_MAX_SIZE's default, in bytes: 250 times what a cookie session holds (4 KB), so
+#: no real session meets it, and small enough that a view storing unbounded input is
+#: stopped before every request of that user moves megabytes to and from the store. Below
+#: every store's own limit (memcached's, about 1 MiB, is the smallest), so it is valid
+#: whichever store is chosen.
+DEFAULT_MAX_SIZE = 1_000_000
+
 DEFAULT_STORE_TYPE = "filesystem"
 DEFAULT_KEY_PREFIX = "session:"
 
@@ -108,6 +115,14 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         ),
         "seconds (0.01 to 3600) a request waits for another request's lock on the same"
         " session (then 503); also the lease of a lock on a network store",
+    ),
+    Setting(
+        "SESSION_MAX_SIZE",
+        DEFAULT_MAX_SIZE,
+        number(minimum=1, integer=True, what="bytes", hint="default 1,000,000"),
+        "the largest session, in bytes of its keys and encoded values (default 1,000,000;"
+        " at most the store's own limit): a larger one is refused when the response is"
+        " saved, naming the key (UnstorableValue, a 500), and the stored session is kept",
     ),
     Setting(
         "SESSION_USE_SIGNER",
@@ -290,6 +305,7 @@ class SessionSettings:
     serialization_format: str
     locking: bool
     lock_timeout: float
+    max_size: int
     use_signer: bool
     instance_path: str
     #: the store's own settings (its ``Store.settings`` rows), by key, checked
@@ -309,6 +325,7 @@ _CORE_FIELDS = {
     "SESSION_SERIALIZATION_FORMAT": "serialization_format",
     "SESSION_LOCKING": "locking",
     "SESSION_LOCK_TIMEOUT": "lock_timeout",
+    "SESSION_MAX_SIZE": "max_size",
     "SESSION_USE_SIGNER": "use_signer",
 }
 
@@ -322,7 +339,9 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> SessionSetti
     request can fail on a setting.
     """
     core = _read_rows(CORE_SETTINGS, config, instance_path)
-    rows = store_class(core["SESSION_TYPE"]).settings
+    chosen = store_class(core["SESSION_TYPE"])
+    _check_max_size(core["SESSION_MAX_SIZE"], chosen.max_session_size, core["SESSION_TYPE"])
+    rows = chosen.settings
     own = _read_rows(rows, config, instance_path)
     flask = _read_rows(
         tuple(row for row in FLASK_SETTINGS if _is_cookie_setting(row.key, config)),
@@ -337,6 +356,16 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> SessionSetti
         checked=MappingProxyType({**core, **own, **flask}),
         rows=(*CORE_SETTINGS, *rows, *FLASK_SETTINGS),
     )
+
+
+def _check_max_size(max_size: int, store_limit: int | None, store_type: str) -> None:
+    """Refuse a SESSION_MAX_SIZE the store could not hold: sessions between the two
+    limits would pass the session's check and then fail in the store."""
+    if store_limit is not None and max_size > store_limit:
+        raise SessionConfigError(
+            f"SESSION_MAX_SIZE is {max_size:,} bytes but the {store_type!r} store holds"
+            f" sessions of at most {store_limit:,} bytes; set it to {store_limit:,} or less"
+        )
 
 
 def _is_cookie_setting(key: str, config: Mapping[str, Any]) -> bool:

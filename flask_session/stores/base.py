@@ -91,6 +91,12 @@ class Store(ABC):
     name: ClassVar[str]
     #: this store's own settings (beyond the core's); read and checked by read_settings
     settings: ClassVar[tuple[Setting, ...]] = ()
+    #: the largest session (bytes of its keys and encoded values) the store can hold, or
+    #: None if only its disk bounds it. SESSION_MAX_SIZE may not be larger (refused at
+    #: start-up); the session refuses a larger one before ``save`` is called, with
+    #: :class:`~flask_session.UnstorableValue`. A store that still finds a session too
+    #: large for it (its server configured lower) raises that too, never StoreUnavailable.
+    max_session_size: ClassVar[int | None] = None
 
     def __init__(self, *, codec: Codec, key_prefix: str, lock_timeout: float) -> None:
         self.codec = codec

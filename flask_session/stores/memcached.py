@@ -31,10 +31,14 @@ from typing import TYPE_CHECKING, Any
 from pymemcache.client.base import Client, PooledClient  # type: ignore[import-untyped]
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
 from pymemcache.client.rendezvous import RendezvousHash  # type: ignore[import-untyped]
-from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError  # type: ignore[import-untyped]
+from pymemcache.exceptions import (  # type: ignore[import-untyped]
+    MemcacheError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
+)
 
 from ..codecs import DecodeError
-from ..errors import OutageLog, SessionConfigError, StoreUnavailable
+from ..errors import OutageLog, SessionConfigError, StoreUnavailable, UnstorableValue
 from ..readers import Setting, as_is
 from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
 from .common import LEASE_GRACE, ErrorGuard, LockWait, check_key_length, decode_int
@@ -55,6 +59,13 @@ EXPIRE_NOW = -1
 #: memcached's limit on a key, in bytes
 KEY_LENGTH_LIMIT = 250
 LOCK_SUFFIX = ":lock"
+#: what memcached answers to an item over its limit ("SERVER_ERROR object too large for
+#: cache"; "out of memory storing object" is an outage: the cache is full)
+TOO_LARGE = "too large"
+#: memcached's default item size limit (``-I 1m``)
+MEMCACHED_ITEM_SIZE_MAX = 1024 * 1024
+#: bytes of an item that are not the session document: header, key, framing
+ITEM_OVERHEAD_ROOM = 1024
 
 
 def servers_from_config(config: Any) -> list[tuple[str, int]]:
@@ -121,6 +132,12 @@ class MemcachedStore(Store):
     session."""
 
     name = "memcached"
+    #: memcached's item limit (``-I``, 1 MiB unless the server is started with more)
+    #: less room for an item's own overhead: its header and key (measured on memcached
+    #: 1.6: the largest value it takes is the limit less 59 bytes less the key, at most
+    #: 250 bytes) and the document's framing. A server started with a lower ``-I`` refuses
+    #: smaller sessions: that is reported as UnstorableValue too (see ``save``).
+    max_session_size = MEMCACHED_ITEM_SIZE_MAX - ITEM_OVERHEAD_ROOM
     settings = (
         Setting(
             "SESSION_MEMCACHED_SERVERS",
@@ -332,10 +349,21 @@ class MemcachedStore(Store):
                     node.cas(key, b"", cas, expire=EXPIRE_NOW, noreply=False)
                 return False
             document = self.codec.encode_document(values)
-            if data is None:
-                written = node.add(key, document, expire=_expiry(ttl), noreply=False)
-            else:
-                written = node.cas(key, document, cas, expire=_expiry(ttl), noreply=False)
+            try:
+                if data is None:
+                    written = node.add(key, document, expire=_expiry(ttl), noreply=False)
+                else:
+                    written = node.cas(key, document, cas, expire=_expiry(ttl), noreply=False)
+            except MemcacheServerError as error:
+                if TOO_LARGE not in str(error):
+                    raise
+                # The server's item limit (-I) is lower than max_session_size assumes:
+                # the app's value, not an outage. Nothing was written.
+                raise UnstorableValue(
+                    f"session[{_largest(values)!r}] cannot be stored: the session document"
+                    f" is {len(document):,} bytes and memcached refused it as larger than"
+                    " its item size limit (memcached -I); the stored session is unchanged"
+                ) from None
             if written:
                 return True
 
@@ -384,6 +412,11 @@ class MemcachedStore(Store):
                 reason="the session store refused the request",
             )
         return None
+
+
+def _largest(values: dict[str, bytes]) -> str:
+    """The key holding the largest value (what a size refusal names)."""
+    return max(values, key=lambda name: len(values[name]))
 
 
 def _expiry(ttl: float) -> int:

@@ -146,6 +146,9 @@ class RedisStore(Store):
 
     name = "redis"
     settings = SETTINGS
+    #: Redis's limit on one value, a hash field here (proto-max-bulk-len, 512 MiB by
+    #: default); a session no larger keeps every field within it
+    max_session_size = 512 * 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> RedisStore:

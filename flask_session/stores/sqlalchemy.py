@@ -39,6 +39,7 @@ from .common import LEASE_GRACE, LockWait, check_key_length, decode_int
 from .counters import check_counter_name
 from .documents import decode_document
 from .sqlalchemy_setup import SETTINGS, Tables, define_tables, engine_from_config
+from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 #: sessions.session_id is VARCHAR(255), as in Flask-Session 0.8
 SESSION_ID_COLUMN_LENGTH = 255
+#: bytes left for a document's framing (braces, quotes, lengths) under a size limit
+DOCUMENT_FRAMING_ROOM = 1024 * 1024
 #: an ``expiry`` long past: a row inserted only to be locked counts as no session
 NEVER = datetime(1970, 1, 1)
 
@@ -63,6 +66,11 @@ class SQLAlchemyStore(Store):
 
     name = "sqlalchemy"
     settings = SETTINGS
+    #: The session is one document in the ``data`` column: SQLite holds a BLOB of up to
+    #: SQLITE_MAX_LENGTH (1,000,000,000 bytes unless compiled otherwise), PostgreSQL a
+    #: bytea of up to 1 GiB. The smaller, less room for the document's own framing
+    #: (a few bytes per key).
+    max_session_size = 1_000_000_000 - DOCUMENT_FRAMING_ROOM
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> SQLAlchemyStore:
@@ -82,6 +90,14 @@ class SQLAlchemyStore(Store):
         self.tables = tables
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._outage = OutageLog(logger, f"{engine.dialect.name} session store")
+        #: the SQLite file's watcher (sqlite_file.py), registered before any connection;
+        #: None on PostgreSQL, and for a database named by a file: URI (opened as given)
+        self._file = (
+            SqliteFile(engine)
+            if engine.dialect.name == "sqlite"
+            and not (engine.url.database or "").startswith("file:")
+            else None
+        )
         self._tables_ready = False
         self._tables_guard = threading.Lock()
         s = tables.sessions.c
@@ -104,11 +120,24 @@ class SQLAlchemyStore(Store):
     # -- the store verbs ---------------------------------------------------------------
 
     def load(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
+        if lock or refresh_ttl is None or self._file is None:
+            return self._load(sid, lock=lock, refresh_ttl=refresh_ttl)
+        try:
+            return self._load(sid, lock=False, refresh_ttl=refresh_ttl, full_disk_ok=True)
+        except _DiskFull:
+            # SQLite on a full disk: pushing the expiry out is best-effort (as on the
+            # filesystem store), and reading needs no space.
+            return self._load(sid, lock=False, refresh_ttl=None)
+
+    def _load(
+        self, sid: str, *, lock: bool, refresh_ttl: float | None, full_disk_ok: bool = False
+    ) -> Loaded | None:
         key = self.key_prefix + sid
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE) if lock else None
         while True:
             token = secrets.token_hex(16) if lock else None
-            with self._transaction(read_only=not lock and refresh_ttl is None) as (conn, txn):
+            read_only = not lock and refresh_ttl is None
+            with self._transaction(read_only=read_only, full_disk_ok=full_disk_ok) as (conn, txn):
                 now = _now()
                 row = conn.execute(
                     self._select_row.where(self._sid_is(key)).with_for_update()
@@ -210,17 +239,23 @@ class SQLAlchemyStore(Store):
         return CleanupReport(expired_removed=removed, live_kept=kept)
 
     def ping(self) -> None:
-        # A write in a writing transaction, then rolled back so a health check leaves
-        # nothing behind: a read-only replica or a locked SQLite file fails here as
-        # requests would.
+        # A write in a writing transaction that leaves nothing behind: a read-only
+        # replica or a locked SQLite file fails here as requests would. PostgreSQL: rolled
+        # back. SQLite: the row is deleted again and the transaction committed, since a
+        # rolled-back write never reaches the file and so would pass on a full disk; the
+        # commit also passes the file's identity check (a deleted file fails).
         counters = self.tables.counters
+        name = self.key_prefix + ":ping"
         with self._transaction() as (conn, txn):
             conn.execute(
                 self._insert(counters)
-                .values(name=self.key_prefix + ":ping", value=0)
+                .values(name=name, value=0)
                 .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": 0})
             )
-            txn.rollback()
+            if self._file is None:
+                txn.rollback()
+            else:
+                conn.execute(sa.delete(counters).where(counters.c.name == name))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -345,10 +380,11 @@ class SQLAlchemyStore(Store):
 
     @contextlib.contextmanager
     def _transaction(
-        self, *, read_only: bool = False
+        self, *, read_only: bool = False, full_disk_ok: bool = False
     ) -> Iterator[tuple[sa.Connection, sa.RootTransaction]]:
         """A connection in a transaction, committed on normal exit; database errors
-        become StoreUnavailable, logged once per outage."""
+        become StoreUnavailable, logged once per outage. ``full_disk_ok``: SQLite's full
+        disk raises _DiskFull instead, not logged (the caller has a way without writing)."""
         try:
             self._ensure_tables()
             with self.engine.connect() as conn:
@@ -356,7 +392,13 @@ class SQLAlchemyStore(Store):
                     conn = conn.execution_options(sqlite_read_only=True)
                 with conn.begin() as txn:
                     yield conn, txn
+                if self._file is not None:
+                    self._file.check(conn)  # committed to the file still at the path?
         except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+            if self._file is not None and is_disk_full(error):
+                self._file.disk_full()  # gives the log's space back for the next write
+                if full_disk_ok:
+                    raise _DiskFull from error
             self._outage.failed(error)
             raise _unavailable(error) from error
         else:
@@ -378,6 +420,12 @@ class SQLAlchemyStore(Store):
             self._tables_ready = True
 
 
+class _DiskFull(Exception):
+    """SQLite's full disk, for a caller that can do without its write (see ``load``)."""
+
+
+#: SQLite's SQLITE_CANTOPEN, as a connection opened after the file was deleted meets it
+SQLITE_NO_FILE_TEXT = "unable to open database file"
 #: PostgreSQL's invalid_schema_name; SQLite says "unknown database <schema>"
 _NO_SCHEMA_SQLSTATE = "3F000"
 
@@ -397,6 +445,10 @@ def _unavailable(error: BaseException) -> StoreUnavailable:
         reason = "the session store is busy"
     elif sqlstate in _REFUSING_SQLSTATES:
         reason = _REFUSING_SQLSTATES[sqlstate]
+    elif DISK_FULL_TEXT in text:  # SQLite's SQLITE_FULL
+        reason = "the session store's disk is full"
+    elif SQLITE_NO_FILE_TEXT in text:  # opened with mode=rw: the file is gone
+        reason = "the session database file is missing"
     elif sqlstate in _BUSY_SQLSTATES or "database is locked" in text:
         reason = "the session store is busy"
     elif isinstance(error, sa.exc.DBAPIError) and (

@@ -29,6 +29,10 @@ from ..readers import Setting, as_is, sql_name, text
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
 CONNECT_TIMEOUT = 2  # seconds; a database that does not answer is a 503, not a hang
 DEFAULT_TABLE = "sessions"
+#: SQLite: pages in the write-ahead log that start a checkpoint (256 pages of 4 KiB: 1 MiB)
+WAL_AUTOCHECKPOINT_PAGES = 256
+#: SQLite: bytes the write-ahead log is truncated to when a checkpoint lets it restart
+JOURNAL_SIZE_LIMIT = 1024 * 1024
 #: PostgreSQL cuts longer names (silently); the longest table name made is <table>_counters
 IDENTIFIER_LIMIT = 63
 LONGEST_SUFFIX = "_counters"
@@ -271,6 +275,11 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         # NORMAL in WAL mode: a commit survives a crash of the process, not of the
         # machine's power (the last commits can roll back then).
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # A bounded log: checkpointed into the database once it holds this many pages
+        # (SQLite's default, 1000 pages, is 4 MiB: a small volume's worth), and cut back
+        # to JOURNAL_SIZE_LIMIT whenever a checkpoint lets it start over.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     finally:
         cursor.close()
 

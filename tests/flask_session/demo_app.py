@@ -46,6 +46,22 @@ def create_app(config: dict | None = None) -> Flask:
         session[key] = request.args.get("value", "x")
         return jsonify(dict(session))
 
+    @app.post("/deep/<key>")
+    def set_deep(key: str):
+        # A value nested ?levels= deep: lists (default), dicts (?kind=dict) or tuples.
+        kind = request.args.get("kind", "list")
+        value: object = 0
+        for _ in range(int(request.args.get("levels", 10))):
+            value = {"d": value} if kind == "dict" else (value,) if kind == "tuple" else [value]
+        session[key] = value
+        return jsonify(sorted(session))
+
+    @app.post("/blob/<key>")
+    def set_blob(key: str):
+        # A string of ?size= characters: a session as large as a test needs.
+        session[key] = "x" * int(request.args.get("size", 1))
+        return jsonify(sorted(session))
+
     @app.post("/delete/<key>")
     def delete_key(key: str):
         session.pop(key, None)

@@ -70,6 +70,12 @@ SETTINGS = [
         bad_python=(None, True, [1]),
     ),
     Setting(
+        "SESSION_MAX_SIZE",
+        ("abc", "0", "-1", "1.5", "1e400", "true", "", "null"),
+        (("2048", 2048), ("1000000", 1000000), ("1e9", 1_000_000_000)),
+        bad_python=(None, True, 2.5),
+    ),
+    Setting(
         "SESSION_ID_LENGTH",
         ("abc", "15", "257", "32.5", "0", "-32", "true", "", "null"),
         (("16", 16), ("256", 256), ("32", 32)),

@@ -38,15 +38,24 @@ def find_memcached() -> str:
 
 
 class MemcachedServer(ServerProcess):
-    """One memcached on 127.0.0.1 (TCP only), `memory_mb` of cache; it keeps nothing on disk."""
+    """One memcached on 127.0.0.1 (TCP only), `memory_mb` of cache; it keeps nothing on disk.
+
+    ``max_item_size`` is memcached's -I (its item size limit, "1m" by default), e.g. "512k".
+    """
 
     kind = "memcached"
 
     def __init__(
-        self, *, port: int | None = None, memory_mb: int = 64, ready_timeout: float = 10.0
+        self,
+        *,
+        port: int | None = None,
+        memory_mb: int = 64,
+        max_item_size: str | None = None,
+        ready_timeout: float = 10.0,
     ) -> None:
         self._binary = find_memcached()
         self.memory_mb = memory_mb
+        self.max_item_size = max_item_size
         super().__init__(port=port, ready_timeout=ready_timeout)
 
     @property
@@ -73,6 +82,8 @@ class MemcachedServer(ServerProcess):
             "-m", str(self.memory_mb),
             "-c", "1024",
         ]  # fmt: skip
+        if self.max_item_size is not None:
+            args += ["-I", self.max_item_size]
         if os.geteuid() == 0:
             args += ["-u", "nobody"]  # memcached refuses to run as root without -u
         return args

@@ -43,6 +43,13 @@ class MemcachedKit(StoreKit):
             ),
             store="memcached",
         ),
+        Setting(
+            # memcached holds items of about 1 MiB: more is refused at start-up
+            "SESSION_MAX_SIZE",
+            ("1048576", "2000000"),
+            (("1000000", 1000000),),
+            store="memcached",
+        ),
     )
     python_only_settings = {
         "SESSION_MEMCACHED": "a pymemcache client, from Python only (refusals:"
