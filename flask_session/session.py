@@ -14,10 +14,12 @@ from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
 from .ids import new_session_id
+from .metrics import encoded_size
 from .stores.base import PERMANENT_KEY
 
 if TYPE_CHECKING:
     from .codecs import Codec
+    from .metrics import SessionMetrics
     from .stores.base import Store
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ class RequestPolicy:
     permanent_default: bool
     ttl: float  # PERMANENT_SESSION_LIFETIME in seconds: the server-side idle timeout
     refresh_each_request: bool
+    #: SESSION_METRICS (None: off) and the store's name it labels the session's events with
+    metrics: SessionMetrics | None = None
+    store_name: str = ""
 
 
 class Commit(NamedTuple):
@@ -195,6 +200,8 @@ class ServerSideSession(SessionMixin):
             if result is None:  # the contract: create=True always yields a result
                 raise RuntimeError(f"{type(policy.store).__name__}.incr(create=True) returned None")
             self._issued = True
+            if policy.metrics is not None:
+                policy.metrics.session_created(policy.store_name)
             if self._values is not None:
                 self._values = {}  # the fresh session holds only this key
         self._incremented = True
@@ -308,6 +315,8 @@ class ServerSideSession(SessionMixin):
                     self.sid = new_session_id(policy.id_bytes)
                     exists = policy.store.save(self.sid, changed, [], ttl=policy.ttl, create=True)
                     self._issued = wrote = True
+                    if policy.metrics is not None:
+                        policy.metrics.session_created(policy.store_name)
             elif changed or deleted:
                 exists = policy.store.save(
                     self.sid, changed, deleted, ttl=policy.ttl, create=False, lock=lock
@@ -318,6 +327,8 @@ class ServerSideSession(SessionMixin):
             self._stored = {**self._stored, **changed}
             for key in deleted:
                 self._stored.pop(key, None)
+            if wrote and exists and policy.metrics is not None:
+                policy.metrics.session_saved(policy.store_name, encoded_size(self._stored))
         return Commit(touched, exists, self._existed, wrote, self._issued)
 
     def release_lock(self) -> None:
@@ -353,6 +364,8 @@ class ServerSideSession(SessionMixin):
         if encoded:
             policy.store.save(new_sid, encoded, [], ttl=policy.ttl, create=True)
         policy.store.delete(old_sid, lock=lock)
+        if policy.metrics is not None:
+            policy.metrics.session_regenerated(policy.store_name)
         self.sid = new_sid if encoded else None
         self._stored = encoded
         self._issued = bool(encoded)
