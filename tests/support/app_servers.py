@@ -43,15 +43,20 @@ _BIND_ATTEMPTS = 3
 _EXIT_WAIT_S = 10.0
 
 
-#: helper processes multiprocessing starts beside spawned workers: not workers
-_HELPER_MARKERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+#: helper processes beside the workers: multiprocessing's (beside granian's spawned
+#: workers) and the service's metrics exporter (SESSIONAPP_METRICS_BIND): not workers
+_HELPER_MARKERS = (
+    "multiprocessing.resource_tracker",
+    "multiprocessing.forkserver",
+    "sessionapp.metrics_server",
+)
 
 
 def child_pids(pid: int) -> list[int]:
     """Live (not zombie) worker children of `pid`, sorted; [] if `pid` is gone.
 
-    multiprocessing's helper processes (its resource tracker, beside granian's spawned
-    workers) are not counted.
+    Helper processes (multiprocessing's resource tracker beside granian's spawned
+    workers, the service's metrics exporter) are not counted.
     """
     try:
         children = psutil.Process(pid).children()
