@@ -197,7 +197,7 @@ class Exporter:
         """A worker is gone: drop its live gauges' files (gunicorn's child_exit)."""
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
     def stop(self) -> None:
         """Stop the exporter process and remove a directory made for this run."""
@@ -234,7 +234,7 @@ def build_registry(app_target: str) -> Any:
     from flask_session.prometheus import LiveSessionsCollector
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     try:
         app = load_app(app_target)
     except Exception:  # the workers' metrics are still worth serving
