@@ -182,12 +182,17 @@ class Exporter:
         with listener:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable, "-m", "sessionapp.metrics_server",
-                    "--fd", str(listener.fileno()),
-                    "--allow", allow,
-                    "--parent", str(os.getpid()),
+                    sys.executable,
+                    "-m",
+                    "sessionapp.metrics_server",
+                    "--fd",
+                    str(listener.fileno()),
+                    "--allow",
+                    allow,
+                    "--parent",
+                    str(os.getpid()),
                     app_target,
-                ],  # fmt: skip
+                ],
                 pass_fds=(listener.fileno(),),
                 env=env,
                 stdin=subprocess.DEVNULL,

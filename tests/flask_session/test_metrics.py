@@ -193,9 +193,10 @@ def test_prometheus_adapter_counts_in_prometheus_client(make_app):
     for _ in range(5):
         client.post("/incr/n")
     assert REGISTRY.get_sample_value("flask_session_store_seconds_count", labels) == before + 5
-    assert REGISTRY.get_sample_value(
-        "flask_session_sessions_created_total", {"store": "filesystem"}
-    ) == created + 1
+    assert (
+        REGISTRY.get_sample_value("flask_session_sessions_created_total", {"store": "filesystem"})
+        == created + 1
+    )
     # a second app in the same process shares the metrics (registered once)
     assert make_app(SESSION_METRICS="prometheus").session_interface.settings.metrics is (
         app.session_interface.settings.metrics

@@ -71,9 +71,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     """The sum of ``name``'s samples whose labels include ``labels``."""
     wanted = set(labels.items())
     return sum(
-        value
-        for (found, have), value in samples.items()
-        if found == name and wanted <= set(have)
+        value for (found, have), value in samples.items() if found == name and wanted <= set(have)
     )
 
 
