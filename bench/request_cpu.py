@@ -1,6 +1,7 @@
 """In-process CPU per request: the service against plain Flask and the one-round-trip floor.
 
     .venv/bin/python bench/request_cpu.py [--requests 500] [--rounds 15] [--store redis,filesystem]
+                                          [--metrics]
 
 Calls each target's WSGI app directly in this process (no HTTP server, no sockets
 between client and app), with environs built once, a pool of 200 session cookies used
@@ -17,6 +18,10 @@ Targets:
 
 * **A**: the service (``sessionapp.create_app``) on the store, default settings.
 * **C**: plain Flask answering the same JSON; no store, no session (bench/apps/plain_flask.py).
+* **M** (with ``--metrics``): A with ``SESSION_METRICS = "prometheus"``, as the service
+  runs with SESSIONAPP_METRICS_BIND set: prometheus_client in multiprocess mode
+  (``PROMETHEUS_MULTIPROC_DIR``, a temporary directory), so every observation is written
+  to a memory-mapped file as in a worker. ``M-A`` is what metrics cost per request.
 * **D**: the floor: plain Flask plus one store round trip for the caller's data, keyed
   by the caller's cookie (bench/apps/floor.py, the D that bench/run serves). Redis: one
   INCR (POST) or GET (GET /counter) through the client the service builds from
@@ -150,9 +155,13 @@ def issue_cookies(app: WSGIApp, count: int) -> list[str]:
 # -- targets -----------------------------------------------------------------------------
 
 
-def service_app(store: str, redis_url: str | None, directory: str) -> Flask:
-    """Target A: the service with its default settings on ``store``."""
+def service_app(
+    store: str, redis_url: str | None, directory: str, *, metrics: bool = False
+) -> Flask:
+    """Target A: the service with its default settings on ``store`` (M: with metrics)."""
     config: dict[str, Any] = {"SESSION_TYPE": store}
+    if metrics:
+        config["SESSION_METRICS"] = "prometheus"
     if store == "redis":
         config["SESSION_REDIS_URL"] = redis_url
     else:
@@ -164,7 +173,7 @@ def service_app(store: str, redis_url: str | None, directory: str) -> Flask:
 
 
 def build_callers(
-    stores: list[str], redis_url: str | None, scratch: str
+    stores: list[str], redis_url: str | None, scratch: str, *, metrics: bool = False
 ) -> dict[tuple[str, str, str], Caller]:
     """(target, store, route) -> Caller, each with its cookie pool."""
     callers: dict[tuple[str, str, str], Caller] = {}
@@ -172,14 +181,19 @@ def build_callers(
     for store in stores:
         directory = os.path.join(scratch, store)
         os.makedirs(directory)
-        service = service_app(store, redis_url, os.path.join(directory, "sessions"))
+        sessions = os.path.join(directory, "sessions")
+        service = service_app(store, redis_url, sessions)
         cookies = issue_cookies(service, COOKIE_POOL)
         floor_app = floor.create_app(store, redis_url or "", directory)
-        for target, app, cookie_name in (
+        targets = [
             ("A", service, COOKIE_NAME),
             ("C", plain, COOKIE_NAME),
             ("D", floor_app, floor.COOKIE),
-        ):
+        ]
+        if metrics:  # the same sessions, through an app that measures them
+            measured = service_app(store, redis_url, sessions, metrics=True)
+            targets.append(("M", measured, COOKIE_NAME))
+        for target, app, cookie_name in targets:
             for method, path in ROUTES:
                 envs = [environ(method, path, cookie, cookie_name) for cookie in cookies]
                 callers[(target, store, f"{method} {path}")] = Caller(app.wsgi_app, envs)
@@ -196,6 +210,23 @@ def measure(
         for name, caller in callers.items():
             results[name].append(caller.cpu_us_per_request(requests))
     return results
+
+
+def report_metrics(results: dict[tuple[str, str, str], list[float]], stores: list[str]) -> None:
+    """A (metrics off) against M (SESSION_METRICS = "prometheus"), same sessions."""
+    print(
+        f"\n{'store':<11} {'route':<14} {'A µs':>7} {'M µs':>7} {'M-A':>7}"
+        f" {'A best':>7} {'M best':>7} {'M-A best':>9}"
+    )
+    for store in stores:
+        for method, path in ROUTES:
+            route = f"{method} {path}"
+            a, m = (statistics.median(results[(t, store, route)]) for t in "AM")
+            a_best, m_best = (min(results[(t, store, route)]) for t in "AM")
+            print(
+                f"{store:<11} {route:<14} {a:7.1f} {m:7.1f} {m - a:7.1f}"
+                f" {a_best:7.1f} {m_best:7.1f} {m_best - a_best:9.1f}"
+            )
 
 
 def report(results: dict[tuple[str, str, str], list[float]], stores: list[str]) -> None:
@@ -219,15 +250,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=500, help="calls per target per round")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--store", default="redis,filesystem", help="comma-separated stores")
+    parser.add_argument(
+        "--metrics", action="store_true", help="also target M: A with SESSION_METRICS on"
+    )
     args = parser.parse_args(argv)
     stores = [s for s in args.store.split(",") if s]
     logging.basicConfig(level=logging.WARNING)
     scratch = tempfile.mkdtemp(prefix="request-cpu-")
+    if args.metrics:
+        # before prometheus_client is first imported: it picks its value class then
+        multiproc = os.path.join(scratch, "metrics")
+        os.makedirs(multiproc)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc
     server = RedisServer() if "redis" in stores else None
     try:
         if server is not None:
             server.start()
-        callers = build_callers(stores, server.url if server else None, scratch)
+        callers = build_callers(
+            stores, server.url if server else None, scratch, metrics=args.metrics
+        )
         results = measure(callers, args.requests, args.rounds)
     finally:
         if server is not None:
@@ -238,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
         f" x {args.requests} requests, {COOKIE_POOL} cookies; python {sys.version.split()[0]}"
     )
     report(results, stores)
+    if args.metrics:
+        report_metrics(results, stores)
 
 
 if __name__ == "__main__":
