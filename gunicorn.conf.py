@@ -65,16 +65,20 @@ def on_starting(server: Any) -> None:
     if _exporter is not None:
         # Before the workers are forked: they inherit the metrics environment.
         _exporter.prepare()
-        _exporter.start(server.app.app_uri)
+        _exporter.start(getattr(server.app, "app_uri", None))
+        # Kept on the arbiter: a SIGHUP reloads this file, which makes a new _exporter.
+        server.sessionapp_exporter = _exporter
 
 
 def child_exit(server: Any, worker: Any) -> None:
     """A worker exited (or was killed): its counts stay, its live gauges go."""
-    if _exporter is not None:
-        _exporter.worker_exited(worker.pid)
+    exporter = getattr(server, "sessionapp_exporter", None)
+    if exporter is not None:
+        exporter.worker_exited(worker.pid)
 
 
 def on_exit(server: Any) -> None:
     """Stop the metrics exporter with the server."""
-    if _exporter is not None:
-        _exporter.stop()
+    exporter = getattr(server, "sessionapp_exporter", None)
+    if exporter is not None:
+        exporter.stop()

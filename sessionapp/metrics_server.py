@@ -164,9 +164,10 @@ class Exporter:
         os.environ[MULTIPROC_VAR] = self.directory
         os.environ.setdefault(APP_METRICS_VAR, "prometheus")
 
-    def start(self, app_target: str) -> None:
-        """Bind the listener and start the exporter process serving ``app_target``'s
-        store. SystemExit naming SESSIONAPP_METRICS_BIND if the address is unusable."""
+    def start(self, app_target: str | None) -> None:
+        """Bind the listener and start the exporter process, counting the live sessions
+        of ``app_target``'s store (None: no live count). SystemExit naming
+        SESSIONAPP_METRICS_BIND if the address is unusable."""
         if self.directory is None:
             self.prepare()
         host, port = self.settings.host, self.settings.port
@@ -191,7 +192,7 @@ class Exporter:
                     allow,
                     "--parent",
                     str(os.getpid()),
-                    app_target,
+                    *([app_target] if app_target else []),
                 ],
                 pass_fds=(listener.fileno(),),
                 env=env,
@@ -230,7 +231,7 @@ def load_app(target: str) -> Any:
     return found() if factory else found
 
 
-def build_registry(app_target: str) -> Any:
+def build_registry(app_target: str | None) -> Any:
     """Every worker's metrics summed, plus the live-session count of the app's store."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
@@ -240,6 +241,8 @@ def build_registry(app_target: str) -> Any:
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    if not app_target:
+        return registry
     try:
         app = load_app(app_target)
     except Exception:  # the workers' metrics are still worth serving
@@ -304,7 +307,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True, help="the bound listening socket")
     parser.add_argument("--allow", default=DEFAULT_ALLOW, help="client networks answered")
     parser.add_argument("--parent", type=int, required=True, help="the launcher's pid")
-    parser.add_argument("app", help="module:name of the WSGI app whose store is counted")
+    parser.add_argument(
+        "app", nargs="?", help="module:name of the WSGI app whose live sessions are counted"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(process)d] [%(levelname)s] %(message)s")
     sock = socket.socket(fileno=args.fd)
