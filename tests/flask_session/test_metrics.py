@@ -13,11 +13,11 @@ import threading
 import time
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 from flask_session import SessionConfigError, SessionLockTimeout
 from flask_session.metrics import MeasuredStore, NoMetrics, SessionMetrics, encoded_size
-from flask_session.prometheus import LiveSessionsCollector
+from flask_session.prometheus import LATENCY_BUCKETS, LiveSessionsCollector, PrometheusMetrics
 from flask_session.stores.sessioncount import SessionCount
 
 LOCK_BUSY = "the session is busy with another request"
@@ -192,6 +192,7 @@ def test_prometheus_adapter_counts_in_prometheus_client(make_app):
     client = app.test_client()
     for _ in range(5):
         client.post("/incr/n")
+    app.session_interface.settings.metrics.publish()  # else within PUBLISH_INTERVAL_S
     assert REGISTRY.get_sample_value("flask_session_store_seconds_count", labels) == before + 5
     assert (
         REGISTRY.get_sample_value("flask_session_sessions_created_total", {"store": "filesystem"})
@@ -201,3 +202,28 @@ def test_prometheus_adapter_counts_in_prometheus_client(make_app):
     assert make_app(SESSION_METRICS="prometheus").session_interface.settings.metrics is (
         app.session_interface.settings.metrics
     )
+
+
+def test_published_tallies_read_as_prometheus_clients_own_observe():
+    """Tallies handed over in bulk read exactly as observe() one by one would have."""
+    registry = CollectorRegistry()
+    metrics = PrometheusMetrics(registry=registry)
+    direct = Histogram("direct", "observed one by one", ("store", "verb"), registry=registry,
+                       buckets=LATENCY_BUCKETS)  # fmt: skip
+    for value in (0.00005, 0.0001, 0.0003, 0.004, 0.2, 7.0, 11.0, 0.0001, 10.0):
+        direct.labels("redis", "incr").observe(value)
+        metrics.store_call("redis", "incr", value)
+    metrics.store_unavailable("redis", "the session store cannot be reached")
+    metrics.publish()
+    labels = {"store": "redis", "verb": "incr"}
+    for suffix in ("_count", "_sum"):
+        ours = registry.get_sample_value("flask_session_store_seconds" + suffix, labels)
+        assert ours == pytest.approx(registry.get_sample_value("direct" + suffix, labels))
+    for bound in (*(str(b) for b in LATENCY_BUCKETS), "+Inf"):
+        le = {**labels, "le": bound}
+        ours = registry.get_sample_value("flask_session_store_seconds_bucket", le)
+        assert ours == registry.get_sample_value("direct_bucket", le), le
+    reason = {"store": "redis", "reason": "the session store cannot be reached"}
+    assert registry.get_sample_value("flask_session_store_unavailable_total", reason) == 1
+    metrics.publish()  # nothing new: nothing added twice
+    assert registry.get_sample_value("flask_session_store_unavailable_total", reason) == 1

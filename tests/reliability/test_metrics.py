@@ -24,6 +24,7 @@ from collections.abc import Callable
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flask_session.prometheus import PUBLISH_INTERVAL_S
 from sessionapp.metrics_server import ALLOW_VAR, BIND_VAR, is_allowed, parse_allow
 from tests.reliability import httpkit
 from tests.reliability.conftest import SERVICE_APP
@@ -36,6 +37,8 @@ INCREMENTS_PER_CLIENT = 40
 OUTAGE_S = 2.0
 #: bound on any load loop here
 LOAD_LIMIT_S = 30.0
+#: how long a scrape may lag behind what the workers counted
+PUBLISH_WAIT_S = PUBLISH_INTERVAL_S * 3
 #: a loopback address other than the listener's allowed one (Linux routes all 127/8 to lo)
 OTHER_LOOPBACK = "127.0.0.2"
 
@@ -65,6 +68,17 @@ def scrape(metrics_url: str, server: AppServer) -> Samples:
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
+
+
+def scrape_until(metrics_url: str, server: AppServer, done: Callable[[Samples], bool]) -> Samples:
+    """Scrape until ``done(samples)`` or PUBLISH_WAIT_S passed; the last samples. Each
+    worker hands its tallies over every PUBLISH_INTERVAL_S, so a scrape may lag by that."""
+    deadline = time.monotonic() + PUBLISH_WAIT_S
+    while True:
+        samples = scrape(metrics_url, server)
+        if done(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.1)
 
 
 def total(samples: Samples, name: str, **labels: str) -> float:
@@ -121,7 +135,8 @@ def test_increments_counted_over_workers_and_kill_9(app_server, server_kind, sto
     midway = scrape(metrics_url, server)
     load.join()
     assert seen == [{200: CLIENTS * INCREMENTS_PER_CLIENT}], seen
-    first = scrape(metrics_url, server)
+    expected = CLIENTS * INCREMENTS_PER_CLIENT
+    first = scrape_until(metrics_url, server, lambda samples: incr_calls(samples) >= expected)
     counted = incr_calls(first)
     assert incr_calls(midway) <= counted
     assert counted >= CLIENTS * INCREMENTS_PER_CLIENT, first
@@ -137,8 +152,9 @@ def test_increments_counted_over_workers_and_kill_9(app_server, server_kind, sto
     assert incr_calls(after_kill) >= counted
     statuses = run_clients(server.url, INCREMENTS_PER_CLIENT)
     assert statuses == {200: CLIENTS * INCREMENTS_PER_CLIENT}, statuses
-    final = scrape(metrics_url, server)
-    assert incr_calls(final) >= counted + CLIENTS * INCREMENTS_PER_CLIENT
+    expected = counted + CLIENTS * INCREMENTS_PER_CLIENT
+    final = scrape_until(metrics_url, server, lambda samples: incr_calls(samples) >= expected)
+    assert incr_calls(final) >= expected
 
     # Only the allowed address is answered: 127.0.0.1 is, 127.0.0.2 (loopback too) is not.
     refused = http.client.HTTPConnection(
@@ -179,6 +195,11 @@ def test_redis_outage_counted_by_reason_as_the_503s_clients_saw(
     assert set(statuses) <= {200, 503}, statuses
     assert statuses[503] > 0, statuses
 
+    def refused(samples: Samples) -> float:
+        return total(samples, "flask_session_store_unavailable_total")
+
+    samples = scrape_until(metrics_url, server, lambda found: refused(found) >= statuses[503])
+    time.sleep(PUBLISH_INTERVAL_S * 1.5)  # and nothing more comes in late
     samples = scrape(metrics_url, server)
     refusals = {
         dict(labels)["reason"]: value
