@@ -22,6 +22,9 @@ Targets:
   runs with SESSIONAPP_METRICS_BIND set: prometheus_client in multiprocess mode
   (``PROMETHEUS_MULTIPROC_DIR``, a temporary directory), so every observation is written
   to a memory-mapped file as in a worker. ``M-A`` is what metrics cost per request.
+* **W** (with ``--metrics``): A with an observer that records nothing
+  (``flask_session.metrics.NoMetrics``): the wrapper alone. ``W-A`` is the wrapper's cost
+  plus the noise between two apps doing the same work; ``M-W`` is prometheus' part.
 * **D**: the floor: plain Flask plus one store round trip for the caller's data, keyed
   by the caller's cookie (bench/apps/floor.py, the D that bench/run serves). Redis: one
   INCR (POST) or GET (GET /counter) through the client the service builds from
@@ -57,6 +60,7 @@ import floor  # noqa: E402  (target D, as bench/run serves it)
 import plain_flask  # noqa: E402  (target C, as bench/run serves it)
 from flask import Flask  # noqa: E402
 
+from flask_session.metrics import NoMetrics  # noqa: E402
 from sessionapp import create_app  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
@@ -155,13 +159,12 @@ def issue_cookies(app: WSGIApp, count: int) -> list[str]:
 # -- targets -----------------------------------------------------------------------------
 
 
-def service_app(
-    store: str, redis_url: str | None, directory: str, *, metrics: bool = False
-) -> Flask:
-    """Target A: the service with its default settings on ``store`` (M: with metrics)."""
+def service_app(store: str, redis_url: str | None, directory: str, *, metrics: Any = None) -> Flask:
+    """Target A: the service with its default settings on ``store``; M and W: with
+    ``SESSION_METRICS = metrics``."""
     config: dict[str, Any] = {"SESSION_TYPE": store}
-    if metrics:
-        config["SESSION_METRICS"] = "prometheus"
+    if metrics is not None:
+        config["SESSION_METRICS"] = metrics
     if store == "redis":
         config["SESSION_REDIS_URL"] = redis_url
     else:
@@ -190,9 +193,10 @@ def build_callers(
             ("C", plain, COOKIE_NAME),
             ("D", floor_app, floor.COOKIE),
         ]
-        if metrics:  # the same sessions, through an app that measures them
-            measured = service_app(store, redis_url, sessions, metrics=True)
-            targets.append(("M", measured, COOKIE_NAME))
+        if metrics:  # the same sessions, through apps that measure them
+            measured = service_app(store, redis_url, sessions, metrics="prometheus")
+            wrapped = service_app(store, redis_url, sessions, metrics=NoMetrics())
+            targets += [("M", measured, COOKIE_NAME), ("W", wrapped, COOKIE_NAME)]
         for target, app, cookie_name in targets:
             for method, path in ROUTES:
                 envs = [environ(method, path, cookie, cookie_name) for cookie in cookies]
@@ -207,7 +211,7 @@ def measure(
         caller.run(WARM_UP_REQUESTS)
     results: dict[tuple[str, str, str], list[float]] = {name: [] for name in callers}
     # M right after A: a pair run back to back meets the same load on the machine
-    rank = {"A": 0, "M": 1}
+    rank = {"A": 0, "M": 1, "W": 2}
     order = sorted(callers, key=lambda name: (name[1], name[2], rank.get(name[0], 2)))
     for _ in range(rounds):
         for name in order:
@@ -216,24 +220,28 @@ def measure(
 
 
 def report_metrics(results: dict[tuple[str, str, str], list[float]], stores: list[str]) -> None:
-    """A (metrics off) against M (SESSION_METRICS = "prometheus"), same sessions.
-
-    ``paired``: the median over rounds of each round's M - A (A and M run back to back
-    in a round, so a round's load on the machine weighs on both alike)."""
+    """A (metrics off) against M (SESSION_METRICS = "prometheus") and W (the wrapper with
+    an observer that records nothing), same sessions. Differences are paired: the median
+    over rounds of each round's difference (A, M and W run back to back in a round, so
+    a round's load on the machine weighs on them alike)."""
     print(
-        f"\n{'store':<11} {'route':<14} {'A µs':>7} {'M µs':>7} {'M-A':>7}"
-        f" {'paired':>7} {'A best':>7} {'M best':>7}"
+        f"\n{'store':<11} {'route':<14} {'A µs':>7} {'M µs':>7} {'W µs':>7}"
+        f" {'M-A':>7} {'W-A':>7} {'M-W':>7}   (paired medians)"
     )
     for store in stores:
         for method, path in ROUTES:
             route = f"{method} {path}"
-            a_rounds, m_rounds = (results[(t, store, route)] for t in "AM")
-            a, m = statistics.median(a_rounds), statistics.median(m_rounds)
-            paired = statistics.median(mm - aa for aa, mm in zip(a_rounds, m_rounds, strict=True))
+            a, m, w = (results[(t, store, route)] for t in "AMW")
             print(
-                f"{store:<11} {route:<14} {a:7.1f} {m:7.1f} {m - a:7.1f} {paired:7.1f}"
-                f" {min(a_rounds):7.1f} {min(m_rounds):7.1f}"
+                f"{store:<11} {route:<14} {statistics.median(a):7.1f}"
+                f" {statistics.median(m):7.1f} {statistics.median(w):7.1f}"
+                f" {paired(m, a):7.1f} {paired(w, a):7.1f} {paired(m, w):7.1f}"
             )
+
+
+def paired(later: list[float], earlier: list[float]) -> float:
+    """The median over rounds of each round's difference."""
+    return statistics.median(x - y for x, y in zip(later, earlier, strict=True))
 
 
 def observation_cost(calls: int = 100_000, rounds: int = 5) -> float:
@@ -274,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--store", default="redis,filesystem", help="comma-separated stores")
     parser.add_argument(
-        "--metrics", action="store_true", help="also target M: A with SESSION_METRICS on"
+        "--metrics", action="store_true", help="also targets M and W: A with SESSION_METRICS"
     )
     args = parser.parse_args(argv)
     stores = [s for s in args.store.split(",") if s]
