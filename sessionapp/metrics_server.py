@@ -175,6 +175,7 @@ class Exporter:
         try:
             listener = socket.create_server((host, port), family=family)
         except OSError as error:
+            self.stop()
             raise SystemExit(
                 f"{self.source}: {BIND_VAR} {host}:{port} cannot be bound: {error.strerror}"
             ) from None

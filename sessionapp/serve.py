@@ -222,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     problem = check_app(target, factory)
     if problem is not None:
         print(f"{_SOURCE}: {target} cannot start: {problem}", file=sys.stderr)
+        if exporter is not None:
+            exporter.stop()  # nothing started yet: removes its directory
         raise SystemExit(EXIT_BAD_SETTING)
     # Fresh interpreters for the workers, not forks of this process: granian forks its
     # replacement workers from a process with threads (one watching each worker), and a
