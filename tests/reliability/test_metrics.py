@@ -4,7 +4,7 @@ gunicorn (gunicorn.conf.py, as operators run it), several workers each, Redis st
 * N increments show as at least N ``incr`` observations, summed over every worker, and
   counts already scraped survive a worker killed with ``kill -9``;
 * a Redis stopped for two seconds shows as StoreUnavailable counts, by reason, equal to
-  the 503s the clients saw;
+  the 503s the clients saw (session increments and the shared counter alike);
 * a client outside SESSIONAPP_METRICS_ALLOW is refused (403), checked from a second
   loopback address (127.0.0.2) against a listener that allows only 127.0.0.1;
 * bad metrics settings stop either launcher before it serves, naming the variable.
@@ -94,9 +94,12 @@ def incr_calls(samples: Samples) -> float:
     return total(samples, "flask_session_store_seconds_count", store="redis", verb="incr")
 
 
-def run_clients(url: str, per_client: int, *, until: float | None = None) -> Counter[int]:
+def run_clients(
+    url: str, per_client: int, *, until: float | None = None, shared_every: int = 0
+) -> Counter[int]:
     """CLIENTS threads, each its own session, POST /inc ``per_client`` times (or until the
-    monotonic time ``until``); the statuses they saw."""
+    monotonic time ``until``), and POST /shared/inc (the shared counter: not a session
+    verb) instead every ``shared_every``-th time if given; the statuses they saw."""
     statuses: Counter[int] = Counter()
     guard = threading.Lock()
     deadline = time.monotonic() + LOAD_LIMIT_S
@@ -107,7 +110,8 @@ def run_clients(url: str, per_client: int, *, until: float | None = None) -> Cou
         while sent < per_client and time.monotonic() < deadline:
             if until is not None and time.monotonic() > until:
                 break
-            reply = httpkit.request(url, "POST", "/inc", cookie=cookie)
+            shared = shared_every and sent % shared_every == shared_every - 1
+            reply = httpkit.request(url, "POST", "/shared/inc" if shared else "/inc", cookie=cookie)
             sent += 1
             if reply.status == 200 and cookie is None:
                 cookie = f"session={reply.cookie('session')}"
@@ -180,7 +184,7 @@ def test_redis_outage_counted_by_reason_as_the_503s_clients_saw(
     seen: list[Counter[int]] = []
     load = threading.Thread(
         target=lambda: seen.append(
-            run_clients(server.url, 10_000, until=time.monotonic() + OUTAGE_S + 1.0)
+            run_clients(server.url, 10_000, until=time.monotonic() + OUTAGE_S + 1.0, shared_every=3)
         )
     )
     load.start()
@@ -209,6 +213,8 @@ def test_redis_outage_counted_by_reason_as_the_503s_clients_saw(
     print(f"\nclients saw {dict(statuses)}; /metrics counted {refusals}")
     assert sum(refusals.values()) == statuses[503], (refusals, statuses)
     assert set(refusals) == {"the session store cannot be reached"}, refusals
+    counter_verbs = total(samples, "flask_session_store_seconds_count", verb="incr")
+    assert counter_verbs < statuses[200] + statuses[503]  # /shared/inc went elsewhere
     assert total(samples, "flask_session_lock_timeouts_total") == 0
 
 
