@@ -310,24 +310,25 @@ class ServerSideSession(SessionMixin):
             changed, deleted = self._changes()  # may raise TypeError: nothing written yet
             lock, self._lock = self._lock, None
             policy = self._policy
+            saved = False  # by this commit (``wrote`` also counts the request's increments)
             if self.sid is None:
                 if changed:
                     self.sid = new_session_id(policy.id_bytes)
                     exists = policy.store.save(self.sid, changed, [], ttl=policy.ttl, create=True)
-                    self._issued = wrote = True
+                    self._issued = wrote = saved = True
                     if policy.metrics is not None:
                         policy.metrics.session_created(policy.store_name)
             elif changed or deleted:
                 exists = policy.store.save(
                     self.sid, changed, deleted, ttl=policy.ttl, create=False, lock=lock
                 )
-                wrote = True
+                wrote = saved = True
             elif lock is not None:
                 policy.store.release(self.sid, lock)
             self._stored = {**self._stored, **changed}
             for key in deleted:
                 self._stored.pop(key, None)
-            if wrote and exists and policy.metrics is not None:
+            if saved and exists and policy.metrics is not None:
                 policy.metrics.session_saved(policy.store_name, encoded_size(self._stored))
         return Commit(touched, exists, self._existed, wrote, self._issued)
 
