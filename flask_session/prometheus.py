@@ -13,6 +13,7 @@ Every name below is documented in docs/metrics.md.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
@@ -45,6 +46,7 @@ LIVE_COUNT_BUDGET_S = 2.0
 PUBLISH_INTERVAL_S = 1.0
 
 _getpid = os.getpid
+logger = logging.getLogger(__name__)
 
 
 class PrometheusMetrics:
@@ -199,7 +201,10 @@ class PrometheusMetrics:
     def _publish_forever(self) -> None:
         while True:
             time.sleep(self.publish_interval)
-            self.publish()
+            try:
+                self.publish()
+            except Exception:  # keep publishing: one failed hand-over is logged, not fatal
+                logger.exception("session metrics could not be handed to prometheus_client")
 
 
 _made: PrometheusMetrics | None = None
