@@ -197,7 +197,9 @@ def test_redis_outage_counted_by_reason_as_the_503s_clients_saw(
         load.join()
     statuses = seen[0]
     assert set(statuses) <= {200, 503}, statuses
-    assert statuses[503] > 0, statuses
+    # A third of the requests during the outage were /shared/inc: the shared counter's
+    # refusals must be in the count as well as the sessions'.
+    assert statuses[503] > 3 * CLIENTS, statuses
 
     def refused(samples: Samples) -> float:
         return total(samples, "flask_session_store_unavailable_total")
@@ -213,8 +215,6 @@ def test_redis_outage_counted_by_reason_as_the_503s_clients_saw(
     print(f"\nclients saw {dict(statuses)}; /metrics counted {refusals}")
     assert sum(refusals.values()) == statuses[503], (refusals, statuses)
     assert set(refusals) == {"the session store cannot be reached"}, refusals
-    counter_verbs = total(samples, "flask_session_store_seconds_count", verb="incr")
-    assert counter_verbs < statuses[200] + statuses[503]  # /shared/inc went elsewhere
     assert total(samples, "flask_session_lock_timeouts_total") == 0
 
 
