@@ -136,6 +136,15 @@ SESSION_LOCKING = True
 # A number from 0.01 to 3600.
 SESSION_LOCK_TIMEOUT = 10
 
+# --- Metrics -------------------------------------------------------------------------------
+
+# The sessions' metrics (store verb latency, lock waits and timeouts, refusals by reason,
+# sessions created, regenerated and cleaned up, sizes): None (off: nothing measured) or
+# "prometheus" (prometheus_client, pip install 'sessionapp[metrics]'). Left as None here:
+# setting SESSIONAPP_METRICS_BIND turns it on in every worker and serves GET /metrics on
+# that address, summed over the workers (see docs/metrics.md).
+SESSION_METRICS = None
+
 # --- Session lifetime and cookie -----------------------------------------------------------
 
 # Sessions are permanent: the cookie has an expiry date, and the server drops a session

@@ -1,6 +1,7 @@
 """In-process CPU per request: the service against plain Flask and the one-round-trip floor.
 
     .venv/bin/python bench/request_cpu.py [--requests 500] [--rounds 15] [--store redis,filesystem]
+                                          [--metrics]
 
 Calls each target's WSGI app directly in this process (no HTTP server, no sockets
 between client and app), with environs built once, a pool of 200 session cookies used
@@ -17,6 +18,13 @@ Targets:
 
 * **A**: the service (``sessionapp.create_app``) on the store, default settings.
 * **C**: plain Flask answering the same JSON; no store, no session (bench/apps/plain_flask.py).
+* **M** (with ``--metrics``): A with ``SESSION_METRICS = "prometheus"``, as the service
+  runs with SESSIONAPP_METRICS_BIND set: prometheus_client in multiprocess mode
+  (``PROMETHEUS_MULTIPROC_DIR``, a temporary directory), so every observation is written
+  to a memory-mapped file as in a worker. ``M-A`` is what metrics cost per request.
+* **W** (with ``--metrics``): A with an observer that records nothing
+  (``flask_session.metrics.NoMetrics``): the wrapper alone. ``W-A`` is the wrapper's cost
+  plus the noise between two apps doing the same work; ``M-W`` is prometheus' part.
 * **D**: the floor: plain Flask plus one store round trip for the caller's data, keyed
   by the caller's cookie (bench/apps/floor.py, the D that bench/run serves). Redis: one
   INCR (POST) or GET (GET /counter) through the client the service builds from
@@ -52,6 +60,7 @@ import floor  # noqa: E402  (target D, as bench/run serves it)
 import plain_flask  # noqa: E402  (target C, as bench/run serves it)
 from flask import Flask  # noqa: E402
 
+from flask_session.metrics import NoMetrics  # noqa: E402
 from sessionapp import create_app  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
@@ -150,9 +159,12 @@ def issue_cookies(app: WSGIApp, count: int) -> list[str]:
 # -- targets -----------------------------------------------------------------------------
 
 
-def service_app(store: str, redis_url: str | None, directory: str) -> Flask:
-    """Target A: the service with its default settings on ``store``."""
+def service_app(store: str, redis_url: str | None, directory: str, *, metrics: Any = None) -> Flask:
+    """Target A: the service with its default settings on ``store``; M and W: with
+    ``SESSION_METRICS = metrics``."""
     config: dict[str, Any] = {"SESSION_TYPE": store}
+    if metrics is not None:
+        config["SESSION_METRICS"] = metrics
     if store == "redis":
         config["SESSION_REDIS_URL"] = redis_url
     else:
@@ -164,7 +176,7 @@ def service_app(store: str, redis_url: str | None, directory: str) -> Flask:
 
 
 def build_callers(
-    stores: list[str], redis_url: str | None, scratch: str
+    stores: list[str], redis_url: str | None, scratch: str, *, metrics: bool = False
 ) -> dict[tuple[str, str, str], Caller]:
     """(target, store, route) -> Caller, each with its cookie pool."""
     callers: dict[tuple[str, str, str], Caller] = {}
@@ -172,14 +184,20 @@ def build_callers(
     for store in stores:
         directory = os.path.join(scratch, store)
         os.makedirs(directory)
-        service = service_app(store, redis_url, os.path.join(directory, "sessions"))
+        sessions = os.path.join(directory, "sessions")
+        service = service_app(store, redis_url, sessions)
         cookies = issue_cookies(service, COOKIE_POOL)
         floor_app = floor.create_app(store, redis_url or "", directory)
-        for target, app, cookie_name in (
+        targets = [
             ("A", service, COOKIE_NAME),
             ("C", plain, COOKIE_NAME),
             ("D", floor_app, floor.COOKIE),
-        ):
+        ]
+        if metrics:  # the same sessions, through apps that measure them
+            measured = service_app(store, redis_url, sessions, metrics="prometheus")
+            wrapped = service_app(store, redis_url, sessions, metrics=NoMetrics())
+            targets += [("M", measured, COOKIE_NAME), ("W", wrapped, COOKIE_NAME)]
+        for target, app, cookie_name in targets:
             for method, path in ROUTES:
                 envs = [environ(method, path, cookie, cookie_name) for cookie in cookies]
                 callers[(target, store, f"{method} {path}")] = Caller(app.wsgi_app, envs)
@@ -192,10 +210,54 @@ def measure(
     for caller in callers.values():
         caller.run(WARM_UP_REQUESTS)
     results: dict[tuple[str, str, str], list[float]] = {name: [] for name in callers}
+    # M right after A: a pair run back to back meets the same load on the machine
+    rank = {"A": 0, "M": 1, "W": 2}
+    order = sorted(callers, key=lambda name: (name[1], name[2], rank.get(name[0], 2)))
     for _ in range(rounds):
-        for name, caller in callers.items():
-            results[name].append(caller.cpu_us_per_request(requests))
+        for name in order:
+            results[name].append(callers[name].cpu_us_per_request(requests))
     return results
+
+
+def report_metrics(results: dict[tuple[str, str, str], list[float]], stores: list[str]) -> None:
+    """A (metrics off) against M (SESSION_METRICS = "prometheus") and W (the wrapper with
+    an observer that records nothing), same sessions. Differences are paired: the median
+    over rounds of each round's difference (A, M and W run back to back in a round, so
+    a round's load on the machine weighs on them alike)."""
+    print(
+        f"\n{'store':<11} {'route':<14} {'A µs':>7} {'M µs':>7} {'W µs':>7}"
+        f" {'M-A':>7} {'W-A':>7} {'M-W':>7}   (paired medians)"
+    )
+    for store in stores:
+        for method, path in ROUTES:
+            route = f"{method} {path}"
+            a, m, w = (results[(t, store, route)] for t in "AMW")
+            print(
+                f"{store:<11} {route:<14} {statistics.median(a):7.1f}"
+                f" {statistics.median(m):7.1f} {statistics.median(w):7.1f}"
+                f" {paired(m, a):7.1f} {paired(w, a):7.1f} {paired(m, w):7.1f}"
+            )
+
+
+def paired(later: list[float], earlier: list[float]) -> float:
+    """The median over rounds of each round's difference."""
+    return statistics.median(x - y for x, y in zip(later, earlier, strict=True))
+
+
+def observation_cost(calls: int = 100_000, rounds: int = 5) -> float:
+    """µs of CPU for one store-verb observation by SESSION_METRICS = "prometheus", in a
+    hot loop (best of ``rounds``): the floor of what metrics add to a request that makes
+    one store call; what a request sees is more, with its caches cold from its own work."""
+    from flask_session.prometheus import prometheus_metrics
+
+    metrics = prometheus_metrics()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.thread_time_ns()
+        for _ in range(calls):
+            metrics.store_call("redis", "incr", 0.0003)
+        best = min(best, (time.thread_time_ns() - start) / calls / 1000)
+    return best
 
 
 def report(results: dict[tuple[str, str, str], list[float]], stores: list[str]) -> None:
@@ -219,16 +281,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=500, help="calls per target per round")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--store", default="redis,filesystem", help="comma-separated stores")
+    parser.add_argument(
+        "--metrics", action="store_true", help="also targets M and W: A with SESSION_METRICS"
+    )
     args = parser.parse_args(argv)
     stores = [s for s in args.store.split(",") if s]
     logging.basicConfig(level=logging.WARNING)
     scratch = tempfile.mkdtemp(prefix="request-cpu-")
+    if args.metrics:
+        # before prometheus_client is first imported: it picks its value class then
+        multiproc = os.path.join(scratch, "metrics")
+        os.makedirs(multiproc)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc
     server = RedisServer() if "redis" in stores else None
     try:
         if server is not None:
             server.start()
-        callers = build_callers(stores, server.url if server else None, scratch)
+        callers = build_callers(
+            stores, server.url if server else None, scratch, metrics=args.metrics
+        )
         results = measure(callers, args.requests, args.rounds)
+        cost = observation_cost() if args.metrics else 0.0
     finally:
         if server is not None:
             server.close()
@@ -238,6 +311,9 @@ def main(argv: list[str] | None = None) -> None:
         f" x {args.requests} requests, {COOKIE_POOL} cookies; python {sys.version.split()[0]}"
     )
     report(results, stores)
+    if args.metrics:
+        report_metrics(results, stores)
+        print(f"\none store-verb observation (hot loop, best of 5): {cost:.2f} µs")
 
 
 if __name__ == "__main__":

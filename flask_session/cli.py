@@ -53,7 +53,7 @@ def run_cleanup(stale_temp_after: float, verbose: bool) -> None:
         raise click.ClickException("this app does not use flask_session: call Session(app)")
     started = time.monotonic()
     try:
-        report = interface.store.cleanup(stale_temp_after=stale_temp_after)
+        report = interface.session_store.cleanup(stale_temp_after=stale_temp_after)
     except StoreUnavailable as error:
         raise click.ClickException(str(error)) from error
     elapsed = time.monotonic() - started

@@ -11,6 +11,7 @@ from .codecs import CODECS
 from .cookies import CookieFormat
 from .errors import StoreUnavailable
 from .ids import is_well_formed
+from .metrics import measured
 from .session import RequestPolicy, ServerSideSession
 
 if TYPE_CHECKING:
@@ -47,7 +48,10 @@ class ServerSideSessionInterface(SessionInterface):
 
     def __init__(self, settings: SessionSettings, store: Store) -> None:
         self.settings = settings
+        #: the store, for what is not a session verb (counters, ``ping``, counting)
         self.store = store
+        #: what the sessions call: ``store``, or with SESSION_METRICS it measured
+        self.session_store = measured(store, settings)
         self.codec = CODECS[settings.serialization_format]
         # Built once per distinct value of the app settings they depend on, not per
         # request: Flask reads those settings on every request (an app may change them
@@ -94,7 +98,7 @@ class ServerSideSessionInterface(SessionInterface):
         policy = self._policies.get(key)
         if policy is None:
             policy = self._policies[key] = RequestPolicy(
-                store=self.store,
+                store=self.session_store,
                 codec=self.codec,
                 id_bytes=self.settings.id_bytes,
                 locking=self.settings.locking,
@@ -102,6 +106,8 @@ class ServerSideSessionInterface(SessionInterface):
                 ttl=app.permanent_session_lifetime.total_seconds(),
                 refresh_each_request=key[1],
                 max_size=self.settings.max_size,
+                metrics=self.settings.metrics,
+                store_name=self.store.name,
             )
         return policy
 

@@ -19,6 +19,7 @@ from .stores.base import PERMANENT_KEY
 
 if TYPE_CHECKING:
     from .codecs import Codec
+    from .metrics import SessionMetrics
     from .stores.base import Store
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ class RequestPolicy:
     ttl: float  # PERMANENT_SESSION_LIFETIME in seconds: the server-side idle timeout
     refresh_each_request: bool
     max_size: int  # SESSION_MAX_SIZE: bytes of keys and encoded values
+    #: SESSION_METRICS (None: off) and the store's name it labels the session's events with
+    metrics: SessionMetrics | None = None
+    store_name: str = ""
 
 
 class Commit(NamedTuple):
@@ -198,6 +202,8 @@ class ServerSideSession(SessionMixin):
             if result is None:  # the contract: create=True always yields a result
                 raise RuntimeError(f"{type(policy.store).__name__}.incr(create=True) returned None")
             self._issued = True
+            if policy.metrics is not None:
+                policy.metrics.session_created(policy.store_name)
             if self._values is not None:
                 self._values = {}  # the fresh session holds only this key
         self._incremented = True
@@ -337,25 +343,29 @@ class ServerSideSession(SessionMixin):
             for key in deleted:
                 merged.pop(key, None)
             self._check_size(merged, changed)
-        wrote = self._incremented
         lock, self._lock = self._lock, None
         policy = self._policy
+        saved = False  # by this commit (the request's increments were written already)
         if self.sid is None:
             if changed:
                 self.sid = new_session_id(policy.id_bytes)
                 exists = policy.store.save(self.sid, changed, [], ttl=policy.ttl, create=True)
-                self._issued = wrote = True
+                self._issued = saved = True
+                if policy.metrics is not None:
+                    policy.metrics.session_created(policy.store_name)
         elif changed or deleted:
             exists = policy.store.save(
                 self.sid, changed, deleted, ttl=policy.ttl, create=False, lock=lock
             )
-            wrote = True
+            saved = True
         elif lock is not None:
             policy.store.release(self.sid, lock)
         self._stored = {**self._stored, **changed}
         for key in deleted:
             self._stored.pop(key, None)
-        return exists, wrote
+        if saved and exists and policy.metrics is not None:
+            policy.metrics.session_saved(policy.store_name, session_size(self._stored))
+        return exists, saved or self._incremented
 
     def release_lock(self) -> None:
         """Give up the lock without writing. Safe to call twice; never raises."""
@@ -395,6 +405,8 @@ class ServerSideSession(SessionMixin):
         if encoded:
             policy.store.save(new_sid, encoded, [], ttl=policy.ttl, create=True)
         policy.store.delete(old_sid, lock=lock)
+        if policy.metrics is not None:
+            policy.metrics.session_regenerated(policy.store_name)
         self.sid = new_sid if encoded else None
         self._stored = encoded
         self._issued = bool(encoded)

@@ -28,6 +28,7 @@ from typing import Any
 
 from .codecs import CODECS
 from .errors import SessionConfigError
+from .metrics import SessionMetrics, metrics_setting
 from .readers import (
     Reader,
     Setting,
@@ -130,6 +131,18 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         boolean,
         "also accept cookies Flask-Session 0.8 signed with SECRET_KEY (id.signature); new"
         " cookies carry the bare id",
+    ),
+    Setting(
+        "SESSION_METRICS",
+        None,
+        metrics_setting,
+        "None (off, the default: nothing measured, nothing wrapped), 'prometheus'"
+        " (prometheus_client, the 'metrics' extra) or an object with the methods of"
+        " flask_session.metrics.SessionMetrics: store verb latency, lock waits and"
+        " timeouts, refusals by reason, sessions created, regenerated, cleaned up, sizes",
+        # the app's own value stays in app.config ("prometheus", its object), not the
+        # observer it was turned into
+        publish=False,
     ),
 )
 
@@ -308,6 +321,8 @@ class SessionSettings:
     max_size: int
     use_signer: bool
     instance_path: str
+    #: SESSION_METRICS as an observer, or None (off)
+    metrics: SessionMetrics | None = None
     #: the store's own settings (its ``Store.settings`` rows), by key, checked
     store: Mapping[str, Any] = field(default_factory=dict)
     #: every setting read, by key (core, store, Flask's present ones): what publish writes
@@ -327,6 +342,7 @@ _CORE_FIELDS = {
     "SESSION_LOCK_TIMEOUT": "lock_timeout",
     "SESSION_MAX_SIZE": "max_size",
     "SESSION_USE_SIGNER": "use_signer",
+    "SESSION_METRICS": "metrics",
 }
 
 

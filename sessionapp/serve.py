@@ -6,6 +6,8 @@ gunicorn. It reads the same environment (sessionapp/server_settings.py):
     SESSIONAPP_BIND      address to listen on, host:port   (default 127.0.0.1:5000)
     SESSIONAPP_WORKERS   worker processes                  (default: usable cores)
     SESSIONAPP_THREADS   blocking (WSGI) threads per worker (default 4)
+    SESSIONAPP_METRICS_BIND, SESSIONAPP_METRICS_ALLOW   GET /metrics on a port of its
+                         own, summed over the workers (sessionapp/metrics_server.py)
 
 and serves APP (default ``app:app``, or ``sessionapp.wsgi:app`` when installed without the
 repository; ``module:factory()`` calls a factory) with:
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import server_settings
+from .metrics_server import Exporter, MetricsSettings
 
 #: a client that has not sent its complete request headers within this is disconnected
 HEADER_READ_TIMEOUT_MS = 5_000
@@ -211,10 +214,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Check every setting, then serve until SIGINT/SIGTERM; exit 1 on a refused setting."""
     args = _parser().parse_args(argv)
     settings = ServeSettings.from_environ()
+    metrics = MetricsSettings.from_environ(source=_SOURCE)
+    exporter = Exporter(metrics, source=_SOURCE) if metrics is not None else None
+    if exporter is not None:
+        exporter.prepare()  # before the app is checked: it is checked with metrics on
     target, factory = split_target(args.app or default_target())
     problem = check_app(target, factory)
     if problem is not None:
         print(f"{_SOURCE}: {target} cannot start: {problem}", file=sys.stderr)
+        if exporter is not None:
+            exporter.stop()  # nothing started yet: removes its directory
         raise SystemExit(EXIT_BAD_SETTING)
     # Fresh interpreters for the workers, not forks of this process: granian forks its
     # replacement workers from a process with threads (one watching each worker), and a
@@ -228,7 +237,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         workers_max_rss=args.workers_max_rss,
         rss_sample_interval=args.rss_sample_interval,
     )
-    server.serve()
+    if exporter is None:
+        server.serve()
+        return
+    exporter.start(target + ("()" if factory else ""))
+    try:
+        # Granian has no hook for a worker's exit: nothing is lost, as the workers keep
+        # counters and histograms only (their files outlive them); gunicorn.conf.py
+        # marks its exited workers dead all the same.
+        server.serve()
+    finally:
+        exporter.stop()
 
 
 if __name__ == "__main__":

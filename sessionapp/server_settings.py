@@ -59,15 +59,18 @@ def bind_address(environ: Mapping[str, str] | None = None, *, source: str = "ses
     return raw
 
 
-def split_bind(bind: str, *, source: str = "sessionapp") -> tuple[str, int]:
-    """``"host:port"`` -> ``(host, port)``; ``"[::1]:8000"`` -> ``("::1", 8000)``."""
+def split_bind(
+    bind: str, *, source: str = "sessionapp", name: str = BIND_VAR
+) -> tuple[str, int]:
+    """``"host:port"`` -> ``(host, port)``; ``"[::1]:8000"`` -> ``("::1", 8000)``; a bad
+    value is refused naming variable ``name``."""
     host, sep, port_text = bind.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     port = int(port_text) if port_text.isdigit() else 0
     if not sep or not host or not 1 <= port <= _MAX_PORT:
         raise SystemExit(
-            f"{source}: {BIND_VAR} must be host:port (e.g. 127.0.0.1:5000), not {bind!r}"
+            f"{source}: {name} must be host:port (e.g. 127.0.0.1:5000), not {bind!r}"
         )
     return host, port
 

@@ -15,16 +15,21 @@ exactly as for sessions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from flask import current_app
 
-from flask_session import ServerSideSessionInterface, SessionConfigError
+from flask_session import ServerSideSessionInterface, SessionConfigError, StoreUnavailable
 from flask_session.readers import config_text
 from flask_session.stores.counters import COUNTER_NAME, Counters
 
 if TYPE_CHECKING:
     from flask import Flask
+
+    from flask_session.metrics import SessionMetrics
+
+T = TypeVar("T")
 
 EXTENSION_KEY = "sessionapp.shared_counter"
 
@@ -33,24 +38,46 @@ RETIRED_SETTINGS = ("SHARED_COUNTER_KEY", "SHARED_COUNTER_FILE")
 
 
 class SharedCounter:
-    """The service's view of its counter. Every method may raise StoreUnavailable."""
+    """The service's view of its counter. Every method may raise StoreUnavailable.
 
-    def __init__(self, store: Counters, name: str) -> None:
+    With ``SESSION_METRICS`` on, a StoreUnavailable is reported to it by reason too, as
+    the sessions' own refusals are, so that the refusals counted are every 503 the store
+    caused.
+    """
+
+    def __init__(
+        self,
+        store: Counters,
+        name: str,
+        *,
+        metrics: SessionMetrics | None = None,
+        store_name: str = "",
+    ) -> None:
         self.store = store
         self.name = name
+        self.metrics = metrics
+        self.store_name = store_name
 
     def increment(self) -> int:
         """Add one and return the new value; no two calls ever return the same number
         (until a reset)."""
-        return self.store.counter_incr(self.name)
+        return self._call(self.store.counter_incr)
 
     def value(self) -> int:
         """The last number handed out (0 if none). Creates nothing in the store."""
-        return self.store.counter_value(self.name)
+        return self._call(self.store.counter_value)
 
     def reset(self) -> None:
         """Start again: the next increment returns 1."""
-        self.store.counter_reset(self.name)
+        self._call(self.store.counter_reset)
+
+    def _call(self, verb: Callable[[str], T]) -> T:
+        try:
+            return verb(self.name)
+        except StoreUnavailable as error:
+            if self.metrics is not None:
+                self.metrics.store_unavailable(self.store_name, error.reason)
+            raise
 
 
 def init_app(app: Flask) -> None:
@@ -73,14 +100,17 @@ def init_app(app: Flask) -> None:
         pattern=COUNTER_NAME,
         rule="1 to 64 letters, digits, '_' or '-', starting with a letter or digit",
     )
-    store = cast(ServerSideSessionInterface, app.session_interface).store
+    interface = cast(ServerSideSessionInterface, app.session_interface)
+    store = interface.store
     if not isinstance(store, Counters):
         raise SessionConfigError(
             f"SESSION_TYPE is {store.name!r}, a store without counters"
             " (flask_session.stores.counters.Counters), which the shared counter needs;"
             " choose a store that has them"
         )
-    app.extensions[EXTENSION_KEY] = SharedCounter(store, name)
+    app.extensions[EXTENSION_KEY] = SharedCounter(
+        store, name, metrics=interface.settings.metrics, store_name=store.name
+    )
 
 
 def shared_counter() -> SharedCounter:

@@ -31,7 +31,8 @@ A store class also lists its own settings (``settings``, rows of
 :class:`~flask_session.readers.Setting`) and builds itself from the checked, frozen
 :class:`~flask_session.settings.SessionSettings` (``from_settings``); the registry in
 :mod:`flask_session.stores` names the class. Capabilities beyond sessions are small
-protocols a store may implement: :class:`~flask_session.stores.counters.Counters`.
+protocols a store may implement: :class:`~flask_session.stores.counters.Counters`,
+:class:`~flask_session.stores.sessioncount.SessionCount`.
 Machinery the stores share (error translation, lock waits) is in
 :mod:`flask_session.stores.common`.
 """

@@ -243,6 +243,24 @@ class FileSystemStore(Store):
         with self._errors():
             self._counters.reset(name)
 
+    def count_sessions(self, deadline: float) -> int | None:
+        """One listing of the directory: the session files whose expiry (mtime) is ahead."""
+        found = 0
+        now_ns = time.time_ns()
+        with self._errors(), os.scandir(self.directory) as entries:
+            for entry in entries:
+                name = entry.name
+                if not (name.endswith(SUFFIX) and len(name) == _SESSION_NAME_LENGTH):
+                    continue
+                if time.monotonic() > deadline:
+                    return None
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime_ns > now_ns:
+                        found += 1
+                except FileNotFoundError:
+                    continue
+        return found
+
     def counter_path(self, name: str) -> str:
         """Where counter ``name`` is kept (for operators and tests)."""
         return self._counters.path(name)

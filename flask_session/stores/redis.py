@@ -40,7 +40,9 @@ health and durability (errors, outages, ``ping``, eviction, replicas) are in
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -141,8 +143,19 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+#: keys a SCAN step looks at, for counting sessions
+SCAN_BATCH = 1000
+_GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis pattern (MATCH)."""
+    return _GLOB_SPECIALS.sub(r"\\\1", text)
+
+
 class RedisStore(Store):
-    """Sessions in Redis (module docstring); counters too (``Counters``)."""
+    """Sessions in Redis (module docstring); counters too (``Counters``), and it counts
+    its sessions (``SessionCount``)."""
 
     name = "redis"
     settings = SETTINGS
@@ -374,6 +387,22 @@ class RedisStore(Store):
     def counter_reset(self, name: str) -> None:
         with self._errors():
             self.redis.delete(self._counter_key(name))
+
+    # -- counting sessions (SessionCount) ---------------------------------------------
+
+    def count_sessions(self, deadline: float) -> int | None:
+        """SCAN for the session hashes, ``<prefix>{*}``, stopping at ``deadline``."""
+        pattern = _glob_escape(self.key_prefix) + "{*}"
+        options: dict[str, Any] = {"match": pattern, "count": SCAN_BATCH}
+        if isinstance(self.redis, redis.RedisCluster):
+            options["target_nodes"] = redis.RedisCluster.PRIMARIES  # replicas hold copies
+        found = 0
+        with self._errors():
+            for _key in self.redis.scan_iter(**options):
+                found += 1
+                if time.monotonic() > deadline:
+                    return None
+        return found
 
     def _counter_key(self, name: str) -> str:
         # One naming rule for every store (base.py), which also keeps braces out.

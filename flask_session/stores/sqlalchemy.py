@@ -24,6 +24,7 @@ import contextlib
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -288,6 +289,28 @@ class SQLAlchemyStore(Store):
         counters = self.tables.counters
         with self._transaction() as (conn, _txn):
             conn.execute(sa.delete(counters).where(counters.c.name == self._counter_name(name)))
+
+    # -- counting sessions (SessionCount) ---------------------------------------------
+
+    def count_sessions(self, deadline: float) -> int | None:
+        """One COUNT of this prefix's unexpired rows; on PostgreSQL cancelled at
+        ``deadline`` (statement_timeout), which raises StoreUnavailable."""
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms < 1:
+            return None
+        sessions = self.tables.sessions
+        query = (
+            sa.select(sa.func.count())
+            .select_from(sessions)
+            .where(
+                sessions.c.session_id.startswith(self.key_prefix, autoescape=True),
+                sessions.c.expiry > _now(),
+            )
+        )
+        with self._transaction(read_only=True) as (conn, _txn):
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text(f"SET LOCAL statement_timeout = {remaining_ms}"))
+            return int(conn.execute(query).scalar_one())
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -92,6 +92,12 @@ SETTINGS = [
         ),
         bad_python=(timedelta(0), timedelta(days=3651), timedelta(seconds=-1), None),
     ),
+    Setting(
+        "SESSION_METRICS",
+        ("statsd", "1", "true", "[1]", "prometheus2"),
+        (("prometheus", "prometheus"), (" Prometheus", " Prometheus"), ("null", None)),
+        bad_python=(5, object()),
+    ),
     Setting("SESSION_KEY_PREFIX", ("123", "true", "null", "[1]"), (("app1:", "app1:"), ("", ""))),
     Setting("SESSION_FILE_DIR", ("", "null", "123", " "), bad_python=(None,)),
     Setting(

@@ -45,8 +45,13 @@ from .procs import stop_process, track, untrack
 BIND_ATTEMPTS = 3
 #: what a program logs when its port is taken (redis, memcached, PostgreSQL, granian, gunicorn)
 PORT_TAKEN = "Address already in use"
-#: helper processes multiprocessing starts beside spawned workers: not workers
-_HELPER_MARKERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+#: helper processes beside the workers: multiprocessing's (beside granian's spawned
+#: workers) and the service's metrics exporter (SESSIONAPP_METRICS_BIND): not workers
+_HELPER_MARKERS = (
+    "multiprocessing.resource_tracker",
+    "multiprocessing.forkserver",
+    "sessionapp.metrics_server",
+)
 
 _Server = TypeVar("_Server", bound="ServerProcess")
 
@@ -242,8 +247,8 @@ def http_status(port: int, path: str) -> int | None:
 def child_pids(pid: int) -> list[int]:
     """Live (not zombie) worker children of `pid`, sorted; [] if `pid` is gone.
 
-    multiprocessing's helper processes (its resource tracker, beside granian's spawned
-    workers) are not counted.
+    Helper processes (multiprocessing's resource tracker beside granian's spawned
+    workers, the service's metrics exporter) are not counted.
     """
     try:
         children = psutil.Process(pid).children()
