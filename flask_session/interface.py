@@ -162,14 +162,13 @@ class ServerSideSessionInterface(SessionInterface):
         session.regenerate()
 
 
-def _secret_keys(app: Flask, secret: str | bytes) -> list[str | bytes]:
+def _secret_keys(app: Flask, secret: str | bytes) -> list[bytes]:
     """The keys a signature may be made with, the fallbacks first and ``secret`` (the
-    app's ``SECRET_KEY``) last, as
-    Flask 3.1's own session builds them: itsdangerous tries the last (newest) first.
-    Read on every call, as Flask does (an app may rotate its keys at run time)."""
-    keys: list[str | bytes] = list(app.config.get("SECRET_KEY_FALLBACKS") or ())
-    keys.append(secret)
-    return keys
+    app's ``SECRET_KEY``) last, as Flask 3.1's own session builds them: itsdangerous
+    tries the last (newest) first. Read on every call, as Flask does (an app may rotate
+    its keys at run time)."""
+    fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
+    return [want_bytes(key) for key in (*fallbacks, secret)]
 
 
 #: dump_cookie's keyword arguments, in the order save_session reads Flask's settings
