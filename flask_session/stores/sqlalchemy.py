@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
 
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
@@ -38,7 +37,7 @@ from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
 from .common import LEASE_GRACE, LockWait, check_key_length, decode_int
 from .counters import check_counter_name
 from .documents import decode_document
-from .sqlalchemy_setup import SETTINGS, Tables, define_tables, engine_from_config
+from .sqlalchemy_setup import SETTINGS, Database, Tables, define_tables, engine_from_config
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -73,12 +72,18 @@ class SQLAlchemyStore(Store):
             own["SESSION_SQLALCHEMY_SCHEMA"],
             own["SESSION_SQLALCHEMY_SEQUENCE"],
         )
-        engine = engine_from_config(own, settings.lock_timeout)
-        return cls(engine=engine, tables=tables, **cls.common(settings))
+        database = engine_from_config(own, settings.lock_timeout)
+        return cls(database=database, tables=tables, **cls.common(settings))
 
-    def __init__(self, *, engine: Engine, tables: Tables, **common: Any) -> None:
+    def __init__(self, *, database: Database, tables: Tables, **common: Any) -> None:
         super().__init__(**common)
-        self.engine = engine
+        self.engine = engine = database.engine
+        self._borrowed = database.borrowed
+        # An in-memory database has one connection: one transaction at a time takes it
+        # (re-entrant: the first transaction creates the tables).
+        self._one_at_a_time: threading.RLock | None = (
+            threading.RLock() if database.in_memory else None
+        )
         self.tables = tables
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._outage = OutageLog(logger, f"{engine.dialect.name} session store")
@@ -92,7 +97,7 @@ class SQLAlchemyStore(Store):
             schema = tables.sessions.schema
             if schema is not None and _no_such_schema(error):
                 # A setting, not an outage: refused now rather than a 503 on every request.
-                engine.dispose()
+                self.close()
                 raise SessionConfigError(
                     f"SESSION_SQLALCHEMY_SCHEMA {schema!r} does not exist in the database;"
                     " create it (CREATE SCHEMA) or leave the setting unset"
@@ -223,7 +228,8 @@ class SQLAlchemyStore(Store):
             txn.rollback()
 
     def close(self) -> None:
-        self.engine.dispose()
+        if not self._borrowed:  # the app's engine is the app's to close
+            self.engine.dispose()
 
     # -- store-wide counters -----------------------------------------------------------
 
@@ -349,6 +355,16 @@ class SQLAlchemyStore(Store):
     ) -> Iterator[tuple[sa.Connection, sa.RootTransaction]]:
         """A connection in a transaction, committed on normal exit; database errors
         become StoreUnavailable, logged once per outage."""
+        with (
+            self._one_at_a_time or contextlib.nullcontext(),
+            self._transaction_unguarded(read_only=read_only) as opened,
+        ):
+            yield opened
+
+    @contextlib.contextmanager
+    def _transaction_unguarded(
+        self, *, read_only: bool
+    ) -> Iterator[tuple[sa.Connection, sa.RootTransaction]]:
         try:
             self._ensure_tables()
             with self.engine.connect() as conn:
@@ -370,11 +386,12 @@ class SQLAlchemyStore(Store):
         with self._tables_guard:
             if self._tables_ready:
                 return
-            try:
-                self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
-            except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
-                # Another process created them between our check and our CREATE.
-                self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
+            with self._one_at_a_time or contextlib.nullcontext():
+                try:
+                    self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
+                except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                    # Another process created them between our check and our CREATE.
+                    self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
             self._tables_ready = True
 
 
