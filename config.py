@@ -64,8 +64,9 @@ SESSION_REDIS = None
 SESSION_REDIS_ALLOW_EVICTION = False
 
 # The sqlalchemy store's database, e.g. "postgresql+psycopg://app@127.0.0.1:5432/app" or
-# "sqlite:////var/lib/sessionapp/sessions.db" (a file: SQLite in memory is refused, as
-# each worker process would have its own). PostgreSQL and SQLite only. No default: with
+# "sqlite:////var/lib/sessionapp/sessions.db" (a file: the service refuses SQLite in
+# memory, as each worker process would have its own; flask_session alone accepts it, for
+# an app's tests). PostgreSQL and SQLite only. No default: with
 # SESSION_TYPE = "sqlalchemy" it (or SESSION_SQLALCHEMY) must be set.
 SESSION_SQLALCHEMY_URL = None
 

@@ -37,7 +37,14 @@ from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
 from .common import LEASE_GRACE, LockWait, check_key_length, decode_int
 from .counters import check_counter_name
 from .documents import decode_document
-from .sqlalchemy_setup import SETTINGS, Database, Tables, define_tables, engine_from_config
+from .sqlalchemy_setup import (
+    SETTINGS,
+    Database,
+    Tables,
+    define_tables,
+    engine_from_config,
+    missing_parts,
+)
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -73,10 +80,18 @@ class SQLAlchemyStore(Store):
             own["SESSION_SQLALCHEMY_SEQUENCE"],
         )
         database = engine_from_config(own, settings.lock_timeout)
-        return cls(database=database, tables=tables, **cls.common(settings))
+        return cls(
+            database=database,
+            tables=tables,
+            create_tables=own["SESSION_SQLALCHEMY_CREATE_TABLES"],
+            **cls.common(settings),
+        )
 
-    def __init__(self, *, database: Database, tables: Tables, **common: Any) -> None:
+    def __init__(
+        self, *, database: Database, tables: Tables, create_tables: bool = True, **common: Any
+    ) -> None:
         super().__init__(**common)
+        self.create_tables = create_tables
         self.engine = engine = database.engine
         self._borrowed = database.borrowed
         # An in-memory database has one connection: one transaction at a time takes it
@@ -93,6 +108,9 @@ class SQLAlchemyStore(Store):
         self._select_row = sa.select(s.data, s.expiry)
         try:
             self._ensure_tables()
+        except SessionConfigError:
+            self.close()
+            raise
         except sa.exc.DBAPIError as error:
             schema = tables.sessions.schema
             if schema is not None and _no_such_schema(error):
@@ -372,6 +390,14 @@ class SQLAlchemyStore(Store):
                     conn = conn.execution_options(sqlite_read_only=True)
                 with conn.begin() as txn:
                     yield conn, txn
+        except SessionConfigError as error:
+            # The database was down at start-up and is now found without the tables:
+            # the operator's to fix, so no request can be served (503, said in the log).
+            logger.error("%s", error)
+            raise StoreUnavailable(
+                f"the session tables are not usable: {error}",
+                reason="the session store is not set up",
+            ) from error
         except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
             self._outage.failed(error)
             raise _unavailable(error) from error
@@ -380,11 +406,17 @@ class SQLAlchemyStore(Store):
 
     def _ensure_tables(self) -> None:
         """Create the tables once per process, on first use (the database may be down
-        when the app starts; the app still starts and answers 503 until it is up)."""
+        when the app starts; the app still starts and answers 503 until it is up). With
+        ``SESSION_SQLALCHEMY_CREATE_TABLES`` off, check them instead: SessionConfigError
+        naming what is missing."""
         if self._tables_ready:
             return
         with self._tables_guard:
             if self._tables_ready:
+                return
+            if not self.create_tables:
+                self._check_tables()
+                self._tables_ready = True
                 return
             with self._one_at_a_time or contextlib.nullcontext():
                 try:
@@ -393,6 +425,20 @@ class SQLAlchemyStore(Store):
                     # Another process created them between our check and our CREATE.
                     self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
             self._tables_ready = True
+
+    def _check_tables(self) -> None:
+        with (
+            self._one_at_a_time or contextlib.nullcontext(),
+            self.engine.connect() as conn,
+        ):
+            missing = missing_parts(conn, self.tables)
+        if missing:
+            raise SessionConfigError(
+                "SESSION_SQLALCHEMY_CREATE_TABLES is off (the app's migrations own the"
+                f" schema) but the database lacks: {', '.join(missing)}. Run the migration"
+                " that creates them (see the sqlalchemy store's DDL in the docs), or set"
+                " SESSION_SQLALCHEMY_CREATE_TABLES = True"
+            )
 
 
 #: PostgreSQL's invalid_schema_name; SQLite says "unknown database <schema>"

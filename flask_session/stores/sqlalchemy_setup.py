@@ -1,6 +1,8 @@
 """Engine and tables for the SQLAlchemy store, built from ``SESSION_SQLALCHEMY*`` settings.
 
-Tables (created when missing, never altered or dropped):
+Tables (created when missing, never altered or dropped; with
+``SESSION_SQLALCHEMY_CREATE_TABLES`` off, left to the app's migrations and only checked,
+see :func:`missing_parts`):
 
 * ``<table>`` (default ``sessions``): Flask-Session 0.8's own layout, so a 0.8 app's
   table is used as it is: ``id`` integer key, ``session_id`` (``key_prefix + sid``,
@@ -29,7 +31,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ..errors import SessionConfigError
-from ..readers import Setting, as_is, sql_name, text
+from ..readers import Setting, as_is, boolean, sql_name, text
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,58 @@ class Database:
     #: the engine is the app's (its in-memory database lives in that engine's one
     #: connection): the store never disposes of it
     borrowed: bool = False
+
+
+#: the key of each table that the store's upserts (``ON CONFLICT``) name
+CONFLICT_COLUMNS = {"sessions": "session_id", "locks": "session_id", "counters": "name"}
+
+
+def missing_parts(connection: sa.Connection, tables: Tables) -> list[str]:
+    """What the store needs and the database lacks, in words ("table sessions_locks",
+    "column sessions.expiry", "a unique key on sessions.session_id", "sequence s");
+    empty when everything is there. Extra columns, tables and indexes are no concern."""
+    inspector = sa.inspect(connection)
+    missing: list[str] = []
+    for role, table in (
+        ("sessions", tables.sessions),
+        ("locks", tables.locks),
+        ("counters", tables.counters),
+    ):
+        name, schema = table.name, table.schema
+        if not inspector.has_table(name, schema=schema):
+            missing.append(f"table {name}")
+            continue
+        present = {column["name"] for column in inspector.get_columns(name, schema=schema)}
+        missing.extend(
+            f"column {name}.{column.name}" for column in table.columns if column.name not in present
+        )
+        key = CONFLICT_COLUMNS[role]
+        if key in present and not _is_unique(inspector, name, schema, key):
+            missing.append(f"a unique key on {name}.{key}")
+    for column in tables.sessions.columns:
+        sequence = column.default if isinstance(column.default, sa.Sequence) else None
+        if (
+            sequence is not None
+            and connection.dialect.supports_sequences
+            and not inspector.has_sequence(sequence.name, schema=tables.sessions.schema)
+        ):
+            missing.append(f"sequence {sequence.name}")
+    return missing
+
+
+def _is_unique(inspector: Any, table: str, schema: str | None, column: str) -> bool:
+    """Whether ``column`` alone is the table's primary key, or unique by a constraint or
+    a unique index (what ``ON CONFLICT (column)`` needs)."""
+    keys = [inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []]
+    keys += [found["column_names"] for found in inspector.get_unique_constraints(table, schema)]
+    # SQLite reports a column's own UNIQUE only as an automatic index, listed on request
+    options = {"include_auto_indexes": True} if inspector.dialect.name == "sqlite" else {}
+    keys += [
+        found["column_names"]
+        for found in inspector.get_indexes(table, schema=schema, **options)
+        if found.get("unique")
+    ]
+    return [column] in [list(key) for key in keys]
 
 
 def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Database:
@@ -196,6 +250,14 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         sql_name,
         "as in Flask-Session 0.8: the sequence the table's id comes from; made when missing",
+    ),
+    Setting(
+        "SESSION_SQLALCHEMY_CREATE_TABLES",
+        True,
+        boolean,
+        "create the tables when missing; False leaves them to the app's migrations"
+        " (Flask-Migrate/Alembic): the store then only checks at start-up that they exist"
+        " with the columns it needs, and refuses to start if not",
     ),
     Setting(
         "SESSION_SQLALCHEMY_BIND_KEY",
