@@ -110,6 +110,14 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         " session (then 503); also the lease of a lock on a network store",
     ),
     Setting(
+        "SESSION_08_SERVERS",
+        False,
+        boolean,
+        "True while Flask-Session 0.8 servers may still serve the same store (a rolling"
+        " upgrade): every session is kept readable and current in 0.8's layout too, and"
+        " 0.8's writes are read back; set False once no 0.8 server is left (redis store)",
+    ),
+    Setting(
         "SESSION_USE_SIGNER",
         False,
         boolean,
@@ -291,6 +299,8 @@ class SessionSettings:
     locking: bool
     lock_timeout: float
     use_signer: bool
+    #: SESSION_08_SERVERS: Flask-Session 0.8 servers may still serve the store
+    fs08_servers: bool
     instance_path: str
     #: the store's own settings (its ``Store.settings`` rows), by key, checked
     store: Mapping[str, Any] = field(default_factory=dict)
@@ -310,6 +320,7 @@ _CORE_FIELDS = {
     "SESSION_LOCKING": "locking",
     "SESSION_LOCK_TIMEOUT": "lock_timeout",
     "SESSION_USE_SIGNER": "use_signer",
+    "SESSION_08_SERVERS": "fs08_servers",
 }
 
 
