@@ -90,12 +90,15 @@ def upgrade_08_command(finish: bool) -> None:
     store = interface.store
     if not isinstance(store, Upgrade08):
         raise click.ClickException(
-            f"the {store.name} store does not count Flask-Session 0.8's sessions (the redis"
-            " store does); see the docs' 'Upgrading from Flask-Session 0.8'"
+            f"the {store.name} store cannot serve a rolling upgrade from Flask-Session 0.8;"
+            " see the docs' 'Upgrading from Flask-Session 0.8'"
         )
     try:
         if finish:
             moved = store.finish_08()
+            if moved.note:
+                click.echo(f"{moved.note}.")
+                return
             click.echo(
                 f"Moved {moved.not_carried_over} Flask-Session 0.8 session(s) not yet carried"
                 f" over, and dropped {moved.mirrored} 0.8 copy(ies) of this package's sessions."
@@ -105,6 +108,9 @@ def upgrade_08_command(finish: bool) -> None:
         raise click.ClickException(str(error)) from error
     except StoreUnavailable as error:
         raise click.ClickException(str(error)) from error
+    if count.note:
+        click.echo(f"{count.note}.")
+        return
     click.echo(
         f"Flask-Session 0.8 sessions in the store: {count.total} ({count.not_carried_over}"
         f" not yet carried over, {count.mirrored} kept current for 0.8 servers)."

@@ -106,7 +106,7 @@ from .redis_scripts import (
     SYNC_08,
     Script,
 )
-from .upgrade08 import Count08
+from .upgrade08 import Count08, document_08
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -228,11 +228,6 @@ class RedisStore(Store):
         self._snapshot = Script(client, SNAPSHOT_08)
         self._mirror = Script(client, MIRROR_08)
         self._finish = Script(client, FINISH_08)
-        self._document_08 = (
-            msgspec.msgpack.Encoder(enc_hook=_plain_text)
-            if (self.codec.name == "msgpack")
-            else msgspec.json.Encoder(enc_hook=_plain_text)
-        )
         self._outage = outage_log_for(client, logger, "redis session store", replica_wait)
         self._eviction = EvictionPolicyCheck(client, allow_eviction=allow_eviction)
         self._error_guard = ErrorGuard(self._translate_error, self._succeeded)
@@ -610,16 +605,15 @@ class RedisStore(Store):
             self._write(self._mirror, keys, [digest, document])
 
     def _document_of(self, fields: dict[bytes, bytes], sid: str) -> bytes | None:
-        """The session as Flask-Session 0.8 stores it: one document of its values, in the
-        configured format; None (with a warning) if a value cannot be written so."""
+        """The session as Flask-Session 0.8 stores it (:func:`document_08`), from a
+        hash's fields; None (with a warning) if it cannot be written so."""
         codec = CODECS.get((fields.pop(MARKER, b"") or b"").decode("ascii", "replace"))
         fields.pop(MIRROR, None)
         if codec is None:
             return None
         try:
-            session = {name.decode(): codec.decode(raw) for name, raw in fields.items()}
-            return bytes(self._document_08.encode(session))
-        except (TypeError, ValueError, msgspec.DecodeError, msgspec.EncodeError) as error:
+            return document_08({name.decode(): raw for name, raw in fields.items()}, codec)
+        except (TypeError, ValueError, msgspec.DecodeError) as error:
             logger.warning(
                 "session %s… not written for Flask-Session 0.8's servers: %s", sid[:6], error
             )
@@ -719,11 +713,3 @@ SCAN_BATCH = 500
 def _glob_escape(text: str) -> str:
     """``text`` matched literally in a Redis SCAN pattern."""
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
-
-
-def _plain_text(value: Any) -> Any:
-    """msgspec's hook for 0.8's documents: ``Markup`` (and any str subclass) as its text,
-    which is what 0.8's own servers could hold of it."""
-    if isinstance(value, str):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} cannot be written for Flask-Session 0.8")

@@ -45,6 +45,7 @@ from .sqlalchemy_setup import (
     engine_from_config,
     missing_parts,
 )
+from .upgrade08 import SharedLayout08, document_08
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -64,7 +65,7 @@ _REFUSING_SQLSTATES = {
 }
 
 
-class SQLAlchemyStore(Store):
+class SQLAlchemyStore(Store, SharedLayout08):
     """Sessions in PostgreSQL or SQLite (module docstring); counters too (``Counters``)."""
 
     name = "sqlalchemy"
@@ -84,14 +85,23 @@ class SQLAlchemyStore(Store):
             database=database,
             tables=tables,
             create_tables=own["SESSION_SQLALCHEMY_CREATE_TABLES"],
+            serves_08=settings.fs08_servers,
             **cls.common(settings),
         )
 
     def __init__(
-        self, *, database: Database, tables: Tables, create_tables: bool = True, **common: Any
+        self,
+        *,
+        database: Database,
+        tables: Tables,
+        create_tables: bool = True,
+        serves_08: bool = False,
+        **common: Any,
     ) -> None:
         super().__init__(**common)
         self.create_tables = create_tables
+        #: SESSION_08_SERVERS: documents written as Flask-Session 0.8 writes them
+        self.serves_08 = serves_08
         self.engine = engine = database.engine
         self._borrowed = database.borrowed
         # An in-memory database has one connection: one transaction at a time takes it
@@ -317,9 +327,14 @@ class SQLAlchemyStore(Store):
         conn.execute(
             sa.update(sessions)
             .where(self._sid_is(key))
-            .values(data=self.codec.encode_document(values), expiry=now + timedelta(seconds=ttl))
+            .values(data=self._document(values), expiry=now + timedelta(seconds=ttl))
         )
         return True
+
+    def _document(self, values: dict[str, bytes]) -> bytes:
+        if self.serves_08:  # 0.8's servers read this row too
+            return document_08(values, self.codec)
+        return self.codec.encode_document(values)
 
     def _take_lease(self, conn: sa.Connection, key: str, token: str, now: datetime) -> bool:
         locks = self.tables.locks

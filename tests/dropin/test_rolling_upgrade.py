@@ -27,20 +27,39 @@ import requests
 
 from tests.support.flask_session_08 import GunicornServer08
 
-#: the app both fleets run: plain read-modify-write code, as a 0.8 app has it
+#: the app both fleets run: plain read-modify-write code, as a 0.8 app has it; the store
+#: as a 0.8 app configures it (ROLLING_STORE, ROLLING_TARGET: a URL, servers or directory)
 APP = """
 import os
 
 import flask
-import redis
 from flask_session import Session
+
+store, target = os.environ["ROLLING_STORE"], os.environ["ROLLING_TARGET"]
+if store == "redis":
+    import redis
+
+    config = {"SESSION_REDIS": redis.Redis.from_url(target)}
+elif store == "sqlalchemy":
+    config = {"SQLALCHEMY_DATABASE_URI": target}
+elif store == "memcached":
+    from pymemcache.client.base import PooledClient
+
+    host, port = target.rsplit(":", 1)
+    # pymemcache's default (noreply) answers a set before memcached has it: a user's next
+    # request, on another connection, can read the session before it: 0.8 loses
+    # increments so on its own, so its servers here wait for the reply
+    client = PooledClient((host, int(port)), default_noreply=False)
+    config = {"SESSION_MEMCACHED": client}
+else:
+    config = {"SESSION_FILE_DIR": target}
 
 app = flask.Flask(__name__)
 app.config.update(
     SECRET_KEY="rolling-upgrade",
-    SESSION_TYPE="redis",
-    SESSION_REDIS=redis.Redis.from_url(os.environ["ROLLING_REDIS_URL"]),
+    SESSION_TYPE=store,
     SESSION_SERIALIZATION_FORMAT=os.environ["ROLLING_FORMAT"],
+    **config,
 )
 app.config.from_prefixed_env()
 Session(app)
@@ -56,6 +75,17 @@ def inc():
     flask.session["n"] = flask.session.get("n", 0) + 1
     flask.session.setdefault("user", flask.request.args["user"])
     return {"n": flask.session["n"], "user": flask.session["user"]}
+
+
+@app.post("/flash")
+def flash():
+    flask.flash(flask.request.args["text"], "info")
+    return "ok"
+
+
+@app.get("/flashes")
+def flashes():
+    return {"flashes": [[c, m] for c, m in flask.get_flashed_messages(with_categories=True)]}
 """
 
 USERS_PER_GROUP = 5
@@ -72,6 +102,8 @@ class User:
     acknowledged: int = 0
     lost_session: bool = False
     statuses: list[int] = field(default_factory=list)
+    #: (server, acknowledged so far, the answer) of each request that found no session
+    losses: list[tuple[str, int, Any]] = field(default_factory=list)
 
     def inc(self, url: str) -> None:
         response = self.http.post(f"{url}/inc", params={"user": self.name}, timeout=HTTP_TIMEOUT)
@@ -81,6 +113,7 @@ class User:
         body = response.json()
         if body["user"] != self.name or body["n"] != self.acknowledged + 1:
             self.lost_session = True  # a fresh session, or someone else's
+            self.losses.append((url, self.acknowledged, body))
         self.acknowledged = body["n"] if body["user"] == self.name else self.acknowledged
 
 
@@ -96,14 +129,34 @@ def run_users(users: list[User], route: Callable[[User, int], str], count: int) 
         list(pool.map(one, users))
 
 
-@pytest.mark.parametrize("fmt", ["msgpack", "json"])
-def test_a_rolling_upgrade_on_redis_loses_no_session_and_no_increment(
-    fs08_python: Path, tmp_path: Path, redis_url: str, granian_server: Any, fmt: str
+#: each store as the test's fixtures serve it: (SESSION_TYPE, the target's fixture)
+STORES = {
+    "redis": ("redis", "redis_url"),
+    "postgresql": ("sqlalchemy", "postgres_url"),
+    "memcached": ("memcached", "memcached_servers"),
+}
+
+
+@pytest.mark.parametrize(
+    ("store", "fmt"),
+    [("redis", "msgpack"), ("redis", "json"), ("postgresql", "msgpack"), ("memcached", "json")],
+)
+def test_a_rolling_upgrade_loses_no_session_and_no_increment(
+    fs08_python: Path,
+    tmp_path: Path,
+    granian_server: Any,
+    request: pytest.FixtureRequest,
+    store: str,
+    fmt: str,
 ) -> None:
+    store_type, fixture = STORES[store]
+    target = str(request.getfixturevalue(fixture))
+    if store == "postgresql":  # psycopg 3 in both venvs (SQLAlchemy's plain URL is psycopg2)
+        target = target.replace("postgresql://", "postgresql+psycopg://", 1)
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     (app_dir / "rolling_app.py").write_text(APP)
-    env = {"ROLLING_REDIS_URL": redis_url, "ROLLING_FORMAT": fmt}
+    env = {"ROLLING_STORE": store_type, "ROLLING_TARGET": target, "ROLLING_FORMAT": fmt}
     old = GunicornServer08(
         "rolling_app:app", python=fs08_python, env=env, cwd=app_dir, workers=2, threads=4
     ).start()
@@ -129,6 +182,16 @@ def test_a_rolling_upgrade_on_redis_loses_no_session_and_no_increment(
             lambda user, i: routes[user.name.split("-")[0]](user, i),
             REQUESTS_PER_PHASE,
         )
+        # A message flashed on one fleet is shown by the other (Flask keeps it as a tuple).
+        for user in groups["alternate"]:
+            for writer, reader in ((new, old), (old, new)):
+                text = f"from {writer.kind} to {reader.kind}"
+                user.statuses.append(
+                    user.http.post(f"{writer.url}/flash", params={"text": text}).status_code
+                )
+                shown = user.http.get(f"{reader.url}/flashes", timeout=HTTP_TIMEOUT)
+                user.statuses.append(shown.status_code)
+                assert shown.json() == {"flashes": [["info", text]]}
         # Everyone on the new fleet; then no 0.8 server is left.
         run_users(everyone, lambda user, i: new.url, 3)
         old.close()
@@ -139,22 +202,30 @@ def test_a_rolling_upgrade_on_redis_loses_no_session_and_no_increment(
         )
         finished = flask_cli(app_dir, new_env, "session", "upgrade-08", "--finish")
         assert finished.returncode == 0, finished.stdout + finished.stderr
-        assert "in the store: 0 " in finished.stdout
+        assert ("in the store: 0 " if store == "redis" else "nothing to carry over") in (
+            finished.stdout
+        )
         run_users(everyone, lambda user, i: new.url, 2)
 
-        lost_sessions = [user.name for user in everyone if user.lost_session]
+        lost_sessions = [(user.name, user.losses) for user in everyone if user.lost_session]
         statuses = {status for user in everyone for status in user.statuses}
         expected = 3 + REQUESTS_PER_PHASE + 3 + 2
         lost_increments = sum(expected - user.acknowledged for user in everyone)
         assert (lost_sessions, lost_increments, statuses) == ([], 0, {200})
-        client = redis.Redis.from_url(redis_url)
-        try:
-            legacy = [
-                key for key in client.scan_iter(match="session:*") if client.type(key) == b"string"
-            ]
-        finally:
-            client.close()
-        assert legacy == []  # every session is in this project's layout now
+        if store == "redis":  # every session is in this project's layout now
+            client = redis.Redis.from_url(target)
+            try:
+                legacy = [
+                    k for k in client.scan_iter(match="session:*") if client.type(k) == b"string"
+                ]
+            finally:
+                client.close()
+            assert legacy == []
+    except BaseException:
+        for server in (old, new):  # shown by pytest with the failure
+            if server is not None:
+                print(f"--- {server.kind} log ---\n{server.log_tail()}")
+        raise
     finally:
         old.close()
         if new is not None:
