@@ -58,9 +58,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import redis
+from redis.cluster import RedisCluster
 
 from ..codecs import CODECS, Codec
-from ..errors import StoreUnavailable
+from ..errors import SessionConfigError, StoreUnavailable
 from ..readers import Setting, as_is, boolean, number, text
 from .base import CleanupReport, IncrResult, Loaded, Store
 from .common import LEASE_GRACE, ErrorGuard, LockWait
@@ -201,6 +202,15 @@ class RedisStore(Store):
         self.redis = client
         #: SESSION_08_SERVERS: keep every session current in Flask-Session 0.8's layout too
         self.serves_08 = serves_08
+        if serves_08 and isinstance(client, RedisCluster):
+            # 0.8's key (prefix + sid) and ours ({sid}) hash to different slots, and the
+            # scripts that keep the two in step need both in one script.
+            raise SessionConfigError(
+                "SESSION_08_SERVERS is True but the redis store is a Redis Cluster, where"
+                " Flask-Session 0.8's keys and this package's live in different slots and"
+                " cannot be kept in step atomically: upgrade with a cutover (stop every 0.8"
+                " server first), or leave SESSION_08_SERVERS False"
+            )
         self.allow_eviction = allow_eviction
         self._format = self.codec.name.encode()
         self._lock_ms = str(int(self.lock_timeout * 1000))

@@ -116,3 +116,41 @@ def test_after_the_transition_a_last_0_8_write_is_read_then_0_8_copies_go(
     assert (moved.mirrored, moved.not_carried_over) == (0, 1)
     assert after.count_08().total == 0
     assert values(after, after.load(untouched, lock=False, refresh_ttl=None)) == {"n": 7}
+
+
+def test_the_upgrade_command_counts_0_8_sessions_and_exits_1_until_none_is_left(redis_url):
+    from tests.flask_session.demo_app import create_app
+
+    config = {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": redis_url}
+    during = create_app({**config, "SESSION_08_SERVERS": True})
+    store = during.session_interface.store
+    mirrored, untouched = new_session_id(32), new_session_id(32)
+    store.save(mirrored, {"n": store.codec.encode(1)}, (), ttl=TTL, create=True)
+    write_like_08(store.redis, untouched, {"n": 7})
+    counted = during.test_cli_runner().invoke(args=["session", "upgrade-08"])
+    assert counted.exit_code == 1
+    assert "in the store: 2 (1 not yet carried over, 1 kept current" in counted.output
+    refused = during.test_cli_runner().invoke(args=["session", "upgrade-08", "--finish"])
+    assert refused.exit_code == 1 and "SESSION_08_SERVERS" in refused.output
+    store.close()
+
+    after = create_app(config)
+    finished = after.test_cli_runner().invoke(args=["session", "upgrade-08", "--finish"])
+    assert finished.exit_code == 0, finished.output
+    assert "in the store: 0 " in finished.output
+    after.session_interface.store.close()
+
+
+def test_session_08_servers_is_refused_on_a_redis_cluster(redis_cluster):
+    from flask_session import SessionConfigError
+    from tests.flask_session.demo_app import create_app
+
+    redis_cluster.restart_stopped()
+    with pytest.raises(SessionConfigError, match="SESSION_08_SERVERS.*Redis Cluster"):
+        create_app(
+            {
+                "SESSION_TYPE": "redis",
+                "SESSION_REDIS_URL": redis_cluster.url,
+                "SESSION_08_SERVERS": True,
+            }
+        )
