@@ -115,7 +115,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         boolean,
         "True while Flask-Session 0.8 servers may still serve the same store (a rolling"
         " upgrade): every session is kept readable and current in 0.8's layout too, and"
-        " 0.8's writes are read back; set False once no 0.8 server is left (redis store)",
+        " 0.8's writes are read back; set False once no 0.8 server is left (every store;"
+        " not on a Redis Cluster)",
     ),
     Setting(
         "SESSION_USE_SIGNER",

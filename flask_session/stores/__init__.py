@@ -52,10 +52,10 @@ def make_store(settings: SessionSettings) -> Store:
     cls = store_class(settings.store_type)
     if settings.fs08_servers and not issubclass(cls, Upgrade08):
         raise SessionConfigError(
-            f"SESSION_08_SERVERS is True but the {settings.store_type} store cannot yet keep"
-            " Flask-Session 0.8 servers served during a rolling upgrade (the redis store"
-            " can): switch with a cutover (stop every 0.8 server first; see the docs'"
-            " 'Upgrading from Flask-Session 0.8'), or leave SESSION_08_SERVERS False"
+            f"SESSION_08_SERVERS is True but the {settings.store_type} store cannot keep"
+            " Flask-Session 0.8 servers served during a rolling upgrade: switch with a"
+            " cutover (stop every 0.8 server first; see the docs' 'Upgrading from"
+            " Flask-Session 0.8'), or leave SESSION_08_SERVERS False"
         )
     return cls.from_settings(settings)
 

@@ -127,10 +127,3 @@ def test_a_bare_mapping_without_flasks_keys_is_checked_for_what_it_has():
     settings = read_settings({"SESSION_LOCKING": "off", "SESSION_ID_LENGTH": "20"}, "instance")
     assert (settings.locking, settings.id_bytes) == (False, 20)
     assert not set(settings.checked) & {row.key for row in FLASK_SETTINGS}
-
-
-def test_session_08_servers_is_refused_by_a_store_that_cannot_serve_them(tmp_path):
-    """The filesystem store cannot yet keep Flask-Session 0.8 servers served: a rolling
-    upgrade on it would lose sessions, so the setting is refused, naming it."""
-    with pytest.raises(SessionConfigError, match="SESSION_08_SERVERS.*filesystem"):
-        Session(plain_app(tmp_path, SESSION_08_SERVERS=True))
