@@ -15,118 +15,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import requests
 
 from tests.support.flask_session_08 import GunicornServer08
-
-#: the app both fleets run: plain read-modify-write code, as a 0.8 app has it; the store
-#: as a 0.8 app configures it (ROLLING_STORE, ROLLING_TARGET: a URL, servers or directory)
-APP = """
-import os
-
-import flask
-from flask_session import Session
-
-store, target = os.environ["ROLLING_STORE"], os.environ["ROLLING_TARGET"]
-if store == "redis":
-    import redis
-
-    config = {"SESSION_REDIS": redis.Redis.from_url(target)}
-elif store == "sqlalchemy":
-    config = {"SQLALCHEMY_DATABASE_URI": target}
-elif store == "memcached":
-    from pymemcache.client.base import PooledClient
-
-    host, port = target.rsplit(":", 1)
-    # pymemcache's default (noreply) answers a set before memcached has it: a user's next
-    # request, on another connection, can read the session before it: 0.8 loses
-    # increments so on its own, so its servers here wait for the reply
-    client = PooledClient((host, int(port)), default_noreply=False)
-    config = {"SESSION_MEMCACHED": client}
-else:
-    config = {"SESSION_FILE_DIR": target}
-
-app = flask.Flask(__name__)
-app.config.update(
-    SECRET_KEY="rolling-upgrade",
-    SESSION_TYPE=store,
-    SESSION_SERIALIZATION_FORMAT=os.environ["ROLLING_FORMAT"],
-    **config,
-)
-app.config.from_prefixed_env()
-Session(app)
-
-
-@app.get("/healthz")
-def healthz():
-    return "ok"
-
-
-@app.post("/inc")
-def inc():
-    flask.session["n"] = flask.session.get("n", 0) + 1
-    flask.session.setdefault("user", flask.request.args["user"])
-    return {"n": flask.session["n"], "user": flask.session["user"]}
-
-
-@app.post("/flash")
-def flash():
-    flask.flash(flask.request.args["text"], "info")
-    return "ok"
-
-
-@app.get("/flashes")
-def flashes():
-    return {"flashes": [[c, m] for c, m in flask.get_flashed_messages(with_categories=True)]}
-"""
+from tests.support.rolling import HTTP_TIMEOUT, User, run_users, write_app
 
 USERS_PER_GROUP = 5
 REQUESTS_PER_PHASE = 12
-HTTP_TIMEOUT = 30
-
-
-@dataclass
-class User:
-    """One browser: its cookie jar, and what its acknowledged increments add up to."""
-
-    name: str
-    http: requests.Session = field(default_factory=requests.Session)
-    acknowledged: int = 0
-    lost_session: bool = False
-    statuses: list[int] = field(default_factory=list)
-    #: (server, acknowledged so far, the answer) of each request that found no session
-    losses: list[tuple[str, int, Any]] = field(default_factory=list)
-
-    def inc(self, url: str) -> None:
-        response = self.http.post(f"{url}/inc", params={"user": self.name}, timeout=HTTP_TIMEOUT)
-        self.statuses.append(response.status_code)
-        if response.status_code != 200:
-            return
-        body = response.json()
-        if body["user"] != self.name or body["n"] != self.acknowledged + 1:
-            self.lost_session = True  # a fresh session, or someone else's
-            self.losses.append((url, self.acknowledged, body))
-        self.acknowledged = body["n"] if body["user"] == self.name else self.acknowledged
-
-
-def run_users(users: list[User], route: Callable[[User, int], str], count: int) -> None:
-    """Each user sends ``count`` requests in sequence (users in parallel), request ``i``
-    to ``route(user, i)``."""
-
-    def one(user: User) -> None:
-        for i in range(count):
-            user.inc(route(user, i))
-
-    with ThreadPoolExecutor(max_workers=len(users)) as pool:
-        list(pool.map(one, users))
 
 
 #: each store as the test's fixtures serve it: (SESSION_TYPE, the target's fixture)
@@ -163,11 +62,10 @@ def test_a_rolling_upgrade_loses_no_session_and_no_increment(
     if store == "postgresql":  # psycopg 3 in both venvs (SQLAlchemy's plain URL is psycopg2)
         target = target.replace("postgresql://", "postgresql+psycopg://", 1)
     app_dir = tmp_path / "app"
-    app_dir.mkdir()
-    (app_dir / "rolling_app.py").write_text(APP)
+    app_spec = write_app(app_dir)
     env = {"ROLLING_STORE": store_type, "ROLLING_TARGET": target, "ROLLING_FORMAT": fmt}
     old = GunicornServer08(
-        "rolling_app:app", python=fs08_python, env=env, cwd=app_dir, workers=2, threads=4
+        app_spec, python=fs08_python, env=env, cwd=app_dir, workers=2, threads=4
     ).start()
     new_env = {**env, "PYTHONPATH": str(app_dir), "FLASK_SESSION_08_SERVERS": "true"}
     new = None
@@ -179,7 +77,7 @@ def test_a_rolling_upgrade_loses_no_session_and_no_increment(
         everyone = [user for users in groups.values() for user in users]
         # Before the roll: everyone's session is made and used on 0.8.
         run_users(everyone, lambda user, i: old.url, 3)
-        new = granian_server("rolling_app:app", env=new_env, workers=2, threads=4)
+        new = granian_server(app_spec, env=new_env, workers=2, threads=4)
         # The roll: both fleets serve; the load balancer sends each group its way.
         routes = {
             "move": lambda user, i: old.url if i < 2 else new.url,
@@ -207,7 +105,7 @@ def test_a_rolling_upgrade_loses_no_session_and_no_increment(
         new.close()
         # The transition ended: the setting off, every 0.8 copy dropped by the command.
         new = granian_server(
-            "rolling_app:app", env={**new_env, "FLASK_SESSION_08_SERVERS": "false"}, workers=2
+            app_spec, env={**new_env, "FLASK_SESSION_08_SERVERS": "false"}, workers=2
         )
         finished = flask_cli(app_dir, new_env, "session", "upgrade-08", "--finish")
         assert finished.returncode == 0, finished.stdout + finished.stderr
