@@ -82,6 +82,11 @@ SESSION_SQLALCHEMY_BIND_KEY = None
 SESSION_SQLALCHEMY_TABLE = "sessions"
 SESSION_SQLALCHEMY_SCHEMA = None
 
+# Create the sqlalchemy store's tables when missing. False: the app's migrations own them
+# (Flask-Migrate/Alembic; DDL in docs/flask_session.md), and the service refuses to start
+# if they are missing or lack a column it needs, naming what is missing.
+SESSION_SQLALCHEMY_CREATE_TABLES = True
+
 # Flask-Session 0.8's sequence for the sessions table's id (a plain SQL name), for a 0.8
 # table made with one (its id column then has no default); made when missing. None: the
 # id is the database's own autoincrementing key.
@@ -108,6 +113,15 @@ SESSION_KEY_PREFIX = "session:"
 # Changing it logs nobody out: sessions written in the other format are still read,
 # and rewritten in this one when next written (also during a rolling deploy).
 SESSION_SERIALIZATION_FORMAT = "json"
+
+# Also accept session cookies Flask-Session 0.8 signed (its SESSION_USE_SIGNER), checked
+# against SECRET_KEY and then each of SECRET_KEY_FALLBACKS; new cookies carry the bare id.
+SESSION_USE_SIGNER = False
+
+# True only while Flask-Session 0.8 servers may still serve the same store (a rolling
+# upgrade from 0.8): every session is then also kept current in 0.8's layout, and 0.8's
+# writes are read back. The service is no 0.8 app: leave it False.
+SESSION_08_SERVERS = False
 
 # Random bytes in a session id (32 bytes = 256 bits from `secrets`): a whole number
 # from 16 to 256.

@@ -82,6 +82,8 @@ SETTINGS = [
     ),
     Setting("SESSION_PERMANENT", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2, "y")),
     Setting("SESSION_LOCKING", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2)),
+    Setting("SESSION_USE_SIGNER", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2)),
+    Setting("SESSION_08_SERVERS", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2)),
     Setting("SESSION_REFRESH_EACH_REQUEST", BOOL_BAD, BOOL_GOOD, bad_python=(None,)),
     Setting("SESSION_COOKIE_SECURE", BOOL_BAD, BOOL_GOOD, bad_python=(None,)),
     Setting("SESSION_COOKIE_HTTPONLY", BOOL_BAD, BOOL_GOOD, bad_python=(None,)),
@@ -206,6 +208,14 @@ SETTINGS = [
         store="postgresql",
     ),
     Setting("SESSION_SQLALCHEMY_BIND_KEY", ("sessions", "", "1"), store="sqlite"),
+    # True only among the good values: the fixture's database is empty, so with False the
+    # service (rightly) refuses to start, naming the missing tables
+    Setting(
+        "SESSION_SQLALCHEMY_CREATE_TABLES",
+        BOOL_BAD,
+        (("true", True), ("1", True)),
+        store="sqlite",
+    ),
     Setting(
         "SESSION_MEMCACHED_SERVERS",
         (
