@@ -64,8 +64,9 @@ SESSION_REDIS = None
 SESSION_REDIS_ALLOW_EVICTION = False
 
 # The sqlalchemy store's database, e.g. "postgresql+psycopg://app@127.0.0.1:5432/app" or
-# "sqlite:////var/lib/sessionapp/sessions.db" (a file: SQLite in memory is refused, as
-# each worker process would have its own). PostgreSQL and SQLite only. No default: with
+# "sqlite:////var/lib/sessionapp/sessions.db" (a file: the service refuses SQLite in
+# memory, as each worker process would have its own; flask_session alone accepts it, for
+# an app's tests). PostgreSQL and SQLite only. No default: with
 # SESSION_TYPE = "sqlalchemy" it (or SESSION_SQLALCHEMY) must be set.
 SESSION_SQLALCHEMY_URL = None
 
@@ -80,6 +81,11 @@ SESSION_SQLALCHEMY_BIND_KEY = None
 # <table>_counters (the shared counter) beside it. Plain SQL names: letters, digits, "_".
 SESSION_SQLALCHEMY_TABLE = "sessions"
 SESSION_SQLALCHEMY_SCHEMA = None
+
+# Create the sqlalchemy store's tables when missing. False: the app's migrations own them
+# (Flask-Migrate/Alembic; DDL in docs/flask_session.md), and the service refuses to start
+# if they are missing or lack a column it needs, naming what is missing.
+SESSION_SQLALCHEMY_CREATE_TABLES = True
 
 # Flask-Session 0.8's sequence for the sessions table's id (a plain SQL name), for a 0.8
 # table made with one (its id column then has no default); made when missing. None: the
@@ -114,14 +120,18 @@ SESSION_SERIALIZATION_FORMAT = "json"
 # store's own limit (memcached: 1,047,552; filesystem: none).
 SESSION_MAX_SIZE = 1_000_000
 
+# Also accept session cookies Flask-Session 0.8 signed (its SESSION_USE_SIGNER), checked
+# against SECRET_KEY and then each of SECRET_KEY_FALLBACKS; new cookies carry the bare id.
+SESSION_USE_SIGNER = False
+
+# True only while Flask-Session 0.8 servers may still serve the same store (a rolling
+# upgrade from 0.8): every session is then also kept current in 0.8's layout, and 0.8's
+# writes are read back. The service is no 0.8 app: leave it False.
+SESSION_08_SERVERS = False
+
 # Random bytes in a session id (32 bytes = 256 bits from `secrets`): a whole number
 # from 16 to 256.
 SESSION_ID_LENGTH = 32
-
-# Also accept cookies Flask-Session 0.8 signed with SECRET_KEY (id.signature), so that
-# nobody is logged out when an app moves from 0.8 with signing on. New cookies always
-# carry the bare id (256 random bits, checked against the store), which needs no signature.
-SESSION_USE_SIGNER = False
 
 # --- Concurrency ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from .errors import StoreUnavailable
 from .interface import ServerSideSessionInterface
+from .stores.upgrade08 import Upgrade08
 
 session_cli = AppGroup("session", help="Manage server-side sessions.")
 
@@ -67,3 +68,52 @@ def run_cleanup(stale_temp_after: float, verbose: bool) -> None:
         f"Removed {report.expired_removed} expired session(s) and {report.temp_removed}"
         f" stale temp file(s) in {elapsed:.2f} s; kept {report.live_kept} live session(s)."
     )
+
+
+@session_cli.command("upgrade-08")
+@click.option(
+    "--finish",
+    is_flag=True,
+    help="Move every session left in Flask-Session 0.8's layout to this package's and"
+    " delete 0.8's copies (only once no 0.8 server is left and SESSION_08_SERVERS is off).",
+)
+def upgrade_08_command(finish: bool) -> None:
+    """Count the sessions in Flask-Session 0.8's layout (a rolling upgrade's progress).
+
+    Prints how many 0.8 sessions no server of this package has used yet, and how many
+    0.8 copies are kept for 0.8's servers (SESSION_08_SERVERS). Exits 1 while any is
+    left, so a deploy script can wait on it.
+    """
+    interface = current_app.session_interface
+    if not isinstance(interface, ServerSideSessionInterface):
+        raise click.ClickException("this app does not use flask_session: call Session(app)")
+    store = interface.store
+    if not isinstance(store, Upgrade08):
+        raise click.ClickException(
+            f"the {store.name} store cannot serve a rolling upgrade from Flask-Session 0.8;"
+            " see the docs' 'Upgrading from Flask-Session 0.8'"
+        )
+    try:
+        if finish:
+            moved = store.finish_08()
+            if moved.note:
+                click.echo(f"{moved.note}.")
+                return
+            click.echo(
+                f"Moved {moved.not_carried_over} Flask-Session 0.8 session(s) not yet carried"
+                f" over, and dropped {moved.mirrored} 0.8 copy(ies) of this package's sessions."
+            )
+        count = store.count_08()
+    except RuntimeError as error:  # refused while 0.8 servers may still serve
+        raise click.ClickException(str(error)) from error
+    except StoreUnavailable as error:
+        raise click.ClickException(str(error)) from error
+    if count.note:
+        click.echo(f"{count.note}.")
+        return
+    click.echo(
+        f"Flask-Session 0.8 sessions in the store: {count.total} ({count.not_carried_over}"
+        f" not yet carried over, {count.mirrored} kept current for 0.8 servers)."
+    )
+    if count.total:
+        raise SystemExit(1)

@@ -39,7 +39,9 @@ class ServerSideSessionInterface(SessionInterface):
 
     With ``SESSION_USE_SIGNER``, a cookie Flask-Session 0.8 signed (``id.signature``,
     HMAC with the app's ``SECRET_KEY``) is accepted too, so switching logs nobody out;
-    the cookies written from then on carry the bare id.
+    the cookies written from then on carry the bare id. As with Flask's own session, the
+    signature is checked against ``SECRET_KEY``, then each of ``SECRET_KEY_FALLBACKS``
+    (Flask 3.1), so rotating the key logs nobody out either.
 
     Built from checked, frozen settings and a store (see :mod:`flask_session.wiring`).
     """
@@ -81,10 +83,12 @@ class ServerSideSessionInterface(SessionInterface):
 
     def _signed_sid(self, app: Flask, cookie: str) -> str | None:
         """The id in a cookie Flask-Session 0.8 signed, if SESSION_USE_SIGNER is on and
-        the signature is the app's; else None."""
-        if not self.settings.use_signer or not cookie or not app.secret_key:
+        the signature is made with ``SECRET_KEY`` or one of ``SECRET_KEY_FALLBACKS``;
+        else None."""
+        secret = app.secret_key
+        if not self.settings.use_signer or not cookie or not secret:
             return None
-        signer = Signer(app.secret_key, salt=SIGNER_SALT, key_derivation="hmac")
+        signer = Signer(_secret_keys(app, secret), salt=SIGNER_SALT, key_derivation="hmac")
         try:
             sid = signer.unsign(want_bytes(cookie)).decode()
         except (BadSignature, UnicodeDecodeError):
@@ -163,6 +167,15 @@ class ServerSideSessionInterface(SessionInterface):
         Call it when privileges change (after a login) to defeat session fixation.
         """
         session.regenerate()
+
+
+def _secret_keys(app: Flask, secret: str | bytes) -> list[bytes]:
+    """The keys a signature may be made with, the fallbacks first and ``secret`` (the
+    app's ``SECRET_KEY``) last, as Flask 3.1's own session builds them: itsdangerous
+    tries the last (newest) first. Read on every call, as Flask does (an app may rotate
+    its keys at run time)."""
+    fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
+    return [want_bytes(key) for key in (*fallbacks, secret)]
 
 
 #: dump_cookie's keyword arguments, in the order save_session reads Flask's settings

@@ -126,6 +126,15 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         " saved, naming the key (UnstorableValue, a 500), and the stored session is kept",
     ),
     Setting(
+        "SESSION_08_SERVERS",
+        False,
+        boolean,
+        "True while Flask-Session 0.8 servers may still serve the same store (a rolling"
+        " upgrade): every session is kept readable and current in 0.8's layout too, and"
+        " 0.8's writes are read back; set False once no 0.8 server is left (every store;"
+        " not on a Redis Cluster)",
+    ),
+    Setting(
         "SESSION_USE_SIGNER",
         False,
         boolean,
@@ -320,6 +329,8 @@ class SessionSettings:
     lock_timeout: float
     max_size: int
     use_signer: bool
+    #: SESSION_08_SERVERS: Flask-Session 0.8 servers may still serve the store
+    fs08_servers: bool
     instance_path: str
     #: SESSION_METRICS as an observer, or None (off)
     metrics: SessionMetrics | None = None
@@ -343,6 +354,7 @@ _CORE_FIELDS = {
     "SESSION_MAX_SIZE": "max_size",
     "SESSION_USE_SIGNER": "use_signer",
     "SESSION_METRICS": "metrics",
+    "SESSION_08_SERVERS": "fs08_servers",
 }
 
 

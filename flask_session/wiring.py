@@ -50,7 +50,13 @@ def configure(
     source: Mapping[str, Any] = config if config is not None else app.config if app else {}
     instance_path = app.instance_path if app is not None else DEFAULT_INSTANCE_PATH
     settings = read_settings(source, instance_path)
-    store = make_store(settings)
+    if app is None:
+        store = make_store(settings)
+    else:
+        # Inside the app's context: a store on the app's own client may need it (a
+        # Flask-SQLAlchemy db's engines are the app's, reachable only there).
+        with app.app_context():
+            store = make_store(settings)
     if app is not None:
         publish(settings, app.config, leave=leave)
     return settings, store

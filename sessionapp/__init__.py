@@ -61,12 +61,36 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
 
     check_secret_key(app.config)
+    check_not_in_memory(app.config)
     register_error_handlers(app)  # first, so Session(app) leaves our 503 handler in place
     Session(app)  # checks every session setting and writes it back in its proper type
     shared_counter.init_app(app)
     app.register_blueprint(views.bp)
     security.init_app(app)
     return app
+
+
+def check_not_in_memory(config: Any) -> None:
+    """The service runs several worker processes, and an in-memory SQLite database would
+    be one per process (each user's counter and the shared counter split between them),
+    so it is refused here. flask_session itself accepts one (for an app's test suite)."""
+    url = config.get("SESSION_SQLALCHEMY_URL")
+    if config.get("SESSION_TYPE") != "sqlalchemy" or not isinstance(url, str):
+        return
+    from sqlalchemy.engine import make_url
+
+    from flask_session.stores.sqlalchemy_setup import is_memory_sqlite
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001  # not a URL: Session(app) refuses it, naming the key
+        return
+    if parsed.get_backend_name() == "sqlite" and is_memory_sqlite(parsed):
+        raise SessionConfigError(
+            f"SESSION_SQLALCHEMY_URL {url!r} is an in-memory SQLite database, which each"
+            " worker process of the service would have on its own; use a file, e.g."
+            " sqlite:////var/lib/sessionapp/sessions.db"
+        )
 
 
 def check_secret_key(config: Any) -> None:

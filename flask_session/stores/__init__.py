@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SessionConfigError
 from .base import CleanupReport, IncrResult, Loaded, Store
+from .upgrade08 import Upgrade08
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -48,7 +49,15 @@ def store_class(store_type: str) -> type[Store]:
 
 def make_store(settings: SessionSettings) -> Store:
     """The store ``settings`` ask for (checked by read_settings)."""
-    return store_class(settings.store_type).from_settings(settings)
+    cls = store_class(settings.store_type)
+    if settings.fs08_servers and not issubclass(cls, Upgrade08):
+        raise SessionConfigError(
+            f"SESSION_08_SERVERS is True but the {settings.store_type} store cannot keep"
+            " Flask-Session 0.8 servers served during a rolling upgrade: switch with a"
+            " cutover (stop every 0.8 server first; see the docs' 'Upgrading from"
+            " Flask-Session 0.8'), or leave SESSION_08_SERVERS False"
+        )
+    return cls.from_settings(settings)
 
 
 __all__ = [

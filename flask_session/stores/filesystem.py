@@ -16,6 +16,8 @@ Layout and rules:
 * Every write (save, incr, delete, cleanup) happens under the file's flock, so merges
   and increments are atomic across processes. Readers need no lock.
 * Store-wide counters are ``*.counter`` files beside the sessions (see filecounter.py).
+* A rolling upgrade (``SESSION_08_SERVERS``): each session is also kept as Flask-Session
+  0.8's cachelib file beside its own, and 0.8's writes are read back (filesystem08.py).
 
 Why not cachelib's ``FileSystemCache``: its ``get`` answers ``None`` both for a missing
 key and for an I/O error, so a failing disk would look like an empty session and the
@@ -45,7 +47,18 @@ from .common import ErrorGuard, decode_int
 from .documents import codec_of, recode
 from .filecounter import FileCounters
 from .filelock import FileLock, lock_existing, same_file
+from .filesystem08 import (
+    copy_digest,
+    digest,
+    is_08_name,
+    parse_08,
+    read_08,
+    unlink_08,
+    with_copy,
+    write_08,
+)
 from .legacy import LegacyCacheLibFiles, adopt
+from .upgrade08 import Count08
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -84,15 +97,27 @@ class FileSystemStore(Store):
     def from_settings(cls, settings: SessionSettings) -> FileSystemStore:
         file_dir = settings.store["SESSION_FILE_DIR"]
         legacy = LegacyCacheLibFiles(file_dir, settings.key_prefix)
-        return cls(directory=file_dir, legacy=legacy, **cls.common(settings))
+        return cls(
+            directory=file_dir,
+            legacy=legacy,
+            serves_08=settings.fs08_servers,
+            **cls.common(settings),
+        )
 
     def __init__(
-        self, *, directory: str, legacy: LegacyCacheLibFiles | None = None, **common: Any
+        self,
+        *,
+        directory: str,
+        legacy: LegacyCacheLibFiles | None = None,
+        serves_08: bool = False,
+        **common: Any,
     ) -> None:
         super().__init__(**common)
         self.directory = os.path.abspath(directory)
         #: Flask-Session 0.8's files in this directory, carried over on first use
         self.legacy = legacy
+        #: SESSION_08_SERVERS: keep every session as 0.8's file too (filesystem08.py)
+        self.serves_08 = serves_08 and legacy is not None
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
         except OSError as error:
@@ -108,6 +133,8 @@ class FileSystemStore(Store):
     def load(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
         path = self._path(sid)
         with self._errors():
+            if self.serves_08:
+                self._sync_08(sid)
             if lock:
                 held = lock_existing(path, self.lock_timeout, "the session")
                 if held is None:
@@ -121,18 +148,24 @@ class FileSystemStore(Store):
                     return self._load_adopted(sid, lock=lock, refresh_ttl=refresh_ttl)
             keep = False
             try:
-                values = self._read_live(fd, path)
-                if values is None:
+                found = self._read_document(fd, path)
+                if found is None:
                     return None
-                if refresh_ttl is not None:
-                    self._refresh(fd, path, refresh_ttl)
-                keep = held is not None
-                return Loaded(values, lock=held)
+                values, copy = found
+                if copy is None or self.serves_08:
+                    if refresh_ttl is not None:
+                        self._refresh(fd, path, refresh_ttl)
+                    keep = held is not None
+                    return Loaded(values, lock=held)
             finally:
                 if held is None:
                     os.close(fd)
                 elif not keep:
                     held.release()
+            # The transition is over and the session still names a 0.8 copy: one last
+            # read of it, then the session is this package's only; then load again.
+            self._finish_one_08(path, self._paths_08(sid))
+        return self.load(sid, lock=lock, refresh_ttl=refresh_ttl)
 
     def save(
         self,
@@ -145,6 +178,9 @@ class FileSystemStore(Store):
         lock: FileLock | None = None,
     ) -> bool:
         path = self._path(sid)
+        if self.serves_08 and lock is None:  # (a held lock was taken after a sync)
+            with self._errors():
+                self._sync_08(sid)
         with self._errors(), self._locked(path, lock) as fd:
             values = self._read_live(fd, path) if fd is not None else None
             if values is None:
@@ -157,8 +193,9 @@ class FileSystemStore(Store):
             if not values:
                 if fd is not None:
                     os.unlink(path)
+                    unlink_08(self._paths_08(sid))  # cleared for 0.8's servers too
                 return False
-            self._write(path, values, ttl)
+            self._write_session(sid, path, values, ttl)
             return True
 
     def delete(self, sid: str, *, lock: FileLock | None = None) -> None:
@@ -167,11 +204,16 @@ class FileSystemStore(Store):
             if fd is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
+            # 0.8's copy or file too: a deleted session must not come back from it
+            unlink_08(self._paths_08(sid))
 
     def incr(
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
         path = self._path(sid)
+        if self.serves_08:
+            with self._errors():
+                self._sync_08(sid)
         with self._errors(), self._locked(path, None) as fd:
             values = self._read_live(fd, path) if fd is not None else None
             if values is None and fd is None and not create and self._adopt(sid):
@@ -182,7 +224,7 @@ class FileSystemStore(Store):
                 values = {}
             new_value = decode_int(self.codec, values.get(key), key) + amount
             values[key] = self.codec.encode(new_value)
-            self._write(path, values, ttl)
+            self._write_session(sid, path, values, ttl)
             return IncrResult(new_value, values.get(PERMANENT_KEY))
 
     def release(self, sid: str, lock: FileLock) -> None:
@@ -268,8 +310,9 @@ class FileSystemStore(Store):
     # -- helpers -----------------------------------------------------------------------
 
     def _adopt(self, sid: str) -> bool:
-        """Carry Flask-Session 0.8's file for ``sid`` over (see stores/legacy.py)."""
-        if self.legacy is None:
+        """Carry Flask-Session 0.8's file for ``sid`` over (see stores/legacy.py); while
+        0.8 servers may serve (SESSION_08_SERVERS) ``_sync_08`` reads it instead, in place."""
+        if self.legacy is None or self.serves_08:
             return False
         return adopt(
             self.legacy,
@@ -308,6 +351,12 @@ class FileSystemStore(Store):
 
     def _read_live(self, fd: int, path: str) -> dict[str, bytes] | None:
         """The session in ``fd``, or None if it has expired or cannot be decoded."""
+        found = self._read_document(fd, path)
+        return None if found is None else found[0]
+
+    def _read_document(self, fd: int, path: str) -> tuple[dict[str, bytes], str | None] | None:
+        """The session in ``fd`` and the digest of the 0.8 copy it names (None: none), or
+        None if it has expired or cannot be decoded."""
         info = os.fstat(fd)
         if info.st_mtime_ns <= time.time_ns():
             return None
@@ -315,7 +364,8 @@ class FileSystemStore(Store):
         data = os.pread(fd, info.st_size, 0)
         written_by = codec_of(data, self.codec)
         try:
-            return recode(written_by.decode_document(data), written_by, self.codec)
+            values = recode(written_by.decode_document(data), written_by, self.codec)
+            return values, copy_digest(values, self.codec)
         except (DecodeError, TypeError) as error:
             logger.warning(
                 "ignoring unreadable session file %s (not %s%s): %s; the client gets a new session",
@@ -343,6 +393,129 @@ class FileSystemStore(Store):
             with contextlib.suppress(OSError):
                 os.unlink(temp_path)
             raise
+
+    # -- a rolling upgrade from Flask-Session 0.8 (filesystem08.py) ------------------------
+
+    def _paths_08(self, sid: str) -> list[str]:
+        """Where 0.8 keeps ``sid``'s file (one path per hash cachelib used)."""
+        return self.legacy.paths(sid) if self.legacy is not None else []
+
+    def _write_session(self, sid: str, path: str, values: dict[str, bytes], ttl: float) -> None:
+        """``_write``, and while 0.8 servers may serve, 0.8's file first (see
+        filesystem08.py for why first)."""
+        if self.serves_08:
+            paths = self._paths_08(sid)
+            target = next((p for p in paths if os.path.exists(p)), paths[0])
+            try:
+                copy = write_08(target, values, self.codec, ttl)
+            except TypeError as error:
+                logger.warning(
+                    "session %s… not written for Flask-Session 0.8's servers: %s", sid[:6], error
+                )
+            else:
+                values = with_copy(values, self.codec, copy)
+        self._write(path, values, ttl)
+
+    def _sync_08(self, sid: str) -> None:
+        """Bring this package's file up to 0.8's (inside ``_errors``): a 0.8 file a 0.8
+        server wrote since replaces the session's values; one it deleted (a cleared
+        session) deletes the session here; a 0.8 session not yet here is read in."""
+        path = self._path(sid)
+        paths = self._paths_08(sid)
+        found = self._peek(path)
+        legacy = next((data for p in paths if (data := read_08(p)) is not None), None)
+        if found is not None and (found[1] is None or (legacy and digest(legacy) == found[1])):
+            return  # in step (the common case, no lock), or never copied for 0.8
+        if found is None and legacy is None:
+            return
+        with self._locked(path, None) as fd:
+            found = self._read_document(fd, path) if fd is not None else None
+            if found is not None and found[1] is None:
+                return
+            legacy_path = next((p for p in paths if os.path.exists(p)), paths[0])
+            legacy = read_08(legacy_path)
+            if legacy is None:
+                if found is not None:  # a 0.8 server cleared the session
+                    os.unlink(path)
+                return
+            if found is not None and digest(legacy) == found[1]:
+                return
+            parsed = parse_08(legacy, self.codec, legacy_path)
+            if parsed is not None:
+                self._write(path, with_copy(parsed.values, self.codec, digest(legacy)), parsed.ttl)
+
+    def _peek(self, path: str) -> tuple[dict[str, bytes], str | None] | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            return self._read_document(fd, path)
+        finally:
+            os.close(fd)
+
+    def _finish_one_08(self, path: str, paths_08: list[str]) -> bool:
+        """The transition is over: read 0.8's copy of the session at ``path`` if a 0.8
+        server wrote it since, keep the session here only, delete the 0.8 file. False if
+        there is no session here."""
+        with self._locked(path, None) as fd:
+            found = self._read_document(fd, path) if fd is not None else None
+            if fd is None or found is None:
+                return False
+            values, copy = found
+            ttl = (os.fstat(fd).st_mtime_ns - time.time_ns()) / 1e9
+            for legacy_path in paths_08:
+                legacy = read_08(legacy_path)
+                if legacy is not None and copy is not None and digest(legacy) != copy:
+                    parsed = parse_08(legacy, self.codec, legacy_path)
+                    if parsed is not None:
+                        values, ttl = parsed.values, parsed.ttl
+                    break
+            if ttl > 0:
+                self._write(path, values, ttl)
+            unlink_08(paths_08)
+            return True
+
+    def _files_08(self) -> Iterator[tuple[str, str | None]]:
+        """Each 0.8 session file, and this package's file for the same session (None for
+        md5-named files, whose session id cannot be told from the name)."""
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if is_08_name(entry.name):
+                    ours = entry.path + SUFFIX if len(entry.name) == 64 else None
+                    yield entry.path, ours
+
+    def count_08(self) -> Count08:
+        count = Count08()
+        with self._errors():
+            for _path, ours in self._files_08():
+                if ours is not None and os.path.exists(ours):
+                    count.mirrored += 1
+                else:
+                    count.not_carried_over += 1
+        return count
+
+    def finish_08(self) -> Count08:
+        if self.serves_08:
+            raise RuntimeError(
+                "SESSION_08_SERVERS is True: Flask-Session 0.8 servers may still be serving;"
+                " set it False on every server first"
+            )
+        moved = Count08()
+        with self._errors():
+            for path_08, ours in list(self._files_08()):
+                if ours is None:
+                    continue  # md5-named: carried over on first use, by its id
+                if os.path.exists(ours) and self._finish_one_08(ours, [path_08]):
+                    moved.mirrored += 1
+                    continue
+                legacy = read_08(path_08)
+                parsed = parse_08(legacy, self.codec, path_08) if legacy is not None else None
+                if parsed is not None:
+                    self._write(ours, parsed.values, parsed.ttl)
+                    moved.not_carried_over += 1
+                unlink_08([path_08])
+        return moved
 
     def _create_temp_file(self) -> tuple[int, str]:
         """A new, empty, private file next to the sessions (what tempfile.mkstemp does,

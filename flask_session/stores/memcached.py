@@ -44,6 +44,7 @@ from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
 from .common import LEASE_GRACE, ErrorGuard, LockWait, check_key_length, decode_int
 from .counters import check_counter_name
 from .documents import decode_document
+from .upgrade08 import SharedLayout08, document_08
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -124,7 +125,7 @@ def _servers_of_client(client: Any) -> list[tuple[str, int]]:
     )
 
 
-class MemcachedStore(Store):
+class MemcachedStore(Store, SharedLayout08):
     """Sessions in memcached. Each server gets a thread-safe pool of connections; the
     store builds them itself (also from a ``SESSION_MEMCACHED`` client, whose servers
     it uses) so every command waits for its reply and nothing is retried or silently
@@ -158,11 +159,19 @@ class MemcachedStore(Store):
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> MemcachedStore:
         check_key_length(settings, KEY_LENGTH_LIMIT - len(LOCK_SUFFIX), "a memcached key")
-        return cls(servers=servers_from_config(settings.store), **cls.common(settings))
+        return cls(
+            servers=servers_from_config(settings.store),
+            serves_08=settings.fs08_servers,
+            **cls.common(settings),
+        )
 
-    def __init__(self, *, servers: list[tuple[str, int]], **common: Any) -> None:
+    def __init__(
+        self, *, servers: list[tuple[str, int]], serves_08: bool = False, **common: Any
+    ) -> None:
         super().__init__(**common)
         self.servers = servers
+        #: SESSION_08_SERVERS: documents written as Flask-Session 0.8 writes them
+        self.serves_08 = serves_08
         self._clients = {
             f"{host}:{port}": PooledClient(
                 (host, port),
@@ -348,7 +357,11 @@ class MemcachedStore(Store):
                 if data is not None:
                     node.cas(key, b"", cas, expire=EXPIRE_NOW, noreply=False)
                 return False
-            document = self.codec.encode_document(values)
+            document = (  # 0.8's servers read this item too
+                document_08(values, self.codec)
+                if self.serves_08
+                else self.codec.encode_document(values)
+            )
             try:
                 if data is None:
                     written = node.add(key, document, expire=_expiry(ttl), noreply=False)

@@ -28,6 +28,17 @@ not an integer is a ``TypeError``.
 Sessions written by Flask-Session 0.8 (``<prefix><sid>``, a msgpack or JSON document,
 with a TTL) are carried into this layout on first use, keeping their expiry.
 
+A rolling upgrade (``SESSION_08_SERVERS``: 0.8 servers may still serve the store): each
+session lives in both layouts. Before each verb, 0.8's copy is compared with the SHA-1
+the hash keeps of the copy it last wrote or read (field ``"\\xfe"``): a copy a 0.8
+server wrote since replaces the hash's values, a copy a 0.8 server deleted deletes the
+session. After each write, the whole session is written to 0.8's key as 0.8 writes it
+(one document, the configured format, the session's TTL), unless a later write of ours
+or an unread write of 0.8's got there first. 0.8's copy is never deleted but with the
+session. Once the setting is off, the first load of a session (or ``flask session
+upgrade-08 --finish``, for all at once) reads any last write of a 0.8 server and drops
+0.8's copy.
+
 Counters (:meth:`RedisStore.counter_incr`) are plain integers at
 ``<prefix>#counter{<name>}``: ``#`` never appears in a session id, so no session, lock or
 0.8 key can ever be a counter's key.
@@ -39,18 +50,20 @@ health and durability (errors, outages, ``ping``, eviction, replicas) are in
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import redis
+from redis.cluster import RedisCluster
 
 from ..codecs import CODECS, Codec
-from ..errors import StoreUnavailable
+from ..errors import SessionConfigError, StoreUnavailable
 from ..readers import Setting, as_is, boolean, number, text
 from .base import CleanupReport, IncrResult, Loaded, Store
 from .common import LEASE_GRACE, ErrorGuard, LockWait
@@ -66,17 +79,23 @@ from .redis_health import (
     unavailable,
 )
 from .redis_scripts import (
+    ABSORB_08,
     ADOPT,
     CONVERT,
     COUNTER_INCR,
     DELETE,
     DELETE_IF_EQUAL,
     DONE,
+    DROP_08,
+    FINISH_08,
     FOREIGN,
+    GONE,
     INCR,
     LOAD,
     LOCKED,
     MARKER,
+    MIRROR,
+    MIRROR_08,
     MISSING,
     NOT_AN_INTEGER,
     OTHER_FORMAT,
@@ -85,8 +104,12 @@ from .redis_scripts import (
     READ_LEGACY,
     RELEASE,
     SAVE,
+    SNAPSHOT_08,
+    STALE,
+    SYNC_08,
     Script,
 )
+from .upgrade08 import Count08, document_08
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -143,7 +166,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-#: keys a SCAN step looks at, for counting sessions
+#: keys a SCAN step looks at (counting sessions, finding Flask-Session 0.8's), and ids
+#: classified per round trip
 SCAN_BATCH = 1000
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 
@@ -174,6 +198,7 @@ class RedisStore(Store):
                 client=client,
                 allow_eviction=own["SESSION_REDIS_ALLOW_EVICTION"],
                 replica_wait=wait,
+                serves_08=settings.fs08_servers,
                 **cls.common(settings),
             )
         except BaseException:
@@ -187,10 +212,22 @@ class RedisStore(Store):
         client: Client,
         allow_eviction: bool = False,
         replica_wait: ReplicaWait | None = None,
+        serves_08: bool = False,
         **common: Any,
     ) -> None:
         super().__init__(**common)
         self.redis = client
+        #: SESSION_08_SERVERS: keep every session current in Flask-Session 0.8's layout too
+        self.serves_08 = serves_08
+        if serves_08 and isinstance(client, RedisCluster):
+            # 0.8's key (prefix + sid) and ours ({sid}) hash to different slots, and the
+            # scripts that keep the two in step need both in one script.
+            raise SessionConfigError(
+                "SESSION_08_SERVERS is True but the redis store is a Redis Cluster, where"
+                " Flask-Session 0.8's keys and this package's live in different slots and"
+                " cannot be kept in step atomically: upgrade with a cutover (stop every 0.8"
+                " server first), or leave SESSION_08_SERVERS False"
+            )
         self.allow_eviction = allow_eviction
         self._format = self.codec.name.encode()
         self._lock_ms = str(int(self.lock_timeout * 1000))
@@ -212,6 +249,12 @@ class RedisStore(Store):
         self._delete_if_equal = Script(client, DELETE_IF_EQUAL)
         self._counter_incr = Script(client, COUNTER_INCR)
         self._probe = Script(client, PROBE)
+        self._sync = Script(client, SYNC_08)
+        self._absorb = Script(client, ABSORB_08)
+        self._drop = Script(client, DROP_08)
+        self._snapshot = Script(client, SNAPSHOT_08)
+        self._mirror = Script(client, MIRROR_08)
+        self._finish = Script(client, FINISH_08)
         self._outage = outage_log_for(client, logger, "redis session store", replica_wait)
         self._eviction = EvictionPolicyCheck(client, allow_eviction=allow_eviction)
         self._error_guard = ErrorGuard(self._translate_error, self._succeeded)
@@ -225,11 +268,20 @@ class RedisStore(Store):
         refresh = _ms(refresh_ttl) if refresh_ttl is not None else "0"
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
+            if self.serves_08:
+                self._sync_08(sid, refresh)
             while True:
                 reply = self._load(keys, [token, self._lock_ms, refresh])
                 if reply == LOCKED:
                     wait.pause()
                     continue
+                if isinstance(reply, list) and MIRROR in reply[::2] and not self.serves_08:
+                    self._finish_one_08(sid)  # the transition is over: one last read
+                    continue  # load again (a repeated load keeps its own lock)
+                if reply is None and self.serves_08:
+                    if self._sync_08(sid, refresh):
+                        continue  # a 0.8 session written meanwhile: now ours too
+                    return None
                 if reply is None:
                     adopted = self._adopt_legacy(sid, token, refresh)
                     if adopted is False:  # raced with another adopter or locker
@@ -263,6 +315,8 @@ class RedisStore(Store):
         args.extend(deleted)
         keys = self._keys(sid)
         with self._errors():
+            if self.serves_08:
+                self._sync_08(sid, "0")  # a 0.8 server's write first: ours merges onto it
             for _ in range(CONVERT_ATTEMPTS):
                 reply = self._write(self._save, keys, args)
                 if reply[0] != OTHER_FORMAT:
@@ -274,6 +328,9 @@ class RedisStore(Store):
                     reason="the session is busy with another request",
                 )
         exists, lock_lost = reply
+        if exists and self.serves_08:
+            with self._errors():
+                self._mirror_08(sid)
         if lock_lost:
             logger.warning(
                 "a request kept its session locked longer than SESSION_LOCK_TIMEOUT (%g s),"
@@ -297,12 +354,16 @@ class RedisStore(Store):
         args = [key, amount, _ms(ttl), "1" if create else "0", self._format, self._record_ms]
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
+            if self.serves_08:
+                self._sync_08(sid, "0")  # a 0.8 server's write first: the increment adds to it
             while True:
                 reply = self._write(self._incr, keys, args)
                 status = reply[0]
                 if status == LOCKED:
                     wait.pause()
                     continue
+                if status == MISSING and not create and self.serves_08:
+                    break  # _sync_08 found no 0.8 session either
                 if status == MISSING and not create:
                     adopted = self._adopt_legacy(sid, "", "0")
                     if adopted is False:  # raced with another adopter: look again
@@ -311,6 +372,9 @@ class RedisStore(Store):
                     if adopted is not None:
                         continue  # a 0.8 session was carried over: increment it now
                 break
+        if status == DONE and self.serves_08:
+            with self._errors():
+                self._mirror_08(sid)
         if status == DONE:
             permanent = reply[2] if len(reply) > 2 else None
             if permanent is not None and reply[3] != self._format:
@@ -440,6 +504,7 @@ class RedisStore(Store):
                 raise ValueError("the key holds something other than a hash")
             fields = dict(zip(reply[::2], reply[1::2], strict=True))
             marker = fields.pop(MARKER, None)
+            fields.pop(MIRROR, None)
             values = {name.decode(): raw for name, raw in fields.items()}
             if marker == self._format:
                 return values
@@ -480,6 +545,7 @@ class RedisStore(Store):
         """Rewrite a hash of the other format in ours, if it is still what ``reply`` saw."""
         fields = dict(zip(reply[::2], reply[1::2], strict=True))
         marker = fields.pop(MARKER, b"")
+        fields.pop(MIRROR, None)  # bookkeeping, not a value: CONVERT leaves it
         other = self._other_codec(marker)
         if other is None:
             raise StoreUnavailable(
@@ -538,6 +604,131 @@ class RedisStore(Store):
             logger.warning("ignoring Flask-Session 0.8 session %s…: %s", sid[:6], error)
             return None
 
+    # -- a rolling upgrade from Flask-Session 0.8 ---------------------------------------
+
+    def _sync_08(self, sid: str, refresh: str) -> bool:
+        """Bring the hash up to 0.8's copy (inside ``_errors``): a copy a 0.8 server wrote
+        since replaces its values, one a 0.8 server deleted deletes the session. True if
+        a 0.8 copy was read into the hash."""
+        keys = [self._keys(sid)[0], self._legacy_key(sid)]
+        absorbed = False
+        for _ in range(CONVERT_ATTEMPTS):
+            reply = self._sync(keys, [refresh])
+            status = reply[0]
+            if status == DONE:
+                return absorbed
+            if status == GONE:
+                self._write(self._drop, keys, [reply[1]])
+                continue
+            assert status == STALE
+            document, mirror = reply[1], reply[3]
+            values = self._decode_legacy(document, sid)
+            if not values:  # unreadable, or empty: ours stays as it is (warned)
+                return absorbed
+            args: list[Any] = [hashlib.sha1(document).hexdigest(), mirror, self._format]  # noqa: S324
+            for name, value in values.items():
+                args += (name, value)
+            if self._write(self._absorb, keys, args):
+                absorbed = True
+        raise StoreUnavailable(
+            f"session {sid[:6]}… kept changing in both layouts while being read",
+            reason="the session is busy with another request",
+        )
+
+    def _mirror_08(self, sid: str) -> None:
+        """Write the whole session to 0.8's key as 0.8 writes it (inside ``_errors``),
+        unless the hash changed since (that write mirrors itself) or 0.8 wrote first."""
+        keys = [self._keys(sid)[0], self._legacy_key(sid)]
+        snapshot = self._snapshot(keys[:1], [])
+        if not snapshot:
+            return
+        digest, fields = snapshot[0], snapshot[1:]
+        document = self._document_of(dict(zip(fields[::2], fields[1::2], strict=True)), sid)
+        if document is not None:
+            self._write(self._mirror, keys, [digest, document])
+
+    def _document_of(self, fields: dict[bytes, bytes], sid: str) -> bytes | None:
+        """The session as Flask-Session 0.8 stores it (:func:`document_08`), from a
+        hash's fields; None (with a warning) if it cannot be written so."""
+        codec = CODECS.get((fields.pop(MARKER, b"") or b"").decode("ascii", "replace"))
+        fields.pop(MIRROR, None)
+        if codec is None:
+            return None
+        try:
+            return document_08({name.decode(): raw for name, raw in fields.items()}, codec)
+        except (TypeError, ValueError, msgspec.DecodeError) as error:
+            logger.warning(
+                "session %s… not written for Flask-Session 0.8's servers: %s", sid[:6], error
+            )
+            return None
+
+    def _finish_one_08(self, sid: str) -> None:
+        """The transition is over: read a last write of a 0.8 server, if any, then drop
+        0.8's copy and the hash's MIRROR (inside ``_errors``)."""
+        keys = [self._keys(sid)[0], self._legacy_key(sid)]
+        for _ in range(CONVERT_ATTEMPTS):
+            if self._write(self._finish, keys, []):
+                return
+            self._sync_08(sid, "0")
+        raise StoreUnavailable(
+            f"session {sid[:6]}… kept changing in Flask-Session 0.8's layout",
+            reason="the session is busy with another request",
+        )
+
+    def _sids_08(self) -> Iterator[tuple[str, bool]]:
+        """Each session id with a key in Flask-Session 0.8's layout, and whether this
+        package holds it too (mirrored)."""
+        prefix = self.key_prefix
+        pattern = _glob_escape(prefix) + "*"
+        batch: list[str] = []
+
+        def classify(sids: list[str]) -> Iterator[tuple[str, bool]]:
+            pipe = self.redis.pipeline(transaction=False)
+            for sid in sids:
+                pipe.type(self._legacy_key(sid))
+                pipe.exists(self._keys(sid)[0])
+            replies = pipe.execute()
+            for sid, kind, ours in zip(sids, replies[::2], replies[1::2], strict=True):
+                if kind in (b"string", "string"):
+                    yield sid, bool(ours)
+
+        for raw in self.redis.scan_iter(match=pattern, count=SCAN_BATCH):
+            rest = (raw.decode() if isinstance(raw, bytes) else raw)[len(prefix) :]
+            if not rest or rest[0] in "{#" or ":" in rest or "{" in rest:
+                continue  # this package's keys (hashes, locks, counters, records)
+            batch.append(rest)
+            if len(batch) >= SCAN_BATCH:
+                yield from classify(batch)
+                batch = []
+        if batch:
+            yield from classify(batch)
+
+    def count_08(self) -> Count08:
+        count = Count08()
+        with self._errors():
+            for _sid, mirrored in self._sids_08():
+                if mirrored:
+                    count.mirrored += 1
+                else:
+                    count.not_carried_over += 1
+        return count
+
+    def finish_08(self) -> Count08:
+        if self.serves_08:
+            raise RuntimeError(
+                "SESSION_08_SERVERS is True: Flask-Session 0.8 servers may still be serving;"
+                " set it False on every server first"
+            )
+        moved = Count08()
+        with self._errors():
+            for sid, mirrored in list(self._sids_08()):
+                if mirrored:
+                    self._finish_one_08(sid)
+                    moved.mirrored += 1
+                elif self._adopt_legacy(sid, "", "0"):
+                    moved.not_carried_over += 1
+        return moved
+
     def _errors(self) -> ErrorGuard:
         """Turn redis errors into StoreUnavailable with the reason, logged once per outage."""
         return self._error_guard
@@ -556,3 +747,5 @@ class RedisStore(Store):
 
 def _ms(seconds: float) -> str:
     return str(max(1, int(seconds * 1000)))
+
+

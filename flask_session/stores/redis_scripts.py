@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 #: The hash field naming the codec that wrote a session's values (never a UTF-8 key).
 MARKER = b"\xff"
+#: The hash field holding the SHA-1 (hex) of the Flask-Session 0.8 document last written
+#: for 0.8's servers or read from them (``SESSION_08_SERVERS``): 0.8's key holding other
+#: bytes means a 0.8 server wrote the session since. Never a UTF-8 key either.
+MIRROR = b"\xfe"
 
 
 class Status(IntEnum):
@@ -32,13 +36,17 @@ class Status(IntEnum):
     FOREIGN = 4
     OVERFLOW = 5
     OTHER_FORMAT = 6
+    #: 0.8's copy of the session holds what a 0.8 server wrote since (SYNC_08)
+    STALE = 7
+    #: 0.8's copy was deleted (a 0.8 server cleared the session) or expired (SYNC_08)
+    GONE = 8
 
 
-DONE, MISSING, LOCKED, NOT_AN_INTEGER, FOREIGN, OVERFLOW, OTHER_FORMAT = Status
+DONE, MISSING, LOCKED, NOT_AN_INTEGER, FOREIGN, OVERFLOW, OTHER_FORMAT, STALE, GONE = Status
 
-#: Lua definitions put in front of every script: the statuses and the marker field.
+#: Lua definitions put in front of every script: the statuses and the marker fields.
 _PRELUDE = "".join(f"local {status.name} = {status.value}\n" for status in Status) + (
-    f"local MARKER = '\\{MARKER[0]}'\n"
+    f"local MARKER = '\\{MARKER[0]}'\nlocal MIRROR = '\\{MIRROR[0]}'\n"
 )
 
 
@@ -82,7 +90,8 @@ end
 local last_changed = 5 + 2 * tonumber(ARGV[5])
 if last_changed > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6, last_changed)) end
 if #ARGV > last_changed then redis.call('HDEL', KEYS[1], unpack(ARGV, last_changed + 1, #ARGV)) end
-if redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], MARKER) == 0 then
+local bookkeeping = redis.call('HEXISTS', KEYS[1], MARKER) + redis.call('HEXISTS', KEYS[1], MIRROR)
+if redis.call('HLEN', KEYS[1]) - bookkeeping == 0 then
   redis.call('DEL', KEYS[1])
   return {0, lock_lost}
 end
@@ -97,7 +106,7 @@ return {1, lock_lost}
 CONVERT = _lua("""
 if redis.call('HGET', KEYS[1], MARKER) ~= ARGV[1] then return 0 end
 local n = tonumber(ARGV[3])
-if redis.call('HLEN', KEYS[1]) ~= n + 1 then return 0 end
+if redis.call('HLEN', KEYS[1]) ~= n + 1 + redis.call('HEXISTS', KEYS[1], MIRROR) then return 0 end
 for i = 0, n - 1 do
   if redis.call('HGET', KEYS[1], ARGV[4 + 3 * i]) ~= ARGV[5 + 3 * i] then return 0 end
 end
@@ -223,6 +232,125 @@ if type(value) == 'table' then
 end
 if ARGV[1] ~= '0' then redis.call('SET', KEYS[2], value, 'PX', ARGV[1]) end
 return {DONE, value}
+""")
+
+
+# -- a rolling upgrade from Flask-Session 0.8 (SESSION_08_SERVERS) -------------------------
+# While 0.8 servers may still serve the store, a session lives in both layouts: our hash
+# (the authority among our servers: locks, merges, increments) and 0.8's key, a whole
+# document 0.8's servers read and write. MIRROR in the hash is the SHA-1 of the document
+# we last wrote to, or read from, 0.8's key.
+
+# KEYS: data, 0.8 key. ARGV: refresh ms of 0.8's key ('0' = none).
+# Returns {DONE} (in step, or nothing to do), {STALE, document, pttl, mirror} (0.8's key
+# holds what a 0.8 server wrote since, or a 0.8 session we have no hash for: mirror ''),
+# or {GONE, mirror} (0.8's key is gone while the hash says it was written).
+SYNC_08 = _lua("""
+local legacy = false
+if redis.call('TYPE', KEYS[2]).ok == 'string' then legacy = redis.call('GET', KEYS[2]) end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if legacy then return {STALE, legacy, redis.call('PTTL', KEYS[2]), ''} end
+  return {DONE}
+end
+local mirror = redis.call('HGET', KEYS[1], MIRROR)
+if not mirror then return {DONE} end
+if not legacy then return {GONE, mirror} end
+if redis.sha1hex(legacy) ~= mirror then
+  return {STALE, legacy, redis.call('PTTL', KEYS[2]), mirror}
+end
+if ARGV[1] ~= '0' then redis.pcall('PEXPIRE', KEYS[2], ARGV[1]) end
+return {DONE}
+""")
+
+# KEYS: data, 0.8 key. ARGV: SHA-1 of the 0.8 document read, the hash's MIRROR when it
+# was read ('' = there was no hash), format, then field/value pairs (the document's keys,
+# encoded by us). Replaces the hash's values with the document's, if neither changed
+# since; keeps the hash's TTL in step with 0.8's key. Returns 1, or 0 (look again).
+ABSORB_08 = _lua("""
+local legacy = redis.call('GET', KEYS[2])
+if not legacy or redis.sha1hex(legacy) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+elseif redis.call('HGET', KEYS[1], MIRROR) ~= ARGV[2] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], MARKER, ARGV[3], MIRROR, ARGV[1])
+if #ARGV > 3 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, #ARGV)) end
+local pttl = redis.call('PTTL', KEYS[2])
+if pttl > 0 then redis.call('PEXPIRE', KEYS[1], pttl) end
+return 1
+""")
+
+# KEYS: data, 0.8 key. ARGV: the hash's MIRROR as read. A 0.8 server deleted the
+# session: delete the hash too, if nothing changed since. Returns 1 or 0.
+DROP_08 = _lua("""
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('HGET', KEYS[1], MIRROR) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+""")
+
+# Lua: a digest of a hash's fields (MIRROR left out), to tell whether it changed.
+_FIELDS_DIGEST = """
+local function fields_digest(key)
+  local all = redis.call('HGETALL', key)
+  local parts = {}
+  for i = 1, #all, 2 do
+    if all[i] ~= MIRROR then
+      parts[#parts + 1] = #all[i] .. ':' .. all[i] .. #all[i + 1] .. ':' .. all[i + 1]
+    end
+  end
+  return redis.sha1hex(table.concat(parts)), all
+end
+"""
+
+# KEYS: data. Returns {digest, fields...} (nil when there is no hash).
+SNAPSHOT_08 = _lua(
+    _FIELDS_DIGEST
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local digest, all = fields_digest(KEYS[1])
+return {digest, unpack(all)}
+"""
+)
+
+# KEYS: data, 0.8 key. ARGV: digest from SNAPSHOT_08, the 0.8 document built from it.
+# Writes 0.8's key (with the hash's TTL) and MIRROR, if the hash is still what the
+# snapshot saw and 0.8's key holds no write of a 0.8 server we have not read.
+# Returns 1 (written) or 0 (a later write of ours will mirror, or 0.8 wrote: next
+# request reads it).
+MIRROR_08 = _lua(
+    _FIELDS_DIGEST
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if fields_digest(KEYS[1]) ~= ARGV[1] then return 0 end
+local mirror = redis.call('HGET', KEYS[1], MIRROR)
+if mirror then
+  local legacy = redis.call('GET', KEYS[2])
+  if legacy and redis.sha1hex(legacy) ~= mirror then return 0 end
+end
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl > 0 then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', pttl)
+else
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+redis.call('HSET', KEYS[1], MIRROR, redis.sha1hex(ARGV[2]))
+return 1
+"""
+)
+
+# KEYS: data, 0.8 key. The transition is over: drop 0.8's copy and the MIRROR field, if
+# the copy holds nothing a 0.8 server wrote since. Returns 1, or 0 (read it first).
+FINISH_08 = _lua("""
+local mirror = redis.call('HGET', KEYS[1], MIRROR)
+if mirror then
+  local legacy = redis.call('GET', KEYS[2])
+  if legacy and redis.sha1hex(legacy) ~= mirror then return 0 end
+  redis.call('HDEL', KEYS[1], MIRROR)
+end
+redis.call('DEL', KEYS[2])
+return 1
 """)
 
 

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
 
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
@@ -39,8 +38,16 @@ from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
 from .common import LEASE_GRACE, LockWait, check_key_length, decode_int
 from .counters import check_counter_name
 from .documents import decode_document
-from .sqlalchemy_setup import SETTINGS, Tables, define_tables, engine_from_config
+from .sqlalchemy_setup import (
+    SETTINGS,
+    Database,
+    Tables,
+    define_tables,
+    engine_from_config,
+    missing_parts,
+)
 from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
+from .upgrade08 import SharedLayout08, document_08
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -62,7 +69,7 @@ _REFUSING_SQLSTATES = {
 }
 
 
-class SQLAlchemyStore(Store):
+class SQLAlchemyStore(Store, SharedLayout08):
     """Sessions in PostgreSQL or SQLite (module docstring); counters too (``Counters``)."""
 
     name = "sqlalchemy"
@@ -82,20 +89,45 @@ class SQLAlchemyStore(Store):
             own["SESSION_SQLALCHEMY_SCHEMA"],
             own["SESSION_SQLALCHEMY_SEQUENCE"],
         )
-        engine = engine_from_config(own, settings.lock_timeout)
-        return cls(engine=engine, tables=tables, **cls.common(settings))
+        database = engine_from_config(own, settings.lock_timeout)
+        return cls(
+            database=database,
+            tables=tables,
+            create_tables=own["SESSION_SQLALCHEMY_CREATE_TABLES"],
+            serves_08=settings.fs08_servers,
+            **cls.common(settings),
+        )
 
-    def __init__(self, *, engine: Engine, tables: Tables, **common: Any) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        tables: Tables,
+        create_tables: bool = True,
+        serves_08: bool = False,
+        **common: Any,
+    ) -> None:
         super().__init__(**common)
-        self.engine = engine
+        self.create_tables = create_tables
+        #: SESSION_08_SERVERS: documents written as Flask-Session 0.8 writes them
+        self.serves_08 = serves_08
+        self.engine = engine = database.engine
+        self._borrowed = database.borrowed
+        # An in-memory database has one connection: one transaction at a time takes it
+        # (re-entrant: the first transaction creates the tables).
+        self._one_at_a_time: threading.RLock | None = (
+            threading.RLock() if database.in_memory else None
+        )
         self.tables = tables
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._outage = OutageLog(logger, f"{engine.dialect.name} session store")
         #: the SQLite file's watcher (sqlite_file.py), registered before any connection;
-        #: None on PostgreSQL, and for a database named by a file: URI (opened as given)
+        #: None on PostgreSQL, in memory, and for a database named by a file: URI (opened
+        #: as given)
         self._file = (
             SqliteFile(engine)
             if engine.dialect.name == "sqlite"
+            and not database.in_memory
             and not (engine.url.database or "").startswith("file:")
             else None
         )
@@ -105,11 +137,14 @@ class SQLAlchemyStore(Store):
         self._select_row = sa.select(s.data, s.expiry)
         try:
             self._ensure_tables()
+        except SessionConfigError:
+            self.close()
+            raise
         except sa.exc.DBAPIError as error:
             schema = tables.sessions.schema
             if schema is not None and _no_such_schema(error):
                 # A setting, not an outage: refused now rather than a 503 on every request.
-                engine.dispose()
+                self.close()
                 raise SessionConfigError(
                     f"SESSION_SQLALCHEMY_SCHEMA {schema!r} does not exist in the database;"
                     " create it (CREATE SCHEMA) or leave the setting unset"
@@ -259,7 +294,8 @@ class SQLAlchemyStore(Store):
                 conn.execute(sa.delete(counters).where(counters.c.name == name))
 
     def close(self) -> None:
-        self.engine.dispose()
+        if not self._borrowed:  # the app's engine is the app's to close
+            self.engine.dispose()
 
     # -- store-wide counters -----------------------------------------------------------
 
@@ -351,9 +387,14 @@ class SQLAlchemyStore(Store):
         conn.execute(
             sa.update(sessions)
             .where(self._sid_is(key))
-            .values(data=self.codec.encode_document(values), expiry=now + timedelta(seconds=ttl))
+            .values(data=self._document(values), expiry=now + timedelta(seconds=ttl))
         )
         return True
+
+    def _document(self, values: dict[str, bytes]) -> bytes:
+        if self.serves_08:  # 0.8's servers read this row too
+            return document_08(values, self.codec)
+        return self.codec.encode_document(values)
 
     def _take_lease(self, conn: sa.Connection, key: str, token: str, now: datetime) -> bool:
         locks = self.tables.locks
@@ -408,6 +449,16 @@ class SQLAlchemyStore(Store):
         """A connection in a transaction, committed on normal exit; database errors
         become StoreUnavailable, logged once per outage. ``full_disk_ok``: SQLite's full
         disk raises _DiskFull instead, not logged (the caller has a way without writing)."""
+        with (
+            self._one_at_a_time or contextlib.nullcontext(),
+            self._transaction_unguarded(read_only=read_only, full_disk_ok=full_disk_ok) as opened,
+        ):
+            yield opened
+
+    @contextlib.contextmanager
+    def _transaction_unguarded(
+        self, *, read_only: bool, full_disk_ok: bool
+    ) -> Iterator[tuple[sa.Connection, sa.RootTransaction]]:
         try:
             self._ensure_tables()
             with self.engine.connect() as conn:
@@ -417,6 +468,14 @@ class SQLAlchemyStore(Store):
                     yield conn, txn
                 if self._file is not None:
                     self._file.check(conn)  # committed to the file still at the path?
+        except SessionConfigError as error:
+            # The database was down at start-up and is now found without the tables:
+            # the operator's to fix, so no request can be served (503, said in the log).
+            logger.error("%s", error)
+            raise StoreUnavailable(
+                f"the session tables are not usable: {error}",
+                reason="the session store is not set up",
+            ) from error
         except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
             if self._file is not None and is_disk_full(error):
                 self._file.disk_full()  # gives the log's space back for the next write
@@ -429,18 +488,39 @@ class SQLAlchemyStore(Store):
 
     def _ensure_tables(self) -> None:
         """Create the tables once per process, on first use (the database may be down
-        when the app starts; the app still starts and answers 503 until it is up)."""
+        when the app starts; the app still starts and answers 503 until it is up). With
+        ``SESSION_SQLALCHEMY_CREATE_TABLES`` off, check them instead: SessionConfigError
+        naming what is missing."""
         if self._tables_ready:
             return
         with self._tables_guard:
             if self._tables_ready:
                 return
-            try:
-                self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
-            except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
-                # Another process created them between our check and our CREATE.
-                self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
+            if not self.create_tables:
+                self._check_tables()
+                self._tables_ready = True
+                return
+            with self._one_at_a_time or contextlib.nullcontext():
+                try:
+                    self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
+                except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                    # Another process created them between our check and our CREATE.
+                    self.tables.sessions.metadata.create_all(self.engine, checkfirst=True)
             self._tables_ready = True
+
+    def _check_tables(self) -> None:
+        with (
+            self._one_at_a_time or contextlib.nullcontext(),
+            self.engine.connect() as conn,
+        ):
+            missing = missing_parts(conn, self.tables)
+        if missing:
+            raise SessionConfigError(
+                "SESSION_SQLALCHEMY_CREATE_TABLES is off (the app's migrations own the"
+                f" schema) but the database lacks: {', '.join(missing)}. Run the migration"
+                " that creates them (see the sqlalchemy store's DDL in the docs), or set"
+                " SESSION_SQLALCHEMY_CREATE_TABLES = True"
+            )
 
 
 class _DiskFull(Exception):

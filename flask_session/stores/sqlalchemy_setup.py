@@ -1,6 +1,8 @@
 """Engine and tables for the SQLAlchemy store, built from ``SESSION_SQLALCHEMY*`` settings.
 
-Tables (created when missing, never altered or dropped):
+Tables (created when missing, never altered or dropped; with
+``SESSION_SQLALCHEMY_CREATE_TABLES`` off, left to the app's migrations and only checked,
+see :func:`missing_parts`):
 
 * ``<table>`` (default ``sessions``): Flask-Session 0.8's own layout, so a 0.8 app's
   table is used as it is: ``id`` integer key, ``session_id`` (``key_prefix + sid``,
@@ -10,10 +12,16 @@ Tables (created when missing, never altered or dropped):
   ``expires``). A lease ends at its expiry, so a killed worker's lock frees itself
   within ``SESSION_LOCK_TIMEOUT``.
 * ``<table>_counters``: store-wide counters (``name``, ``value``).
+
+An in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``), the one most
+test suites use, lives in one connection of one process: the store keeps one connection
+for it, shared by the process's threads one transaction at a time, and says at start-up
+that nothing in it outlives the process or is seen by another worker.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +31,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ..errors import SessionConfigError
-from ..readers import Setting, as_is, sql_name, text
+from ..readers import Setting, as_is, boolean, sql_name, text
+
+logger = logging.getLogger(__name__)
 
 #: dialects whose upsert and row locking the store is written and tested for
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
@@ -78,13 +88,80 @@ def define_tables(name: str, schema: str | None, sequence: str | None = None) ->
     return Tables(sessions, locks, counters)
 
 
-def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Engine:
+@dataclass(frozen=True)
+class Database:
+    """The store's engine, and how it may use it."""
+
+    engine: Engine
+    #: an in-memory SQLite database: one connection, which the store's transactions
+    #: take one at a time
+    in_memory: bool = False
+    #: the engine is the app's (its in-memory database lives in that engine's one
+    #: connection): the store never disposes of it
+    borrowed: bool = False
+
+
+#: the key of each table that the store's upserts (``ON CONFLICT``) name
+CONFLICT_COLUMNS = {"sessions": "session_id", "locks": "session_id", "counters": "name"}
+
+
+def missing_parts(connection: sa.Connection, tables: Tables) -> list[str]:
+    """What the store needs and the database lacks, in words ("table sessions_locks",
+    "column sessions.expiry", "a unique key on sessions.session_id", "sequence s");
+    empty when everything is there. Extra columns, tables and indexes are no concern."""
+    inspector = sa.inspect(connection)
+    missing: list[str] = []
+    for role, table in (
+        ("sessions", tables.sessions),
+        ("locks", tables.locks),
+        ("counters", tables.counters),
+    ):
+        name, schema = table.name, table.schema
+        if not inspector.has_table(name, schema=schema):
+            missing.append(f"table {name}")
+            continue
+        present = {column["name"] for column in inspector.get_columns(name, schema=schema)}
+        missing.extend(
+            f"column {name}.{column.name}" for column in table.columns if column.name not in present
+        )
+        key = CONFLICT_COLUMNS[role]
+        if key in present and not _is_unique(inspector, name, schema, key):
+            missing.append(f"a unique key on {name}.{key}")
+    for column in tables.sessions.columns:
+        sequence = column.default if isinstance(column.default, sa.Sequence) else None
+        if (
+            sequence is not None
+            and connection.dialect.supports_sequences
+            and not inspector.has_sequence(sequence.name, schema=tables.sessions.schema)
+        ):
+            missing.append(f"sequence {sequence.name}")
+    return missing
+
+
+def _is_unique(inspector: Any, table: str, schema: str | None, column: str) -> bool:
+    """Whether ``column`` alone is the table's primary key, or unique by a constraint or
+    a unique index (what ``ON CONFLICT (column)`` needs)."""
+    keys = [inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []]
+    keys += [found["column_names"] for found in inspector.get_unique_constraints(table, schema)]
+    # SQLite reports a column's own UNIQUE only as an automatic index, listed on request
+    options = {"include_auto_indexes": True} if inspector.dialect.name == "sqlite" else {}
+    keys += [
+        found["column_names"]
+        for found in inspector.get_indexes(table, schema=schema, **options)
+        if found.get("unique")
+    ]
+    return [column] in [list(key) for key in keys]
+
+
+def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Database:
     """The engine named by ``SESSION_SQLALCHEMY_URL`` or ``SESSION_SQLALCHEMY``.
 
     ``SESSION_SQLALCHEMY`` may be an ``Engine`` or a Flask-SQLAlchemy ``db`` (its
     ``SQLALCHEMY_DATABASE_URI``, or the ``SESSION_SQLALCHEMY_BIND_KEY`` bind, is used).
-    The store always builds its own engine from the URL, with its own timeouts and (on
-    SQLite) its own transaction mode, so the app's engine is never reconfigured.
+    The store builds its own engine from the URL, with its own timeouts and (on SQLite)
+    its own transaction mode, so the app's engine is never reconfigured; the exception
+    is the app's in-memory SQLite database, which exists only inside the app's engine,
+    and is used through it (see :func:`_borrowed_memory_engine`).
     """
     client = config.get("SESSION_SQLALCHEMY")
     url_text = config.get("SESSION_SQLALCHEMY_URL")
@@ -114,9 +191,20 @@ def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Engine
             f" store supports {', '.join(SUPPORTED_DIALECTS)}"
         )
     try:
+        if dialect == "sqlite" and is_memory_sqlite(url):
+            logger.warning(
+                "the session database %r is an in-memory SQLite database: it lives in this"
+                " process only (every worker process has its own, and a restart forgets"
+                " every session). Fine for tests; in production use a file"
+                " (sqlite:////var/lib/app/sessions.db) or PostgreSQL",
+                url.render_as_string(),
+            )
+            if client is not None:
+                return _borrowed_memory_engine(client, config)
+            return Database(_sqlite_memory_engine(url, lock_timeout), in_memory=True)
         if dialect == "sqlite":
-            return _sqlite_engine(url, lock_timeout)
-        return _postgresql_engine(url, lock_timeout)
+            return Database(_sqlite_engine(url, lock_timeout))
+        return Database(_postgresql_engine(url, lock_timeout))
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         raise SessionConfigError(
             f"SESSION_SQLALCHEMY_URL {url.render_as_string()!r} is not usable: {error}"
@@ -166,6 +254,14 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         sql_name,
         "as in Flask-Session 0.8: the sequence the table's id comes from; made when missing",
+    ),
+    Setting(
+        "SESSION_SQLALCHEMY_CREATE_TABLES",
+        True,
+        boolean,
+        "create the tables when missing; False leaves them to the app's migrations"
+        " (Flask-Migrate/Alembic): the store then only checks at start-up that they exist"
+        " with the columns it needs, and refuses to start if not",
     ),
     Setting(
         "SESSION_SQLALCHEMY_BIND_KEY",
@@ -244,13 +340,65 @@ def _postgresql_engine(url: URL, lock_timeout: float) -> Engine:
     )
 
 
-def _sqlite_engine(url: URL, lock_timeout: float) -> Engine:
+def is_memory_sqlite(url: URL) -> bool:
+    """Whether ``url`` names a SQLite database kept in memory (``sqlite://``,
+    ``:memory:``, or a ``file:`` URI with ``mode=memory``)."""
     database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file::memory:"):
+    return (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or url.query.get("mode") == "memory"
+    )
+
+
+def _sqlite_memory_engine(url: URL, lock_timeout: float) -> Engine:
+    """One connection to one in-memory database, shared by every thread (StaticPool;
+    the store takes it one transaction at a time)."""
+    engine = sa.create_engine(
+        url,
+        poolclass=sa.pool.StaticPool,
+        connect_args={"timeout": lock_timeout, "check_same_thread": False},
+    )
+    sa.event.listen(engine, "connect", _sqlite_connect)
+    sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _borrowed_memory_engine(client: Any, config: Mapping[str, Any]) -> Database:
+    """The app's own engine on its in-memory database (``SESSION_SQLALCHEMY`` an Engine or
+    a Flask-SQLAlchemy db, as in Flask-Session 0.8's tests): that database exists only in
+    the engine's one connection, so the sessions table must live there, beside the app's.
+
+    Used through a view of the engine (``execution_options``) that only adds the store's
+    ``BEGIN IMMEDIATE``; the connection's own settings are left as the app made them.
+    The store's transactions take the connection one at a time, but the app's own ORM
+    session shares it unguarded: fine for a test suite, not for concurrent serving.
+    """
+    if isinstance(client, Engine):
+        engine = client
+    else:
+        try:  # the db's engines are the app's: reachable inside its app context only
+            engine = client.engines[config.get("SESSION_SQLALCHEMY_BIND_KEY")]
+        except RuntimeError as error:
+            raise SessionConfigError(
+                "SESSION_SQLALCHEMY is a Flask-SQLAlchemy db on an in-memory SQLite database,"
+                " which only its engine can reach: build the session interface with the app"
+                " (Session(app)), or set SESSION_SQLALCHEMY_URL"
+            ) from error
+    if not isinstance(engine.pool, sa.pool.StaticPool):
         raise SessionConfigError(
-            "SESSION_SQLALCHEMY_URL names an in-memory SQLite database, which each process"
-            " would have on its own; use a file, e.g. sqlite:////var/lib/app/sessions.db"
+            "SESSION_SQLALCHEMY is an engine on an in-memory SQLite database with a"
+            f" {type(engine.pool).__name__}, which gives each thread its own database: create"
+            " it with poolclass=sqlalchemy.pool.StaticPool and connect_args="
+            "{'check_same_thread': False} (as Flask-SQLAlchemy does), or set"
+            " SESSION_SQLALCHEMY_URL"
         )
+    view = engine.execution_options()
+    sa.event.listen(view, "begin", _sqlite_begin)
+    return Database(view, in_memory=True, borrowed=True)
+
+
+def _sqlite_engine(url: URL, lock_timeout: float) -> Engine:
     engine = sa.create_engine(
         url,
         pool_size=10,

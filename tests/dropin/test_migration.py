@@ -76,7 +76,7 @@ def write_with_08(
 
 def reader_app(config: dict[str, Any]) -> flask.Flask:
     app = flask.Flask(__name__)
-    app.config.update(SECRET_KEY=SECRET, **config)
+    app.config.update({"SECRET_KEY": SECRET, **config})
     Session(app)
 
     @app.get("/read")
@@ -149,6 +149,36 @@ def test_filesystem_sessions_survive_the_switch(
         if os.path.getsize(directory / name) > 16
     }
     assert not left
+
+
+def test_signed_0_8_cookies_survive_a_key_rotation(fs08_python: Path, tmp_path: Path) -> None:
+    """0.8 signed with SECRET; the key is rotated (SECRET moved to Flask 3.1's
+    SECRET_KEY_FALLBACKS): every cookie still reads, as with Flask's own session. Without
+    the old key among the fallbacks, none does (the signature is really checked)."""
+    directory = tmp_path / "sessions"
+    cookies = write_with_08(
+        fs08_python,
+        tmp_path,
+        f"CONFIG = dict(SESSION_TYPE='filesystem', SESSION_FILE_DIR={str(directory)!r})",
+        signed=True,
+    )
+    base = {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(directory)}
+    unrelated = reader_app(
+        {**base, "SESSION_USE_SIGNER": True, "SECRET_KEY": "new", "SECRET_KEY_FALLBACKS": ["x"]}
+    )
+    for cookie in cookies:
+        client = unrelated.test_client()
+        client.set_cookie("session", cookie)
+        assert client.get("/read").get_json()["name"] is None
+    rotated = reader_app(
+        {
+            **base,
+            "SESSION_USE_SIGNER": True,
+            "SECRET_KEY": "new",
+            "SECRET_KEY_FALLBACKS": ["older", SECRET],
+        }
+    )
+    check_read(rotated, cookies)
 
 
 def test_cachelib_sessions_survive_the_switch(fs08_python: Path, tmp_path: Path) -> None:

@@ -37,8 +37,6 @@ def utcnow() -> datetime:
         ({}, "SESSION_SQLALCHEMY_URL"),
         ({"SESSION_SQLALCHEMY_URL": "not a url"}, "SESSION_SQLALCHEMY_URL"),
         ({"SESSION_SQLALCHEMY_URL": "mysql://u@127.0.0.1/app"}, "SESSION_SQLALCHEMY_URL"),
-        ({"SESSION_SQLALCHEMY_URL": "sqlite://"}, "SESSION_SQLALCHEMY_URL"),
-        ({"SESSION_SQLALCHEMY_URL": "sqlite:///:memory:"}, "SESSION_SQLALCHEMY_URL"),
         ({"SESSION_SQLALCHEMY": object()}, "SESSION_SQLALCHEMY"),
         (
             {"SESSION_SQLALCHEMY_URL": "sqlite:////tmp/x.db", "SESSION_SQLALCHEMY_TABLE": "a b"},
@@ -53,6 +51,71 @@ def utcnow() -> datetime:
 def test_bad_sqlalchemy_settings_are_refused_naming_the_key(config, named):
     with pytest.raises(SessionConfigError, match=named):
         create_app({"SESSION_TYPE": "sqlalchemy", **config})
+
+
+# -- in-memory SQLite: one database per process, shared by its threads ------------------------
+
+IN_MEMORY_WARNING = "lives in this process only"
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_in_memory_sqlite_is_one_database_shared_by_the_process_threads(url, caplog):
+    app = create_app({"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY_URL": url})
+    try:
+        assert IN_MEMORY_WARNING in caplog.text
+        first = app.test_client()
+        assert first.post("/rmw/n").get_json() == {"value": 1}
+        cookie = first.get_cookie("session").value
+        threads, each = 8, 15
+
+        def hammer() -> None:
+            client = app.test_client()
+            client.set_cookie("session", cookie)
+            for _ in range(each):
+                assert client.post("/rmw/n").status_code == 200
+            fresh = app.test_client()  # a session of its own, seen by the other threads
+            fresh.post("/set/mine?value=yes")
+            assert fresh.get("/get").get_json() == {"mine": "yes"}
+
+        workers = [threading.Thread(target=hammer) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert first.get("/get").get_json() == {"n": 1 + threads * each}
+        with app.session_interface.store.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT count(*) FROM sessions")).scalar_one()
+        assert rows == 1 + threads
+    finally:
+        app.session_interface.store.close()
+
+
+def test_the_apps_in_memory_engine_holds_the_sessions_and_stays_open():
+    """An Engine on an in-memory database (as Flask-SQLAlchemy makes one): that database
+    is only in the engine's connection, so the sessions live there, and closing the store
+    leaves the app's engine working."""
+    engine = sa.create_engine(
+        "sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE app_rows (x INTEGER)"))
+    app = create_app({"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": engine})
+    client = app.test_client()
+    assert client.post("/incr/n?by=5").get_json() == {"value": 5}
+    app.session_interface.store.close()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM sessions")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM app_rows")).scalar_one() == 0
+    engine.dispose()
+
+
+def test_an_in_memory_engine_with_a_database_per_thread_is_refused():
+    engine = sa.create_engine("sqlite://")  # SQLAlchemy's default: one database per thread
+    try:
+        with pytest.raises(SessionConfigError, match="SESSION_SQLALCHEMY.*StaticPool"):
+            create_app({"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": engine})
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize(

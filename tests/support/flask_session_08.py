@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .app_servers import GunicornServer
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO_ROOT / "bench" / "requirements.txt"
 VENV = REPO_ROOT / "bench" / ".venv-flask-session"
@@ -49,3 +51,25 @@ def run_08(python: Path, script: str, *, cwd: Path, timeout: float = 60) -> str:
     if result.returncode != 0:
         raise AssertionError(f"Flask-Session 0.8 script failed:\n{result.stderr}")
     return result.stdout
+
+
+class GunicornServer08(GunicornServer):
+    """gunicorn from Flask-Session 0.8's venv serving ``app_spec`` from ``cwd`` (a directory
+    outside the repository, whose own ``flask_session`` would shadow 0.8's): the old
+    fleet of a rolling upgrade, next to this project's servers."""
+
+    kind = "gunicorn-fs08"
+
+    def __init__(self, app_spec: str, *, python: Path, **kwargs: object) -> None:
+        super().__init__(app_spec, **kwargs)
+        self.python = python
+
+    def command(self) -> list[str]:
+        command = super().command()  # the same options: bench/requirements.txt's gunicorn
+        command[0] = str(self.python)
+        return command
+
+    def child_env(self) -> dict[str, str]:
+        env = super().child_env()
+        env.pop("PYTHONPATH", None)  # nothing of this project's on 0.8's path
+        return env

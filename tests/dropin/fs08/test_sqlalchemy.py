@@ -1,28 +1,20 @@
 # Vendored from Flask-Session 0.8.0 (https://github.com/pallets-eco/flask-session,
 # tests/test_sqlalchemy.py, BSD-3-Clause, (c) Flask-Session contributors) to prove the drop-in.
-# Changes, each marked "drop-in:" below: the database is the test's PostgreSQL or a SQLite
-# file (fixtures), run on both, instead of in-memory SQLite, which this store refuses (each
-# worker process would have its own database).
+# Unchanged: 0.8's in-memory SQLite ("sqlite:///") and its reads through the app's own
+# Flask-SQLAlchemy session. The same API on PostgreSQL and a SQLite file is in
+# tests/dropin/test_sql_memcached_api.py.
+# ruff: noqa: I001  (0.8's import order, kept)
 import json
 from contextlib import contextmanager
 
 import flask
 import pytest
-from sqlalchemy import text
-
 from flask_session.sqlalchemy import SqlAlchemySession
+from sqlalchemy import text
 
 
 class TestSQLAlchemy:
     """This requires package: sqlalchemy"""
-
-    # drop-in: a real database of each kind
-    @pytest.fixture(autouse=True, params=["sqlite", "postgresql"])
-    def _database(self, request, tmp_path):
-        if request.param == "postgresql":
-            self.database_uri = request.getfixturevalue("postgres_url")
-        else:
-            self.database_uri = f"sqlite:///{tmp_path / 'sessions.db'}"
 
     @contextmanager
     def setup_sqlalchemy(self, app):
@@ -51,7 +43,7 @@ class TestSQLAlchemy:
         app = app_utils.create_app(
             {
                 "SESSION_TYPE": "sqlalchemy",
-                "SQLALCHEMY_DATABASE_URI": self.database_uri,  # drop-in: not "sqlite:///"
+                "SQLALCHEMY_DATABASE_URI": "sqlite:///",
             }
         )
         with app.app_context() and self.setup_sqlalchemy(

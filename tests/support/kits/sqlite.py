@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ..setting_rows import Setting
+from ..setting_rows import BOOL_BAD, Setting
 from .sql import SqlKit
 
 DATABASE_FILE = "sessions.db"
@@ -44,6 +44,14 @@ class SqliteKit(SqlKit):
             store="sqlite",
         ),
         Setting("SESSION_SQLALCHEMY_BIND_KEY", ("sessions", "", "1"), store="sqlite"),
+        # True only among the good values: the fixture's database is empty, so with False
+        # the service (rightly) refuses to start, naming the missing tables
+        Setting(
+            "SESSION_SQLALCHEMY_CREATE_TABLES",
+            BOOL_BAD,
+            (("true", True), ("1", True)),
+            store="sqlite",
+        ),
     )
 
     def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
