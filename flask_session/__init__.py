@@ -26,7 +26,13 @@ from flask import session as _flask_session
 
 from ._version import __version__
 from .coinstall import CoInstallationError, check_not_mixed
-from .errors import SessionConfigError, SessionLockTimeout, StoreUnavailable, UnstorableValue
+from .errors import (
+    SessionConfigError,
+    SessionLockTimeout,
+    SessionReleased,
+    StoreUnavailable,
+    UnstorableValue,
+)
 
 check_not_mixed(_os.path.dirname(__file__))
 
@@ -47,6 +53,7 @@ __all__ = [
     "Session",
     "SessionConfigError",
     "SessionLockTimeout",
+    "SessionReleased",
     "StoreUnavailable",
     "UnstorableValue",
     "__version__",

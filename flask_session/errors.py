@@ -62,6 +62,16 @@ class SessionLockTimeout(StoreUnavailable):
     reason = "the session is busy with another request"
 
 
+class SessionReleased(RuntimeError):
+    """A write to the session after ``session.save_and_release()`` in the same request.
+
+    The early release saved the session and gave up its lock so that the user's other
+    requests need not wait for the rest of this one; a later change could only be saved
+    by taking the lock again, so it is refused (raised by the write itself, a 500 if the
+    view does not catch it). Reads keep working on what was saved.
+    """
+
+
 class OutageLog:
     """Logs a store failure once when it starts and once when it ends, not per request.
 

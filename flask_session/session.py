@@ -13,7 +13,7 @@ from flask import session as current_session
 from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
-from .errors import UnstorableValue
+from .errors import SessionReleased, UnstorableValue
 from .ids import new_session_id
 from .stores.base import PERMANENT_KEY
 
@@ -83,6 +83,7 @@ class ServerSideSession(SessionMixin):
         self._modified_flag = False
         self._read_only = False  # set by @read_only_session
         self._refused = False  # a save refused a value: a second save writes nothing
+        self._released: Commit | None = None  # what save_and_release did, once called
 
     # -- the mapping -------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class ServerSideSession(SessionMixin):
             self._values = {}
             return
         refresh = policy.ttl if policy.refresh_each_request else None
-        lock = policy.locking and not self._read_only
+        lock = policy.locking and not self._read_only and self._released is None
         loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
         while loaded is None and self._next_sid():
             loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
@@ -296,14 +297,43 @@ class ServerSideSession(SessionMixin):
         self._read_only = True
 
     def _refuse_if_read_only(self) -> None:
+        if self._released is not None:
+            raise SessionReleased(
+                "session.save_and_release() was called earlier in this request: the session"
+                " was saved and its lock released, so it can no longer be changed here;"
+                " make every change before calling save_and_release()"
+            )
         if self._read_only:
             raise RuntimeError(
                 "this view is marked @read_only_session and must not change the session;"
                 " remove the decorator to write"
             )
 
+    def save_and_release(self) -> None:
+        """Save this request's changes now and release the session's lock (PHP's
+        ``session_write_close``), for a view that has more, slow work to do.
+
+        The user's other requests stop waiting for this one at once. Reads keep working
+        on what was saved; any later change in this request (``session[k] = v``, ``del``,
+        ``incr``, ``regenerate``) raises :class:`~flask_session.errors.SessionReleased`,
+        and a change made in place to a value read before or after is not saved (and
+        logged). Raises what saving raises (UnstorableValue, StoreUnavailable), from the
+        view. Calling it again does nothing.
+        """
+        if self._released is not None:
+            return
+        try:
+            self._released = self.commit()
+        except BaseException:
+            # The error is answered from the view; the response's own save must not try
+            # the write a second time (a lock handed to the store is gone already).
+            self._refused = True
+            raise
+
     def commit(self) -> Commit:
         """Write this request's changes and release the lock. Called by save_session."""
+        if self._released is not None:
+            return self._after_release(self._released)
         touched = self._values is not None or self._incremented
         wrote = self._incremented
         exists = self.sid is not None and (self._existed or self._issued)
@@ -328,6 +358,24 @@ class ServerSideSession(SessionMixin):
                 self._refused = True
                 raise
         return Commit(touched, exists, self._existed, wrote, self._issued)
+
+    def _after_release(self, released: Commit) -> Commit:
+        """The final save of a request that called save_and_release: nothing is written;
+        a change made in place since is logged. The cookie is decided by what the early
+        save did (and by whether the session was read at all)."""
+        if self._values is not None and not self._refused:
+            try:
+                changed, deleted = self._changes()
+            except UnstorableValue as error:  # changed in place to something unstorable
+                changed, deleted = {str(error): b""}, []
+            if changed or deleted:
+                logger.warning(
+                    "session keys %s were changed in place after session.save_and_release();"
+                    " the change was not saved",
+                    sorted([*changed, *deleted]),
+                )
+        touched = released.touched or self._values is not None
+        return released._replace(touched=touched)
 
     def _write(self, exists: bool) -> tuple[bool, bool]:
         """Commit's write: (whether the session exists, whether the store was written)."""

@@ -10,7 +10,7 @@ import time
 
 from flask import Flask, jsonify, request, session
 
-from flask_session import Session, read_only_session
+from flask_session import Session, SessionReleased, read_only_session
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -66,6 +66,21 @@ def create_app(config: dict | None = None) -> Flask:
     def delete_key(key: str):
         session.pop(key, None)
         return jsonify(dict(session))
+
+    @app.post("/release-early/<key>")
+    def release_early(key: str):
+        # A long view that saves and releases the session before its slow part; a write
+        # after the release is refused (SessionReleased), a read still works.
+        session[key] = request.args.get("value", "x")
+        session.save_and_release()
+        time.sleep(float(request.args.get("delay", 0)))
+        try:
+            session[f"{key}-late"] = "late"
+        except SessionReleased as error:
+            refused = str(error)
+        else:
+            refused = None
+        return jsonify(value=session.get(key), refused=refused)
 
     @app.post("/clear")
     def clear():
