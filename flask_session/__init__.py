@@ -28,6 +28,7 @@ from ._version import __version__
 from .coinstall import CoInstallationError, check_not_mixed
 from .errors import (
     SessionConfigError,
+    SessionConflict,
     SessionLockTimeout,
     SessionReleased,
     StoreUnavailable,
@@ -52,6 +53,7 @@ __all__ = [
     "ServerSideSessionInterface",
     "Session",
     "SessionConfigError",
+    "SessionConflict",
     "SessionLockTimeout",
     "SessionReleased",
     "StoreUnavailable",

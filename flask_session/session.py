@@ -5,16 +5,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from flask import has_request_context
+from flask import request as current_request
 from flask import session as current_session
 from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
-from .errors import SessionReleased, UnstorableValue
+from .errors import SessionConflict, SessionReleased, UnstorableValue
 from .ids import new_session_id
+from .settings import LOCKING_AUTO
 from .stores.base import PERMANENT_KEY
 
 if TYPE_CHECKING:
@@ -24,6 +28,53 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+class EndpointLocking:
+    """What SESSION_LOCKING='auto' has learned, in this worker, about each endpoint.
+
+    An endpoint not yet seen to finish takes the session's lock at its first access,
+    as with SESSION_LOCKING=true (pessimistic: the first requests of a read-modify-write
+    endpoint are exact before anything is known). One seen to finish without writing the
+    session is a reader: its requests read without the lock. An endpoint that wrote
+    once (in either mode) locks for the rest of the worker's life. A reader's request
+    that writes takes the lock at its first write and checks that what it read is
+    unchanged; if it changed, the request fails with SessionConflict (counted in
+    ``conflicts`` and logged), never a lost update. Keyed by ``request.endpoint``
+    (None for a request no route matched). Safe across threads: each entry only ever
+    moves from unseen to reader or writer, and from reader to writer.
+    """
+
+    def __init__(self) -> None:
+        self._writes: dict[str | None, bool] = {}
+        self._guard = threading.Lock()
+        #: requests failed with SessionConflict since the worker started
+        self.conflicts = 0
+
+    def locks(self, endpoint: str | None) -> bool:
+        """Whether a request of ``endpoint`` takes the lock at its first access."""
+        return self._writes.get(endpoint, True)
+
+    def finished(self, endpoint: str | None, *, wrote: bool) -> None:
+        """Learn from a request of ``endpoint`` that saved its session."""
+        if wrote:
+            self._writes[endpoint] = True
+        elif endpoint not in self._writes:
+            with self._guard:
+                self._writes.setdefault(endpoint, False)
+
+    def conflicted(self, endpoint: str | None, keys: list[str]) -> None:
+        """A reader's request found what it read changed when it came to write."""
+        self._writes[endpoint] = True
+        with self._guard:
+            self.conflicts += 1
+        logger.warning(
+            "session conflict on endpoint %r: session keys %s changed between this request's"
+            " read and its first write; the request was refused (503, retryable) and the"
+            " endpoint now takes the lock at its first access",
+            endpoint,
+            keys,
+        )
+
+
 @dataclass(frozen=True)
 class RequestPolicy:
     """What one request's session needs to know from the app's settings."""
@@ -31,11 +82,12 @@ class RequestPolicy:
     store: Store
     codec: Codec
     id_bytes: int
-    locking: bool
+    locking: bool | str  # True, False or LOCKING_AUTO
     permanent_default: bool
     ttl: float  # PERMANENT_SESSION_LIFETIME in seconds: the server-side idle timeout
     refresh_each_request: bool
     max_size: int  # SESSION_MAX_SIZE: bytes of keys and encoded values
+    endpoints: EndpointLocking | None = None  # what SESSION_LOCKING='auto' learned
 
 
 class Commit(NamedTuple):
@@ -84,35 +136,68 @@ class ServerSideSession(SessionMixin):
         self._read_only = False  # set by @read_only_session
         self._refused = False  # a save refused a value: a second save writes nothing
         self._released: Commit | None = None  # what save_and_release did, once called
+        # SESSION_LOCKING='auto': the endpoint learned from; whether this request read
+        # without the lock and would take it at its first write (optimistic); what it
+        # read meanwhile (keys, and whether it read the key set or the length); whether
+        # it wrote; whether a conflict refused it
+        self._endpoint: str | None = None
+        self._learning = False
+        self._optimistic = False
+        self._read_keys: set[str] = set()
+        self._read_keyset = False
+        self._read_len = False
+        self._wrote_data = False
+        self._conflict: SessionConflict | None = None
 
     # -- the mapping -------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
-        return self._data()[key]
+        values = self._data()
+        if self._optimistic:
+            self._read_keys.add(key)
+        return values[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._refuse_if_read_only()
-        self._data()[key] = value
+        self._writable()[key] = value
 
     def __delitem__(self, key: str) -> None:
-        self._refuse_if_read_only()
-        del self._data()[key]
+        del self._writable()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._data())
+        values = self._data()
+        if self._optimistic:
+            self._read_keyset = True
+        return iter(values)
 
     def __len__(self) -> int:
-        return len(self._data())
+        values = self._data()
+        if self._optimistic:
+            self._read_len = True
+        return len(values)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._data()
+        values = self._data()
+        if self._optimistic and isinstance(key, str):
+            self._read_keys.add(key)
+        return key in values
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._data().get(key, default)
+        values = self._data()
+        if self._optimistic:
+            self._read_keys.add(key)
+        return values.get(key, default)
 
     def clear(self) -> None:
+        self._writable().clear()
+
+    def _writable(self) -> dict[str, Any]:
+        """The data, for a write: refused if the view may not write; with the lock taken
+        first if this request has read without it."""
         self._refuse_if_read_only()
-        self._data().clear()
+        values = self._data()
+        if self._optimistic:
+            self._lock_for_write()
+        return values
 
     def __repr__(self) -> str:
         shown = "not loaded" if self._values is None else repr(self._values)
@@ -171,6 +256,8 @@ class ServerSideSession(SessionMixin):
             raise TypeError(f"session keys are strings, not {type(key).__name__}")
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise TypeError(f"incr amount must be an int, not {type(amount).__name__}")
+        if self._optimistic and (key in self._read_keys or self._read_keyset or self._read_len):
+            self._lock_for_write()  # an add to what this request read: exact, under the lock
         values = self._values
         if values is not None and (
             self._lock is not None or self.sid is None or self._is_dirty(key)
@@ -222,7 +309,12 @@ class ServerSideSession(SessionMixin):
             self._values = {}
             return
         refresh = policy.ttl if policy.refresh_each_request else None
-        lock = policy.locking and not self._read_only and self._released is None
+        lock = bool(policy.locking) and not self._read_only and self._released is None
+        if lock and policy.locking == LOCKING_AUTO and policy.endpoints is not None:
+            self._endpoint = current_request.endpoint if has_request_context() else None
+            self._learning = True
+            lock = policy.endpoints.locks(self._endpoint)
+            self._optimistic = not lock
         loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
         while loaded is None and self._next_sid():
             loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
@@ -250,6 +342,7 @@ class ServerSideSession(SessionMixin):
 
     def _start_fresh(self) -> None:
         """Forget the cookie's id: a new one is issued if anything is written."""
+        self._optimistic = False  # nothing stored to race for: a new id is issued
         self.sid = None
         self._other_sids.clear()
         self._stored = {}
@@ -297,6 +390,8 @@ class ServerSideSession(SessionMixin):
         self._read_only = True
 
     def _refuse_if_read_only(self) -> None:
+        if self._conflict is not None:  # the app caught it and went on writing
+            raise SessionConflict(str(self._conflict))
         if self._released is not None:
             raise SessionReleased(
                 "session.save_and_release() was called earlier in this request: the session"
@@ -330,14 +425,17 @@ class ServerSideSession(SessionMixin):
             self._refused = True
             raise
 
-    def commit(self) -> Commit:
-        """Write this request's changes and release the lock. Called by save_session."""
+    def commit(self, *, succeeded: bool = True) -> Commit:
+        """Write this request's changes and release the lock. Called by save_session,
+        which says whether the response is a success (below 400): only a successful
+        request that did not write teaches SESSION_LOCKING='auto' that its endpoint
+        only reads."""
         if self._released is not None:
             return self._after_release(self._released)
         touched = self._values is not None or self._incremented
         wrote = self._incremented
         exists = self.sid is not None and (self._existed or self._issued)
-        if self._refused:
+        if self._refused or self._conflict is not None:
             # Flask saves again while answering the refusal (a 500): nothing is written
             # and no cookie is set on that answer.
             return Commit(False, exists, self._existed, False, self._issued)
@@ -357,6 +455,9 @@ class ServerSideSession(SessionMixin):
                 # nothing. A lock not yet handed to the store is freed by teardown.
                 self._refused = True
                 raise
+        if self._learning and self._values is not None and self._policy.endpoints is not None:
+            if self._wrote_data or succeeded:  # a failed request teaches nothing about reads
+                self._policy.endpoints.finished(self._endpoint, wrote=self._wrote_data)
         return Commit(touched, exists, self._existed, wrote, self._issued)
 
     def _after_release(self, released: Commit) -> Commit:
@@ -380,6 +481,11 @@ class ServerSideSession(SessionMixin):
     def _write(self, exists: bool) -> tuple[bool, bool]:
         """Commit's write: (whether the session exists, whether the store was written)."""
         changed, deleted = self._changes()  # encoded and measured before any write
+        if self._optimistic and (changed or deleted):  # changed in place after a lockless read
+            self._lock_for_write()
+            changed, deleted = self._changes()
+        if changed or deleted:
+            self._wrote_data = True
         if changed:
             merged = {**self._stored, **changed}
             for key in deleted:
@@ -405,6 +511,84 @@ class ServerSideSession(SessionMixin):
             self._stored.pop(key, None)
         return exists, wrote
 
+    def _lock_for_write(self) -> None:
+        """The first write of a request that read without the lock (SESSION_LOCKING='auto',
+        an endpoint that had not written before): take the lock now, re-load, and check
+        that every key this request read (and the key set or count, if it read those)
+        is as it read it. If so, the request is exact from here on, as if it had locked
+        at first access: keys it did not change take their current stored values, and
+        it writes under the lock. If not, SessionConflict (nothing written, the lock
+        released, the endpoint switched to locking)."""
+        self._optimistic = False
+        policy = self._policy
+        sid = self.sid
+        if sid is None or self._values is None:
+            return
+        loaded = policy.store.load(sid, lock=True, refresh_ttl=None)
+        fresh = loaded.values if loaded is not None else {}
+        stale = self._stale_reads(fresh)
+        decoded: dict[str, Any] = {}
+        if not stale:
+            try:
+                decoded = {
+                    key: policy.codec.decode(raw)
+                    for key, raw in fresh.items()
+                    if self._stored.get(key) != raw
+                }
+            except DecodeError:
+                stale = ["(undecodable)"]
+        if stale:
+            if loaded is not None and loaded.lock is not None:
+                with contextlib.suppress(Exception):  # a lease or the kernel frees it too
+                    policy.store.release(sid, loaded.lock)
+            if policy.endpoints is not None:
+                policy.endpoints.conflicted(self._endpoint, stale)
+            self._conflict = SessionConflict(
+                f"session keys {stale} were changed by another request between this"
+                f" request's read (endpoint {self._endpoint!r}) and its first write;"
+                " nothing was written: retry the request"
+            )
+            raise self._conflict
+        self._lock = loaded.lock if loaded is not None else None
+        self._wrote_data = True
+        self._rebase(fresh, decoded)
+
+    def _stale_reads(self, fresh: dict[str, bytes]) -> list[str]:
+        """The keys this request read whose stored encoding is no longer ``fresh``'s."""
+        old = self._stored
+        stale = {key for key in self._read_keys if old.get(key) != fresh.get(key)}
+        if self._read_keyset:
+            stale.update(old.keys() ^ fresh.keys())
+        if self._read_len and len(old) != len(fresh):
+            stale.update(old.keys() ^ fresh.keys() or {"(the number of keys)"})
+        return sorted(stale)
+
+    def _rebase(self, fresh: dict[str, bytes], decoded: dict[str, Any]) -> None:
+        """Make the request's copy the stored session (``fresh``) plus its own changes:
+        a key it changed keeps its value, any other takes the stored one (or is gone)."""
+        values = self._values
+        assert values is not None
+        old = self._stored
+        for key in old.keys() | fresh.keys():
+            if self._changed_here(key):
+                continue
+            if key in decoded:
+                values[key] = decoded[key]
+            elif key not in fresh:
+                values.pop(key, None)
+        self._stored = dict(fresh)
+
+    def _changed_here(self, key: str) -> bool:
+        """Whether this request changed ``key`` (a value it cannot encode counts as
+        changed: the save refuses it later, naming the key)."""
+        values = self._values or {}
+        if key not in values:
+            return key in self._stored
+        try:
+            return self._stored.get(key) != self._encode(key, values[key])
+        except UnstorableValue:
+            return True
+
     def release_lock(self) -> None:
         """Give up the lock without writing. Safe to call twice; never raises."""
         lock, self._lock = self._lock, None
@@ -428,6 +612,8 @@ class ServerSideSession(SessionMixin):
         """Move the data to a new id and delete the old one (after login, say)."""
         self._refuse_if_read_only()
         values = self._data()
+        if self._optimistic:
+            self._lock_for_write()
         old_sid, lock = self.sid, self._lock
         if old_sid is None:
             return  # never stored: a new id is issued when it is

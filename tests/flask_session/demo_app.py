@@ -7,6 +7,7 @@ Served by gunicorn as ``tests.flask_session.demo_app:create_app()``, configured 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from flask import Flask, jsonify, request, session
 
@@ -18,6 +19,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_prefixed_env()
     app.config.update(config or {})
     Session(app)
+
+    def mark_started() -> None:
+        # ?mark=<path>: create the file once the view has the session, so that a test
+        # can send its next request exactly then (not after a guessed sleep)
+        mark = request.args.get("mark")
+        if mark:
+            Path(mark).touch()
 
     @app.get("/healthz")
     def healthz():
@@ -42,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
     @app.post("/set/<key>")
     def set_key(key: str):
         session.get(key)  # read first, so a delay below happens with the session loaded
+        mark_started()
         time.sleep(float(request.args.get("delay", 0)))
         session[key] = request.args.get("value", "x")
         return jsonify(dict(session))
@@ -73,6 +82,7 @@ def create_app(config: dict | None = None) -> Flask:
         # after the release is refused (SessionReleased), a read still works.
         session[key] = request.args.get("value", "x")
         session.save_and_release()
+        mark_started()
         time.sleep(float(request.args.get("delay", 0)))
         try:
             session[f"{key}-late"] = "late"
@@ -93,6 +103,14 @@ def create_app(config: dict | None = None) -> Flask:
         session.get("x")
         app.session_interface.regenerate(session)
         return jsonify(dict(session))
+
+    @app.get("/slow-read")
+    def slow_read():
+        # Reads the session, then takes ?delay= seconds (a report, a dashboard's slow XHR).
+        seen = dict(session)
+        mark_started()
+        time.sleep(float(request.args.get("delay", 0)))
+        return jsonify(seen)
 
     @app.get("/peek")
     @read_only_session

@@ -81,7 +81,7 @@ def test_init_app_style_and_defaults(tmp_path):
     assert app.extensions["session"] is extension
     assert app.config["SESSION_TYPE"] == "filesystem"
     assert app.config["SESSION_SERIALIZATION_FORMAT"] == "json"
-    assert app.config["SESSION_LOCKING"] is True
+    assert app.config["SESSION_LOCKING"] == "auto"  # issue 23: lock only to write
 
 
 def test_the_session_behaves_like_a_dict(app):
