@@ -455,9 +455,11 @@ class ServerSideSession(SessionMixin):
                 # nothing. A lock not yet handed to the store is freed by teardown.
                 self._refused = True
                 raise
-        if self._learning and self._values is not None and self._policy.endpoints is not None:
-            if self._wrote_data or succeeded:  # a failed request teaches nothing about reads
-                self._policy.endpoints.finished(self._endpoint, wrote=self._wrote_data)
+        endpoints = self._policy.endpoints
+        # a failed request that did not write teaches nothing about its endpoint's reads
+        learned = self._values is not None and (self._wrote_data or succeeded)
+        if self._learning and learned and endpoints is not None:
+            endpoints.finished(self._endpoint, wrote=self._wrote_data)
         return Commit(touched, exists, self._existed, wrote, self._issued)
 
     def _after_release(self, released: Commit) -> Commit:
