@@ -61,7 +61,10 @@ def create_app(config: dict | None = None) -> Flask:
     @app.get("/report")
     @login_required
     def report():
-        # A long read-only view (an export, a report).
+        # A long read-only view (an export, a report); ?release=1 saves and releases the
+        # session first (session.save_and_release()), as a long view can.
+        if request.args.get("release"):
+            session.save_and_release()
         pause()
         return jsonify(user=current_user.id)
 
