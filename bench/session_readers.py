@@ -28,6 +28,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -70,15 +71,19 @@ def parallel(url: str, cookies: list[str], xhr: float) -> float:
     return time.perf_counter() - started
 
 
-def beside_slow(url: str, cookie: str, slow: float, release: bool) -> float:
-    """Latency of a fast read by the same user, sent 0.5 s into a ``slow`` s read."""
+def beside_slow(url: str, cookie: str, slow: float, release: bool) -> str:
+    """A fast read by the same user, sent 0.5 s into a ``slow`` s read: its latency, and
+    its status if it failed (a 503 once it waited SESSION_LOCK_TIMEOUT)."""
     flag = "&release=1" if release else ""
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(get, url, cookie, f"/report?delay={slow}{flag}")
         time.sleep(0.5)
-        latency = get(url, cookie, "/api/9")
+        started = time.perf_counter()
+        response = requests.get(f"{url}/api/9", cookies={"session": cookie}, timeout=TIMEOUT_S)
+        latency = time.perf_counter() - started
         running.result()
-    return latency
+    failed = "" if response.ok else f" ({response.status_code})"
+    return f"{latency:.3f}{failed}"
 
 
 def sequential(url: str, cookie: str, method: str, path: str) -> float:
@@ -92,7 +97,7 @@ def sequential(url: str, cookie: str, method: str, path: str) -> float:
     return statistics.median(times)
 
 
-def measure(mode: str, args: argparse.Namespace) -> dict[str, float]:
+def measure(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-readers-") as session_dir:
         env = {"FLASK_SESSION_FILE_DIR": session_dir, "FLASK_SESSION_LOCKING": mode}
         server = GranianServer(APP, env=env, workers=1, threads=8).start()
@@ -149,8 +154,8 @@ def main() -> None:
             f"{row['same']:.2f}",
             f"{row['different']:.2f}",
             f"{row['same'] / row['different']:.2f}x",
-            f"{row['beside_slow']:.3f}",
-            f"{row['beside_released']:.3f}",
+            row["beside_slow"],
+            row["beside_released"],
             f"{row['read_ms']:.1f}",
             f"{row['write_ms']:.1f}",
         )

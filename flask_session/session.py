@@ -627,6 +627,7 @@ class ServerSideSession(SessionMixin):
             self._refused = True
             raise
         self._lock = None
+        self._wrote_data = True
         new_sid = new_session_id(policy.id_bytes)
         if encoded:
             policy.store.save(new_sid, encoded, [], ttl=policy.ttl, create=True)
