@@ -22,10 +22,17 @@ def create_app(config: dict | None = None) -> Flask:
 
     def mark_started() -> None:
         # ?mark=<path>: create the file once the view has the session, so that a test
-        # can send its next request exactly then (not after a guessed sleep)
+        # can send its next request exactly then (not after a guessed sleep)...
         mark = request.args.get("mark")
         if mark:
             Path(mark).touch()
+
+    def mark_finished() -> None:
+        # ... and <path>.done when the view returns (before its response is saved), so
+        # that a test can tell whether another request finished before it
+        mark = request.args.get("mark")
+        if mark:
+            Path(f"{mark}.done").touch()
 
     @app.get("/healthz")
     def healthz():
@@ -53,6 +60,7 @@ def create_app(config: dict | None = None) -> Flask:
         mark_started()
         time.sleep(float(request.args.get("delay", 0)))
         session[key] = request.args.get("value", "x")
+        mark_finished()
         return jsonify(dict(session))
 
     @app.post("/deep/<key>")
@@ -90,6 +98,7 @@ def create_app(config: dict | None = None) -> Flask:
             refused = str(error)
         else:
             refused = None
+        mark_finished()
         return jsonify(value=session.get(key), refused=refused)
 
     @app.post("/clear")
@@ -110,6 +119,7 @@ def create_app(config: dict | None = None) -> Flask:
         seen = dict(session)
         mark_started()
         time.sleep(float(request.args.get("delay", 0)))
+        mark_finished()
         return jsonify(seen)
 
     @app.get("/peek")

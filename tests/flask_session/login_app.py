@@ -36,11 +36,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     def pause() -> None:
         # ?mark=<path>: create the file once the view has the user (a test's signal);
-        # ?delay=<seconds>: then take that long
+        # ?delay=<seconds>: then take that long; then create <path>.done
         mark = request.args.get("mark")
         if mark:
             Path(mark).touch()
         time.sleep(float(request.args.get("delay", 0)))
+        if mark:
+            Path(f"{mark}.done").touch()
 
     @app.get("/healthz")
     def healthz():

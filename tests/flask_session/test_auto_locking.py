@@ -16,7 +16,7 @@ import requests
 from flask import request, session
 
 from .test_concurrency import DEMO_APP, new_client
-from .test_early_release import wait_for_mark
+from .test_early_release import finished, wait_for_mark
 from .test_session_contract import sid_of
 
 #: the lock timeout of the in-process apps: a request that waits for a held lock fails
@@ -172,7 +172,7 @@ def test_a_slow_read_does_not_hold_up_the_users_other_reads(
         slow = pool.submit(get, server, cookie, f"/slow-read?delay={SLOW}&mark={mark}")
         wait_for_mark(mark)
         fast = get(server, cookie, "/get")
-        overlapped = not slow.done()
+        overlapped = not finished(mark)
         assert slow.result().status_code == 200
     assert fast.json() == {"init": "x"}
     # the default reads without the lock; SESSION_LOCKING=true is the convoy of 0.8

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -45,6 +46,11 @@ def wait_for_mark(mark):
         time.sleep(0.02)
 
 
+def finished(mark):
+    """Whether the view sent ``?mark=`` has returned (it creates ``<mark>.done`` then)."""
+    return Path(f"{mark}.done").exists()
+
+
 def run_beside_slow_view(server, slow_path, mark):
     """Start ``slow_path`` on one cookie; once it has the session, POST /rmw/n on the same
     cookie. Returns (slow response, /rmw response, whether /rmw finished while the slow
@@ -54,7 +60,7 @@ def run_beside_slow_view(server, slow_path, mark):
         slow = pool.submit(post, server, cookie, f"{slow_path}&mark={mark}")
         wait_for_mark(mark)
         fast = post(server, cookie, "/rmw/n")
-        overlapped = not slow.done()
+        overlapped = not finished(mark)
         return slow.result(), fast, overlapped, cookie
 
 
