@@ -108,9 +108,12 @@ class ServerSideSession(SessionMixin):
     """A dict-like session whose data lives in a store, keyed by ``sid``.
 
     Nothing touches the store until the session is first read or written. With
-    ``SESSION_LOCKING`` on, that first access also takes the session's lock, held
+    ``SESSION_LOCKING=True``, that first access also takes the session's lock, held
     until the response is saved, so read-modify-write code such as
-    ``session["n"] += 1`` is serialized per session. At save only the keys whose
+    ``session["n"] += 1`` is serialized per session. With ``"auto"`` (the default) only
+    requests of endpoints that write take it at first access; others read without it
+    and take it at their first write, checking that what they read is unchanged (see
+    :class:`EndpointLocking` and docs/concurrency.md). At save only the keys whose
     value changed are written, merged into the stored session; nested changes are
     found by comparing encodings, so ``modified = True`` is not needed for them.
     """
@@ -648,8 +651,9 @@ View = TypeVar("View", bound=Callable[..., Any])
 def read_only_session(view: View) -> View:
     """Mark a view as only reading the session: it loads without the session lock.
 
-    With ``SESSION_LOCKING`` on, a view that reads the session waits for any request
-    holding that session's lock and then holds it itself. A view that only reads
+    With ``SESSION_LOCKING=True``, a view that reads the session waits for any request
+    holding that session's lock and then holds it itself (with ``"auto"``, until the
+    view has been seen to only read). A view that only reads
     (showing a counter, a page) needs neither: decorated, it reads what was last
     saved, in one store round trip and without waiting. Writing to the session in
     such a view raises RuntimeError; a change made in place to a value it read is
