@@ -201,3 +201,25 @@ def test_reads_beside_read_modify_writes_on_one_cookie_stay_exact(app_server, st
     assert answers == list(range(1, 81))
     assert statuses == [200] * 40
     assert get(server, cookie, "/get").json()["n"] == 80
+
+
+def test_a_readers_change_in_place_over_a_changed_value_fails_at_save(app):
+    @app.post("/append-racing")
+    def append_racing():
+        session.get("items", []).append("mine")
+        hook = app.config.get("BETWEEN_READ_AND_WRITE")
+        if hook:
+            hook()
+        return "ok"
+
+    client = app.test_client()
+    client.post("/set/x")
+    sid = sid_of(client)
+    app.session_interface.endpoint_locking.finished("append_racing", wrote=False)
+    other_request_saves(app, sid, items=[])
+    app.config["BETWEEN_READ_AND_WRITE"] = lambda: other_request_saves(app, sid, items=["theirs"])
+    # Found when the response is saved (no write call to catch it earlier): the same 503.
+    response = client.post("/append-racing")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert "changed by another request" in response.text
+    assert client.get("/get").json == {"x": "x", "items": ["theirs"]}
