@@ -160,10 +160,11 @@ def get(server, cookie, path):
 
 @pytest.mark.parametrize("locking", ["auto", "true"])
 def test_a_slow_read_does_not_hold_up_the_users_other_reads(
-    granian_server, store_env, locking, tmp_path
+    app_server, store_env, locking, tmp_path
 ):
+    # one worker: the endpoints it learns are the ones the measured requests meet
     env = {**store_env, "FLASK_SESSION_LOCKING": locking}
-    server = granian_server(DEMO_APP, env=env, workers=1, threads=4)
+    server = app_server(DEMO_APP, env=env, workers=1, threads=4)
     cookie = new_client(server).cookies["session"]
     for path in ("/slow-read", "/get"):  # each endpoint seen once: both only read
         assert get(server, cookie, path).status_code == 200

@@ -1,5 +1,5 @@
-"""Flask-Login (the real extension) on the default SESSION_LOCKING='auto', real granian
-workers, every store: a long ``login_required`` read does not hold up the same user's
+"""Flask-Login (the real extension) on the default SESSION_LOCKING='auto', granian and
+gunicorn (one worker x 8 threads), every store: a long ``login_required`` read does not hold up the same user's
 other reads, and POST routes that change the session stay exact (issue 23).
 
 The parallel-read timing (same user against different users) is measured by
@@ -20,8 +20,8 @@ SLOW = 2.0
 
 
 @pytest.fixture
-def server(granian_server, store_env):
-    return granian_server(LOGIN_APP, env=store_env, workers=1, threads=8)
+def server(app_server, store_env):
+    return app_server(LOGIN_APP, env=store_env, workers=1, threads=8)
 
 
 def logged_in(server, user="ada"):
