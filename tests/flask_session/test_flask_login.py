@@ -1,6 +1,7 @@
 """Flask-Login (the real extension) on the default SESSION_LOCKING='auto', granian and
-gunicorn (one worker x 8 threads), every store: a long ``login_required`` read does not hold up the same user's
-other reads, and POST routes that change the session stay exact (issue 23).
+gunicorn (one worker x 8 threads), every store: a long ``login_required`` read does not
+hold up the same user's other reads, and POST routes that change the session stay exact
+(issue 23).
 
 The parallel-read timing (same user against different users) is measured by
 ``bench/session_readers.py``, not asserted here."""
