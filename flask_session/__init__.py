@@ -26,7 +26,14 @@ from flask import session as _flask_session
 
 from ._version import __version__
 from .coinstall import CoInstallationError, check_not_mixed
-from .errors import SessionConfigError, SessionLockTimeout, StoreUnavailable, UnstorableValue
+from .errors import (
+    SessionConfigError,
+    SessionConflict,
+    SessionLockTimeout,
+    SessionReleased,
+    StoreUnavailable,
+    UnstorableValue,
+)
 
 check_not_mixed(_os.path.dirname(__file__))
 
@@ -46,7 +53,9 @@ __all__ = [
     "ServerSideSessionInterface",
     "Session",
     "SessionConfigError",
+    "SessionConflict",
     "SessionLockTimeout",
+    "SessionReleased",
     "StoreUnavailable",
     "UnstorableValue",
     "__version__",

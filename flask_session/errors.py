@@ -62,6 +62,33 @@ class SessionLockTimeout(StoreUnavailable):
     reason = "the session is busy with another request"
 
 
+class SessionConflict(StoreUnavailable):
+    """With SESSION_LOCKING='auto', a request that read the session without its lock
+    came to write and found that a key it had read was changed meanwhile by another
+    request of the same session.
+
+    Writing would lose that other request's update, so nothing is written: the request
+    fails and is answered like :class:`SessionLockTimeout`, 503 with ``Retry-After``
+    (the same handler covers it). Retrying the same request is the fix, and it succeeds:
+    the endpoint has since been switched to take the lock at its first access, so its
+    next requests wait their turn instead of racing. (Not 409: nothing is wrong with the
+    request itself, and 503 + Retry-After is what clients and proxies already retry.)
+    Logged at WARNING and counted (``interface.endpoint_locking.conflicts``).
+    """
+
+    reason = "the session was changed by another request at the same time"
+
+
+class SessionReleased(RuntimeError):
+    """A write to the session after ``session.save_and_release()`` in the same request.
+
+    The early release saved the session and gave up its lock so that the user's other
+    requests need not wait for the rest of this one; a later change could only be saved
+    by taking the lock again, so it is refused (raised by the write itself, a 500 if the
+    view does not catch it). Reads keep working on what was saved.
+    """
+
+
 class OutageLog:
     """Logs a store failure once when it starts and once when it ends, not per request.
 

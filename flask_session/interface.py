@@ -12,7 +12,7 @@ from .cookies import CookieFormat
 from .errors import StoreUnavailable
 from .ids import is_well_formed
 from .metrics import measured
-from .session import RequestPolicy, ServerSideSession
+from .session import EndpointLocking, RequestPolicy, ServerSideSession
 
 if TYPE_CHECKING:
     from flask import Flask, Request, Response
@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from .settings import SessionSettings
     from .stores.base import Store
 
+
+#: the first status of an error response: a request answered with one (a 4xx, a 500) is
+#: not taken as proof that its endpoint only reads (SESSION_LOCKING='auto')
+HTTP_ERRORS = 400
 
 #: Flask-Session 0.8's signer salt for SESSION_USE_SIGNER cookies (``sid.signature``)
 SIGNER_SALT = "flask-session"
@@ -60,6 +64,8 @@ class ServerSideSessionInterface(SessionInterface):
         # at run time), so they are looked up each time and only the objects are reused.
         self._policies: dict[tuple[Any, Any], RequestPolicy] = {}
         self._cookie_formats: dict[tuple[str, tuple[Any, ...]], CookieFormat] = {}
+        #: what SESSION_LOCKING='auto' learned about each endpoint in this process
+        self.endpoint_locking = EndpointLocking()
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
         id_bytes = self.settings.id_bytes
@@ -112,6 +118,7 @@ class ServerSideSessionInterface(SessionInterface):
                 max_size=self.settings.max_size,
                 metrics=self.settings.metrics,
                 store_name=self.store.name,
+                endpoints=self.endpoint_locking,
             )
         return policy
 
@@ -119,7 +126,7 @@ class ServerSideSessionInterface(SessionInterface):
         if session.accessed:
             _vary_on_cookie(response)
         try:
-            commit = session.commit()
+            commit = session.commit(succeeded=response.status_code < HTTP_ERRORS)
         except StoreUnavailable as error:
             session.release_lock()
             _become_error_response(app, error, response)

@@ -5,16 +5,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from flask import has_request_context
+from flask import request as current_request
 from flask import session as current_session
 from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
-from .errors import UnstorableValue
+from .errors import SessionConflict, SessionReleased, UnstorableValue
 from .ids import new_session_id
+from .settings import LOCKING_AUTO
 from .stores.base import PERMANENT_KEY
 
 if TYPE_CHECKING:
@@ -25,6 +29,53 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+class EndpointLocking:
+    """What SESSION_LOCKING='auto' has learned, in this worker, about each endpoint.
+
+    An endpoint not yet seen to finish takes the session's lock at its first access,
+    as with SESSION_LOCKING=true (pessimistic: the first requests of a read-modify-write
+    endpoint are exact before anything is known). One seen to finish without writing the
+    session is a reader: its requests read without the lock. An endpoint that wrote
+    once (in either mode) locks for the rest of the worker's life. A reader's request
+    that writes takes the lock at its first write and checks that what it read is
+    unchanged; if it changed, the request fails with SessionConflict (counted in
+    ``conflicts`` and logged), never a lost update. Keyed by ``request.endpoint``
+    (None for a request no route matched). Safe across threads: each entry only ever
+    moves from unseen to reader or writer, and from reader to writer.
+    """
+
+    def __init__(self) -> None:
+        self._writes: dict[str | None, bool] = {}
+        self._guard = threading.Lock()
+        #: requests failed with SessionConflict since the worker started
+        self.conflicts = 0
+
+    def locks(self, endpoint: str | None) -> bool:
+        """Whether a request of ``endpoint`` takes the lock at its first access."""
+        return self._writes.get(endpoint, True)
+
+    def finished(self, endpoint: str | None, *, wrote: bool) -> None:
+        """Learn from a request of ``endpoint`` that saved its session."""
+        if wrote:
+            self._writes[endpoint] = True
+        elif endpoint not in self._writes:
+            with self._guard:
+                self._writes.setdefault(endpoint, False)
+
+    def conflicted(self, endpoint: str | None, keys: list[str]) -> None:
+        """A reader's request found what it read changed when it came to write."""
+        self._writes[endpoint] = True
+        with self._guard:
+            self.conflicts += 1
+        logger.warning(
+            "session conflict on endpoint %r: session keys %s changed between this request's"
+            " read and its first write; the request was refused (503, retryable) and the"
+            " endpoint now takes the lock at its first access",
+            endpoint,
+            keys,
+        )
+
+
 @dataclass(frozen=True)
 class RequestPolicy:
     """What one request's session needs to know from the app's settings."""
@@ -32,7 +83,7 @@ class RequestPolicy:
     store: Store
     codec: Codec
     id_bytes: int
-    locking: bool
+    locking: bool | str  # True, False or LOCKING_AUTO
     permanent_default: bool
     ttl: float  # PERMANENT_SESSION_LIFETIME in seconds: the server-side idle timeout
     refresh_each_request: bool
@@ -40,6 +91,7 @@ class RequestPolicy:
     #: SESSION_METRICS (None: off) and the store's name it labels the session's events with
     metrics: SessionMetrics | None = None
     store_name: str = ""
+    endpoints: EndpointLocking | None = None  # what SESSION_LOCKING='auto' learned
 
 
 class Commit(NamedTuple):
@@ -60,9 +112,12 @@ class ServerSideSession(SessionMixin):
     """A dict-like session whose data lives in a store, keyed by ``sid``.
 
     Nothing touches the store until the session is first read or written. With
-    ``SESSION_LOCKING`` on, that first access also takes the session's lock, held
+    ``SESSION_LOCKING=True``, that first access also takes the session's lock, held
     until the response is saved, so read-modify-write code such as
-    ``session["n"] += 1`` is serialized per session. At save only the keys whose
+    ``session["n"] += 1`` is serialized per session. With ``"auto"`` (the default) only
+    requests of endpoints that write take it at first access; others read without it
+    and take it at their first write, checking that what they read is unchanged (see
+    :class:`EndpointLocking` and docs/concurrency.md). At save only the keys whose
     value changed are written, merged into the stored session; nested changes are
     found by comparing encodings, so ``modified = True`` is not needed for them.
     """
@@ -87,35 +142,69 @@ class ServerSideSession(SessionMixin):
         self._modified_flag = False
         self._read_only = False  # set by @read_only_session
         self._refused = False  # a save refused a value: a second save writes nothing
+        self._released: Commit | None = None  # what save_and_release did, once called
+        # SESSION_LOCKING='auto': the endpoint learned from; whether this request read
+        # without the lock and would take it at its first write (optimistic); what it
+        # read meanwhile (keys, and whether it read the key set or the length); whether
+        # it wrote; whether a conflict refused it
+        self._endpoint: str | None = None
+        self._learning = False
+        self._optimistic = False
+        self._read_keys: set[str] = set()
+        self._read_keyset = False
+        self._read_len = False
+        self._wrote_data = False
+        self._conflict: SessionConflict | None = None
 
     # -- the mapping -------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
-        return self._data()[key]
+        values = self._data()
+        if self._optimistic:
+            self._read_keys.add(key)
+        return values[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._refuse_if_read_only()
-        self._data()[key] = value
+        self._writable()[key] = value
 
     def __delitem__(self, key: str) -> None:
-        self._refuse_if_read_only()
-        del self._data()[key]
+        del self._writable()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._data())
+        values = self._data()
+        if self._optimistic:
+            self._read_keyset = True
+        return iter(values)
 
     def __len__(self) -> int:
-        return len(self._data())
+        values = self._data()
+        if self._optimistic:
+            self._read_len = True
+        return len(values)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._data()
+        values = self._data()
+        if self._optimistic and isinstance(key, str):
+            self._read_keys.add(key)
+        return key in values
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._data().get(key, default)
+        values = self._data()
+        if self._optimistic:
+            self._read_keys.add(key)
+        return values.get(key, default)
 
     def clear(self) -> None:
+        self._writable().clear()
+
+    def _writable(self) -> dict[str, Any]:
+        """The data, for a write: refused if the view may not write; with the lock taken
+        first if this request has read without it."""
         self._refuse_if_read_only()
-        self._data().clear()
+        values = self._data()
+        if self._optimistic:
+            self._lock_for_write()
+        return values
 
     def __repr__(self) -> str:
         shown = "not loaded" if self._values is None else repr(self._values)
@@ -174,6 +263,8 @@ class ServerSideSession(SessionMixin):
             raise TypeError(f"session keys are strings, not {type(key).__name__}")
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise TypeError(f"incr amount must be an int, not {type(amount).__name__}")
+        if self._optimistic and (key in self._read_keys or self._read_keyset or self._read_len):
+            self._lock_for_write()  # an add to what this request read: exact, under the lock
         values = self._values
         if values is not None and (
             self._lock is not None or self.sid is None or self._is_dirty(key)
@@ -227,7 +318,12 @@ class ServerSideSession(SessionMixin):
             self._values = {}
             return
         refresh = policy.ttl if policy.refresh_each_request else None
-        lock = policy.locking and not self._read_only
+        lock = bool(policy.locking) and not self._read_only and self._released is None
+        if lock and policy.locking == LOCKING_AUTO and policy.endpoints is not None:
+            self._endpoint = current_request.endpoint if has_request_context() else None
+            self._learning = True
+            lock = policy.endpoints.locks(self._endpoint)
+            self._optimistic = not lock
         loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
         while loaded is None and self._next_sid():
             loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
@@ -255,6 +351,7 @@ class ServerSideSession(SessionMixin):
 
     def _start_fresh(self) -> None:
         """Forget the cookie's id: a new one is issued if anything is written."""
+        self._optimistic = False  # nothing stored to race for: a new id is issued
         self.sid = None
         self._other_sids.clear()
         self._stored = {}
@@ -302,18 +399,52 @@ class ServerSideSession(SessionMixin):
         self._read_only = True
 
     def _refuse_if_read_only(self) -> None:
+        if self._conflict is not None:  # the app caught it and went on writing
+            raise SessionConflict(str(self._conflict))
+        if self._released is not None:
+            raise SessionReleased(
+                "session.save_and_release() was called earlier in this request: the session"
+                " was saved and its lock released, so it can no longer be changed here;"
+                " make every change before calling save_and_release()"
+            )
         if self._read_only:
             raise RuntimeError(
                 "this view is marked @read_only_session and must not change the session;"
                 " remove the decorator to write"
             )
 
-    def commit(self) -> Commit:
-        """Write this request's changes and release the lock. Called by save_session."""
+    def save_and_release(self) -> None:
+        """Save this request's changes now and release the session's lock (PHP's
+        ``session_write_close``), for a view that has more, slow work to do.
+
+        The user's other requests stop waiting for this one at once. Reads keep working
+        on what was saved; any later change in this request (``session[k] = v``, ``del``,
+        ``incr``, ``regenerate``) raises :class:`~flask_session.errors.SessionReleased`,
+        and a change made in place to a value read before or after is not saved (and
+        logged). Raises what saving raises (UnstorableValue, StoreUnavailable), from the
+        view. Calling it again does nothing.
+        """
+        if self._released is not None:
+            return
+        try:
+            self._released = self.commit()
+        except BaseException:
+            # The error is answered from the view; the response's own save must not try
+            # the write a second time (a lock handed to the store is gone already).
+            self._refused = True
+            raise
+
+    def commit(self, *, succeeded: bool = True) -> Commit:
+        """Write this request's changes and release the lock. Called by save_session,
+        which says whether the response is a success (below 400): only a successful
+        request that did not write teaches SESSION_LOCKING='auto' that its endpoint
+        only reads."""
+        if self._released is not None:
+            return self._after_release(self._released)
         touched = self._values is not None or self._incremented
         wrote = self._incremented
         exists = self.sid is not None and (self._existed or self._issued)
-        if self._refused:
+        if self._refused or self._conflict is not None:
             # Flask saves again while answering the refusal (a 500): nothing is written
             # and no cookie is set on that answer.
             return Commit(False, exists, self._existed, False, self._issued)
@@ -333,11 +464,39 @@ class ServerSideSession(SessionMixin):
                 # nothing. A lock not yet handed to the store is freed by teardown.
                 self._refused = True
                 raise
+        endpoints = self._policy.endpoints
+        # a failed request that did not write teaches nothing about its endpoint's reads
+        learned = self._values is not None and (self._wrote_data or succeeded)
+        if self._learning and learned and endpoints is not None:
+            endpoints.finished(self._endpoint, wrote=self._wrote_data)
         return Commit(touched, exists, self._existed, wrote, self._issued)
+
+    def _after_release(self, released: Commit) -> Commit:
+        """The final save of a request that called save_and_release: nothing is written;
+        a change made in place since is logged. The cookie is decided by what the early
+        save did (and by whether the session was read at all)."""
+        if self._values is not None and not self._refused:
+            try:
+                changed, deleted = self._changes()
+            except UnstorableValue as error:  # changed in place to something unstorable
+                changed, deleted = {str(error): b""}, []
+            if changed or deleted:
+                logger.warning(
+                    "session keys %s were changed in place after session.save_and_release();"
+                    " the change was not saved",
+                    sorted([*changed, *deleted]),
+                )
+        touched = released.touched or self._values is not None
+        return released._replace(touched=touched)
 
     def _write(self, exists: bool) -> tuple[bool, bool]:
         """Commit's write: (whether the session exists, whether the store was written)."""
         changed, deleted = self._changes()  # encoded and measured before any write
+        if self._optimistic and (changed or deleted):  # changed in place after a lockless read
+            self._lock_for_write()
+            changed, deleted = self._changes()
+        if changed or deleted:
+            self._wrote_data = True
         if changed:
             merged = {**self._stored, **changed}
             for key in deleted:
@@ -367,6 +526,86 @@ class ServerSideSession(SessionMixin):
             policy.metrics.session_saved(policy.store_name, session_size(self._stored))
         return exists, saved or self._incremented
 
+    def _lock_for_write(self) -> None:
+        """The first write of a request that read without the lock (SESSION_LOCKING='auto',
+        an endpoint that had not written before): take the lock now, re-load, and check
+        that every key this request read (and the key set or count, if it read those)
+        is as it read it. If so, the request is exact from here on, as if it had locked
+        at first access: keys it did not change take their current stored values, and
+        it writes under the lock. If not, SessionConflict (nothing written, the lock
+        released, the endpoint switched to locking)."""
+        self._optimistic = False
+        policy = self._policy
+        sid = self.sid
+        if sid is None or self._values is None:
+            return
+        loaded = policy.store.load(sid, lock=True, refresh_ttl=None)
+        fresh = loaded.values if loaded is not None else {}
+        stale = self._stale_reads(fresh)
+        decoded: dict[str, Any] = {}
+        if not stale:
+            try:
+                decoded = {
+                    key: policy.codec.decode(raw)
+                    for key, raw in fresh.items()
+                    if self._stored.get(key) != raw
+                }
+            except DecodeError:
+                stale = ["(undecodable)"]
+        if stale:
+            if loaded is not None and loaded.lock is not None:
+                with contextlib.suppress(Exception):  # a lease or the kernel frees it too
+                    policy.store.release(sid, loaded.lock)
+            if policy.endpoints is not None:
+                policy.endpoints.conflicted(self._endpoint, stale)
+            self._conflict = SessionConflict(
+                f"session keys {stale} were changed by another request between this"
+                f" request's read (endpoint {self._endpoint!r}) and its first write;"
+                " nothing was written: retry the request"
+            )
+            if policy.metrics is not None:  # a 503 like the store's own refusals
+                policy.metrics.store_unavailable(policy.store_name, self._conflict.reason)
+            raise self._conflict
+        self._lock = loaded.lock if loaded is not None else None
+        self._wrote_data = True
+        self._rebase(fresh, decoded)
+
+    def _stale_reads(self, fresh: dict[str, bytes]) -> list[str]:
+        """The keys this request read whose stored encoding is no longer ``fresh``'s."""
+        old = self._stored
+        stale = {key for key in self._read_keys if old.get(key) != fresh.get(key)}
+        if self._read_keyset:
+            stale.update(old.keys() ^ fresh.keys())
+        if self._read_len and len(old) != len(fresh):
+            stale.update(old.keys() ^ fresh.keys() or {"(the number of keys)"})
+        return sorted(stale)
+
+    def _rebase(self, fresh: dict[str, bytes], decoded: dict[str, Any]) -> None:
+        """Make the request's copy the stored session (``fresh``) plus its own changes:
+        a key it changed keeps its value, any other takes the stored one (or is gone)."""
+        values = self._values
+        assert values is not None
+        old = self._stored
+        for key in old.keys() | fresh.keys():
+            if self._changed_here(key):
+                continue
+            if key in decoded:
+                values[key] = decoded[key]
+            elif key not in fresh:
+                values.pop(key, None)
+        self._stored = dict(fresh)
+
+    def _changed_here(self, key: str) -> bool:
+        """Whether this request changed ``key`` (a value it cannot encode counts as
+        changed: the save refuses it later, naming the key)."""
+        values = self._values or {}
+        if key not in values:
+            return key in self._stored
+        try:
+            return self._stored.get(key) != self._encode(key, values[key])
+        except UnstorableValue:
+            return True
+
     def release_lock(self) -> None:
         """Give up the lock without writing. Safe to call twice; never raises."""
         lock, self._lock = self._lock, None
@@ -390,6 +629,8 @@ class ServerSideSession(SessionMixin):
         """Move the data to a new id and delete the old one (after login, say)."""
         self._refuse_if_read_only()
         values = self._data()
+        if self._optimistic:
+            self._lock_for_write()
         old_sid, lock = self.sid, self._lock
         if old_sid is None:
             return  # never stored: a new id is issued when it is
@@ -401,6 +642,7 @@ class ServerSideSession(SessionMixin):
             self._refused = True
             raise
         self._lock = None
+        self._wrote_data = True
         new_sid = new_session_id(policy.id_bytes)
         if encoded:
             policy.store.save(new_sid, encoded, [], ttl=policy.ttl, create=True)
@@ -423,8 +665,9 @@ View = TypeVar("View", bound=Callable[..., Any])
 def read_only_session(view: View) -> View:
     """Mark a view as only reading the session: it loads without the session lock.
 
-    With ``SESSION_LOCKING`` on, a view that reads the session waits for any request
-    holding that session's lock and then holds it itself. A view that only reads
+    With ``SESSION_LOCKING=True``, a view that reads the session waits for any request
+    holding that session's lock and then holds it itself (with ``"auto"``, until the
+    view has been seen to only read). A view that only reads
     (showing a counter, a page) needs neither: decorated, it reads what was last
     saved, in one store round trip and without waiting. Writing to the session in
     such a view raises RuntimeError; a change made in place to a value it read is

@@ -34,6 +34,7 @@ from .readers import (
     Setting,
     boolean,
     choice,
+    config_bool,
     config_number,
     config_text,
     number,
@@ -58,8 +59,25 @@ MAX_LOCK_TIMEOUT = 3600
 #: whichever store is chosen.
 DEFAULT_MAX_SIZE = 1_000_000
 
+#: SESSION_LOCKING's default: lock only requests that write (see flask_session.session)
+LOCKING_AUTO = "auto"
+
 DEFAULT_STORE_TYPE = "filesystem"
 DEFAULT_KEY_PREFIX = "session:"
+
+
+def _locking(config: Mapping[str, Any], key: str) -> bool | str:
+    """SESSION_LOCKING: 'auto' (any case), or a boolean as :func:`config_bool` reads it."""
+    value = config[key]
+    if isinstance(value, str) and value.strip().lower() == LOCKING_AUTO:
+        return LOCKING_AUTO
+    try:
+        return config_bool(config, key)
+    except SessionConfigError:
+        raise SessionConfigError(
+            f"{key} is {value!r}; use 'auto', true or false (also accepted: 1/0, yes/no, on/off)"
+        ) from None
+
 
 #: The core's settings, in the order the docs list them.
 CORE_SETTINGS: tuple[Setting, ...] = (
@@ -104,9 +122,13 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "SESSION_LOCKING",
-        True,
-        boolean,
-        "serialize requests that read or write the same session",
+        LOCKING_AUTO,
+        _locking,
+        "'auto' (default): a request takes the session's lock only to write, so requests"
+        " that only read never wait for each other (see docs/concurrency.md); true: every"
+        " request that reads or writes the session takes it at its first access (0.8's"
+        " convoy: one user's requests run one at a time); false: never (last writer of a"
+        " key wins)",
     ),
     Setting(
         "SESSION_LOCK_TIMEOUT",
@@ -325,7 +347,7 @@ class SessionSettings:
     key_prefix: str
     id_bytes: int
     serialization_format: str
-    locking: bool
+    locking: bool | str  # True, False or LOCKING_AUTO
     lock_timeout: float
     max_size: int
     use_signer: bool

@@ -7,10 +7,11 @@ Served by gunicorn as ``tests.flask_session.demo_app:create_app()``, configured 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from flask import Flask, jsonify, request, session
 
-from flask_session import Session, read_only_session
+from flask_session import Session, SessionReleased, read_only_session
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -18,6 +19,20 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_prefixed_env()
     app.config.update(config or {})
     Session(app)
+
+    def mark_started() -> None:
+        # ?mark=<path>: create the file once the view has the session, so that a test
+        # can send its next request exactly then (not after a guessed sleep)...
+        mark = request.args.get("mark")
+        if mark:
+            Path(mark).touch()
+
+    def mark_finished() -> None:
+        # ... and <path>.done when the view returns (before its response is saved), so
+        # that a test can tell whether another request finished before it
+        mark = request.args.get("mark")
+        if mark:
+            Path(f"{mark}.done").touch()
 
     @app.get("/healthz")
     def healthz():
@@ -42,8 +57,10 @@ def create_app(config: dict | None = None) -> Flask:
     @app.post("/set/<key>")
     def set_key(key: str):
         session.get(key)  # read first, so a delay below happens with the session loaded
+        mark_started()
         time.sleep(float(request.args.get("delay", 0)))
         session[key] = request.args.get("value", "x")
+        mark_finished()
         return jsonify(dict(session))
 
     @app.post("/deep/<key>")
@@ -67,6 +84,23 @@ def create_app(config: dict | None = None) -> Flask:
         session.pop(key, None)
         return jsonify(dict(session))
 
+    @app.post("/release-early/<key>")
+    def release_early(key: str):
+        # A long view that saves and releases the session before its slow part; a write
+        # after the release is refused (SessionReleased), a read still works.
+        session[key] = request.args.get("value", "x")
+        session.save_and_release()
+        mark_started()
+        time.sleep(float(request.args.get("delay", 0)))
+        try:
+            session[f"{key}-late"] = "late"
+        except SessionReleased as error:
+            refused = str(error)
+        else:
+            refused = None
+        mark_finished()
+        return jsonify(value=session.get(key), refused=refused)
+
     @app.post("/clear")
     def clear():
         time.sleep(float(request.args.get("delay", 0)))
@@ -78,6 +112,15 @@ def create_app(config: dict | None = None) -> Flask:
         session.get("x")
         app.session_interface.regenerate(session)
         return jsonify(dict(session))
+
+    @app.get("/slow-read")
+    def slow_read():
+        # Reads the session, then takes ?delay= seconds (a report, a dashboard's slow XHR).
+        seen = dict(session)
+        mark_started()
+        time.sleep(float(request.args.get("delay", 0)))
+        mark_finished()
+        return jsonify(seen)
 
     @app.get("/peek")
     @read_only_session

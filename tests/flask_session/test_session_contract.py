@@ -82,7 +82,7 @@ def test_init_app_style_and_defaults(tmp_path):
     assert app.extensions["session"] is extension
     assert app.config["SESSION_TYPE"] == "filesystem"
     assert app.config["SESSION_SERIALIZATION_FORMAT"] == "json"
-    assert app.config["SESSION_LOCKING"] is True
+    assert app.config["SESSION_LOCKING"] == "auto"  # issue 23: lock only to write
 
 
 def test_the_session_behaves_like_a_dict(app):
@@ -581,3 +581,55 @@ def test_a_cleared_session_is_not_brought_back_by_a_slower_request(make_app, loc
         # The clear came first; the slow request's merge must not recreate the session.
         assert client.get("/get").json == {}
     assert stored_session_count(app) == 0
+
+
+# -- the early release (issue 23) ----------------------------------------------------------
+
+
+def test_save_and_release_saves_now_and_refuses_later_writes(make_app, caplog):
+    from flask_session.errors import SessionReleased
+
+    app = make_app(SESSION_LOCK_TIMEOUT=0.5)
+    store = app.session_interface.store
+    seen = {}
+
+    @app.post("/early")
+    def early():
+        session["a"] = "A"
+        session.save_and_release()
+        session.save_and_release()  # a second call does nothing
+        # saved and unlocked: another worker takes the lock at once
+        held = store.load(session.sid, lock=True, refresh_ttl=None)
+        seen["stored"] = sorted(held.values)
+        store.release(session.sid, held.lock)
+        for write in (
+            lambda: session.__setitem__("b", 1),
+            lambda: session.pop("a"),
+            lambda: session.incr("n"),
+            lambda: app.session_interface.regenerate(session),
+        ):
+            with pytest.raises(SessionReleased, match=r"save_and_release\(\)"):
+                write()
+        session.get("items", []).append("lost")  # nothing to append to: a fresh list
+        return {"a": session["a"]}
+
+    client = app.test_client()
+    response = client.post("/early")  # a new session: saved early, the cookie still set
+    assert response.json == {"a": "A"} and cookie_of(response)
+    assert seen["stored"] == ["a"]
+    assert client.get("/get").json == {"a": "A"}
+
+
+def test_a_change_in_place_after_the_release_is_logged_not_saved(app, caplog):
+    @app.post("/mutate-late")
+    def mutate_late():
+        items = session.setdefault("items", [])
+        session.save_and_release()
+        items.append("late")
+        return "ok"
+
+    client = app.test_client()
+    with caplog.at_level(logging.WARNING, logger="flask_session.session"):
+        assert client.post("/mutate-late").status_code == 200
+    assert "after session.save_and_release()" in caplog.text
+    assert client.get("/get").json == {"items": []}

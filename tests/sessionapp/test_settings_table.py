@@ -52,7 +52,12 @@ SETTINGS = [
         (("json", "json"), ("msgpack", "msgpack"), ("MsgPack", "msgpack")),
     ),
     Setting("SESSION_PERMANENT", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2, "y")),
-    Setting("SESSION_LOCKING", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2)),
+    Setting(
+        "SESSION_LOCKING",
+        BOOL_BAD,
+        (*BOOL_GOOD, ("auto", "auto"), (" Auto", "auto")),
+        bad_python=(None, 2),
+    ),
     Setting("SESSION_USE_SIGNER", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2)),
     Setting("SESSION_08_SERVERS", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2)),
     Setting("SESSION_REFRESH_EACH_REQUEST", BOOL_BAD, BOOL_GOOD, bad_python=(None,)),
