@@ -40,7 +40,7 @@ def store_class(store_type: str) -> type[Store]:
             raise
         raise SessionConfigError(
             f"SESSION_TYPE is {store_type!r} but {error.name} is not installed:"
-            f" pip install 'sessionapp[{extra}]'"
+            f" pip install 'Flask-Session-Atomic[{extra}]'"
         ) from error
     found: type[Store] = getattr(module, class_name)
     return found

@@ -116,7 +116,7 @@ def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Engine
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         raise SessionConfigError(
             f"SESSION_SQLALCHEMY_URL {url.render_as_string()!r} is not usable: {error}"
-            " (for PostgreSQL install psycopg: pip install 'sessionapp[sqlalchemy]')"
+            " (for PostgreSQL install psycopg: pip install 'Flask-Session-Atomic[sqlalchemy]')"
         ) from error
 
 
