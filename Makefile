@@ -8,13 +8,14 @@ PYTEST_ARGS ?=
 SYSTEM_PACKAGES := redis-server chromium postgresql memcached
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-packages test typecheck run run-gunicorn bench lint clean
+.PHONY: help venv system-packages test test-bounds typecheck run run-gunicorn bench lint clean
 
 # help: list the targets
 help:
 	@echo "make venv             create .venv: the library and the service (editable) and the dev tools"
 	@echo "make system-packages  install redis-server, chromium, postgresql, memcached (Debian) when missing"
 	@echo "make test             set everything up, lint, type-check, run the test suite (PYTEST_ARGS=... to narrow)"
+	@echo "make test-bounds      a fast core of the suite on the lowest and newest allowed versions, Python 3.10 and 3.13"
 	@echo "make typecheck        mypy: --strict on flask_session, checked on sessionapp (pyproject.toml)"
 	@echo "make run              set up and start the service on granian (sessionapp/serve.py)"
 	@echo "make run-gunicorn     the same service on gunicorn instead (gunicorn.conf.py)"
@@ -44,6 +45,14 @@ system-packages:
 test: venv system-packages lint typecheck
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
+# test-bounds: the store contract (filesystem, Redis), the session contract, the drop-in API
+# and the service's commands, against the lowest versions the metadata allows and the newest,
+# on the oldest and newest Python requires-python admits (BOUNDS_ARGS="--pythons 3.10");
+# each in its own venv under .venv-bounds/, installed by uv (scripts/test_bounds.py)
+test-bounds: venv system-packages
+	$(VPY) -m pip install -q --group bounds
+	$(VPY) scripts/test_bounds.py $(BOUNDS_ARGS)
+
 # typecheck: mypy (the `typecheck` dependency group) with the settings in pyproject.toml
 typecheck: venv
 	$(VPY) -m mypy
@@ -71,5 +80,5 @@ lint: venv
 
 # clean: remove the virtual environment and tool caches
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info build
+	rm -rf $(VENV) .venv-bounds .pytest_cache .ruff_cache .hypothesis *.egg-info build
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
