@@ -185,3 +185,17 @@ def test_the_library_installs_alone_and_serves(dist: Path, tmp_path: Path) -> No
             1, 2, 3,
         ]  # fmt: skip
     assert len(list(session_dir.iterdir())) >= 1  # kept in files on the server side
+
+    # a store whose client is not installed is refused at start-up, naming the extra
+    redis_app = (
+        "import flask, flask_session\n"
+        "app = flask.Flask('x')\n"
+        "app.config.update(SESSION_TYPE='redis', SESSION_REDIS_URL='redis://127.0.0.1:1/0')\n"
+        "flask_session.Session(app)\n"
+    )
+    refused = subprocess.run(
+        [str(python), "-c", redis_app], cwd=app_dir, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0
+    assert "SessionConfigError" in refused.stderr, refused.stderr
+    assert "pip install 'Flask-Session-Atomic[redis]'" in refused.stderr
