@@ -12,7 +12,8 @@ must fail loudly, naming the fix.
   adds it to editable installs), imports this module at interpreter start-up, which puts
   :class:`FlaskSessionGuard` first on ``sys.meta_path``. It is the one that can speak when
   Flask-Session's ``__init__.py`` replaced ours.
-- ``flask_session/__init__.py``, for interpreters that skip ``.pth`` files (``python -S``).
+- ``flask_session/__init__.py``, for interpreters that never read the ``.pth`` (the package
+  on ``PYTHONPATH`` rather than in site-packages, ``python -S``, embedded interpreters).
 
 What start-up pays: importing this module, which imports nothing the interpreter has not
 already loaded (``sys``, ``os``; never ``importlib.metadata``, which costs tens of
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 #: this library's distribution, and the one it replaces
 OURS, THEIRS = "Flask-Session-Atomic", "Flask-Session"
-#: THEIRS as installers spell it in metadata directory names (PEP 503-normalised, "_")
+#: THEIRS as installers spell it in metadata directory names (lower case, "_" for "-")
 THEIRS_DIR_NAME = "flask_session"
 FIX = (
     f"`pip uninstall -y {THEIRS} {OURS} && pip install {OURS}` (from a checkout of this"

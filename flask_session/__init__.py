@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, cast
 
 # First: refuse to run mixed with PyPI's Flask-Session (see flask_session_guard). The guard
 # that flask_session_guard.pth puts on sys.meta_path has run this already; this call is for
-# interpreters that skip .pth files.
+# interpreters that never read the .pth (this package on PYTHONPATH, python -S).
 from flask_session_guard import CoInstallationError, refuse_mixed_installation
 
 refuse_mixed_installation()
