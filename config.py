@@ -150,7 +150,7 @@ SESSION_LOCK_TIMEOUT = 10
 
 # The sessions' metrics (store verb latency, lock waits and timeouts, refusals by reason,
 # sessions created, regenerated and cleaned up, sizes): None (off: nothing measured) or
-# "prometheus" (prometheus_client, pip install 'sessionapp[metrics]'). Left as None here:
+# "prometheus" (prometheus_client, pip install 'Flask-Session-Atomic[metrics]'). Left as None here:
 # setting SESSIONAPP_METRICS_BIND turns it on in every worker and serves GET /metrics on
 # that address, summed over the workers (see docs/metrics.md).
 SESSION_METRICS = None

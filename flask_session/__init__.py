@@ -19,14 +19,19 @@ top and calls the core, never the reverse.
 
 from __future__ import annotations
 
-import os as _os
 from typing import TYPE_CHECKING, cast
 
-from flask import session as _flask_session
+# First: refuse to run mixed with PyPI's Flask-Session (see flask_session_guard). The guard
+# that flask_session_guard.pth puts on sys.meta_path has run this already; this call is for
+# interpreters that never read the .pth (this package on PYTHONPATH, python -S).
+from flask_session_guard import CoInstallationError, refuse_mixed_installation
 
-from ._version import __version__
-from .coinstall import CoInstallationError, check_not_mixed
-from .errors import (
+refuse_mixed_installation()
+
+from flask import session as _flask_session  # noqa: E402
+
+from ._version import __version__  # noqa: E402
+from .errors import (  # noqa: E402
     SessionConfigError,
     SessionConflict,
     SessionLockTimeout,
@@ -34,9 +39,6 @@ from .errors import (
     StoreUnavailable,
     UnstorableValue,
 )
-
-check_not_mixed(_os.path.dirname(__file__))
-
 from .extension import Session  # noqa: E402
 from .interface import ServerSideSessionInterface  # noqa: E402
 from .session import ServerSideSession, read_only_session  # noqa: E402

@@ -6,7 +6,7 @@ protocol with one method per event, named by ``SESSION_METRICS``:
 * ``None`` (the default): nothing is measured, and nothing is wrapped: the store verbs
   are called exactly as without this module, so metrics cost nothing when off.
 * ``"prometheus"``: :mod:`flask_session.prometheus`, which imports ``prometheus_client``
-  (``pip install 'sessionapp[metrics]'``) only when chosen.
+  (``pip install 'Flask-Session-Atomic[metrics]'``) only when chosen.
 * any object implementing :class:`SessionMetrics` (subclass :class:`NoMetrics` and
   override what you need).
 
@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from ._version import install_hint
 from .errors import SessionConfigError, SessionLockTimeout, StoreUnavailable
 from .stores.base import CleanupReport, IncrResult, Loaded, Store
 
@@ -139,7 +140,7 @@ def metrics_setting(config: Mapping[str, Any], key: str) -> SessionMetrics | Non
                 raise
             raise SessionConfigError(
                 f"{key} is {value!r} but {error.name} is not installed:"
-                f" pip install 'sessionapp[{extra}]'"
+                f" {install_hint(extra)}"
             ) from error
         made: SessionMetrics = getattr(module, factory)()
         return made

@@ -1,6 +1,6 @@
 """``SESSION_METRICS = "prometheus"``: the sessions' metrics in ``prometheus_client``.
 
-Imported only when that setting names it (``pip install 'sessionapp[metrics]'``). The
+Imported only when that setting names it (``pip install 'Flask-Session-Atomic[metrics]'``). The
 metrics are made once per process in ``prometheus_client``'s default registry, whatever
 the number of apps; with ``PROMETHEUS_MULTIPROC_DIR`` set (before the first import of
 ``prometheus_client``), each worker writes them to its own files there and one exporter

@@ -18,14 +18,12 @@ from typing import Any
 
 from flask import Flask
 
-from .coinstall import refuse_mixed_flask_session
+# If PyPI's Flask-Session shares the environment, this import fails naming the fix (the
+# library's flask_session_guard), even when Flask-Session replaced the library's files.
+from flask_session import Session, SessionConfigError
 
-refuse_mixed_flask_session()  # before any use of flask_session: it may not be ours
-
-from flask_session import Session, SessionConfigError  # noqa: E402
-
-from . import security, shared_counter, views  # noqa: E402
-from .errors import register_error_handlers  # noqa: E402
+from . import security, shared_counter, views
+from .errors import register_error_handlers
 
 #: The defaults: ``config.py`` at the top of the repository, next to ``app.py``. Loaded
 #: by path rather than ``from_object("config")``, so another module named ``config``

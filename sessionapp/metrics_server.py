@@ -49,6 +49,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from flask_session._version import install_hint
+
 from . import server_settings
 
 BIND_VAR = "SESSIONAPP_METRICS_BIND"
@@ -148,7 +150,7 @@ class Exporter:
         if importlib.util.find_spec("prometheus_client") is None:
             raise SystemExit(
                 f"{self.source}: {BIND_VAR} is set but prometheus_client is not installed:"
-                " pip install 'sessionapp[metrics]'"
+                f" {install_hint('metrics')}"
             )
         given = os.environ.get(MULTIPROC_VAR, "").strip()
         if given:

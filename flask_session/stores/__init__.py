@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from .._version import install_hint
 from ..errors import SessionConfigError
 from .base import CleanupReport, IncrResult, Loaded, Store
 from .upgrade08 import Upgrade08
@@ -41,7 +42,7 @@ def store_class(store_type: str) -> type[Store]:
             raise
         raise SessionConfigError(
             f"SESSION_TYPE is {store_type!r} but {error.name} is not installed:"
-            f" pip install 'sessionapp[{extra}]'"
+            f" {install_hint(extra)}"
         ) from error
     found: type[Store] = getattr(module, class_name)
     return found

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from .._version import install_hint
 from ..errors import SessionConfigError
 from ..readers import Setting, as_is, boolean, sql_name, text
 
@@ -208,7 +209,7 @@ def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Databa
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         raise SessionConfigError(
             f"SESSION_SQLALCHEMY_URL {url.render_as_string()!r} is not usable: {error}"
-            " (for PostgreSQL install psycopg: pip install 'sessionapp[sqlalchemy]')"
+            f" (for PostgreSQL install psycopg: {install_hint('sqlalchemy')})"
         ) from error
 
 

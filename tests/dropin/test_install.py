@@ -1,5 +1,6 @@
-"""Installed like a library: the wheel in a fresh venv serves, and co-installation with
-PyPI's Flask-Session is refused loudly, in either order."""
+"""Installed from wheels: the service's wheel (with the library's) in a fresh venv serves,
+and co-installation with PyPI's Flask-Session is refused loudly, in either order. (The
+library alone: tests/infra/test_packaging.py.)"""
 
 from __future__ import annotations
 
@@ -33,10 +34,19 @@ def run(
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, REPO_ROOT)
-    (built,) = out.glob("sessionapp-*.whl")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the library's and the service's wheels."""
+    out = tmp_path_factory.mktemp("wheels")
+    for project in (REPO_ROOT, REPO_ROOT / "service"):
+        run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, project)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(wheels: Path) -> Path:
+    """The service's wheel; installing it with --find-links of ``wheels`` (pip_install)
+    brings the library's from there."""
+    (built,) = wheels.glob("sessionapp-*.whl")
     return built
 
 
@@ -46,7 +56,10 @@ def fresh_venv(path: Path) -> Path:
 
 
 def pip_install(bin_dir: Path, *what: str | Path) -> None:
-    run(bin_dir / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check", *what)
+    """pip install ``what``, finding this repository's wheels (the library) beside them."""
+    local = [f"--find-links={p.parent}" for p in what if isinstance(p, Path)]
+    run(bin_dir / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
+        *local, *what)  # fmt: skip
 
 
 def test_wheel_in_a_fresh_venv_serves_post_inc(wheel: Path, tmp_path: Path) -> None:
@@ -110,6 +123,7 @@ def _with_python(command: object, python: Path) -> object:
 FS08 = "Flask-Session==0.8.*"
 IMPORT_LIBRARY = "import flask_session; print(flask_session.__file__)"
 START_SERVICE = "import sessionapp"
+FIX = "pip uninstall -y Flask-Session Flask-Session-Atomic && pip install Flask-Session-Atomic"
 
 
 @pytest.mark.parametrize("order", ["ours-then-flask-session", "flask-session-then-ours"])
@@ -125,11 +139,13 @@ def test_co_installation_with_flask_session_is_refused(
     for code in (IMPORT_LIBRARY, START_SERVICE):
         result = run(bin_dir / "python", "-c", code, cwd=tmp_path, check=False)
         assert result.returncode != 0, code
-        assert "Flask-Session" in result.stderr, result.stderr
-        assert "pip uninstall -y Flask-Session sessionapp" in result.stderr
-    # the fix named in the message works
-    run(bin_dir / "python", "-m", "pip", "uninstall", "-q", "-y", "Flask-Session", "sessionapp")
-    pip_install(bin_dir, wheel)
+        assert "CoInstallationError: PyPI's Flask-Session is installed" in result.stderr
+        assert FIX in result.stderr, result.stderr
+    # the fix named in the message works (the library from its wheel, not the index)
+    run(bin_dir / "python", "-m", "pip", "uninstall", "-q", "-y", "Flask-Session",
+        "Flask-Session-Atomic")  # fmt: skip
+    (library,) = wheel.parent.glob("flask_session_atomic-*.whl")
+    pip_install(bin_dir, library)
     assert (
         run(
             bin_dir / "python", "-c", IMPORT_LIBRARY + "; " + START_SERVICE, cwd=tmp_path

