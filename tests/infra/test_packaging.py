@@ -103,7 +103,7 @@ def test_library_metadata(dist: Path) -> None:
     required = [r for r in meta.get_all("Requires-Dist") if "extra ==" not in r]
     assert {r.split(">")[0].lower() for r in required} == {"flask", "msgspec"}
     assert set(meta.get_all("Provides-Extra")) == {
-        "redis", "hiredis", "sqlalchemy", "memcached", "cachelib",
+        "redis", "hiredis", "sqlalchemy", "memcached", "cachelib", "metrics",
     }  # fmt: skip
     # test and dev tools are dependency groups, never a published extra
     assert not any("pytest" in r or "mypy" in r for r in meta.get_all("Requires-Dist"))
@@ -135,7 +135,7 @@ def test_service_metadata_follows_the_library(dist: Path) -> None:
     assert meta["Name"] == SERVICE
     assert meta["Version"] == flask_session.__version__  # one release, two distributions
     required = meta.get_all("Requires-Dist")
-    assert f"{LIBRARY}[hiredis]=={flask_session.__version__}" in required
+    assert f"{LIBRARY}[hiredis,metrics]=={flask_session.__version__}" in required
     assert {r.split(">")[0] for r in required} >= {"granian", "gunicorn"}
     with zipfile.ZipFile(built(dist, "sessionapp-*.whl")) as archive:
         tops = {name.split("/")[0] for name in archive.namelist()}

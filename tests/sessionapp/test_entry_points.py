@@ -224,6 +224,12 @@ def test_make_run_serves_logs_and_survives_a_killed_worker(command_server, tmp_p
         assert counts == [1, 2, 3]
         os.kill(workers[0], signal.SIGKILL)
         _wait_for_workers(server, 2, gone=workers[0])
+        # granian's workers each listen on their own socket: a replacement counted as a
+        # child may not listen yet, so wait until the service answers again
+        deadline = time.monotonic() + 20
+        while not server.is_ready():
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.05)
         assert http.post(server.url + "/inc", timeout=10).json()["counter"] == 4
     shutil.rmtree(sessions)
     sessions.write_text("not a directory")  # an outage of the filesystem store
