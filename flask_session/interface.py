@@ -102,6 +102,8 @@ class ServerSideSessionInterface(SessionInterface):
                 ttl=app.permanent_session_lifetime.total_seconds(),
                 refresh_each_request=key[1],
                 max_size=self.settings.max_size,
+                absolute=self.settings.absolute_lifetime,
+                grace=self.settings.regenerate_grace,
             )
         return policy
 
@@ -131,6 +133,11 @@ class ServerSideSessionInterface(SessionInterface):
             if commit.existed:  # the session was cleared: make the browser forget it
                 response.delete_cookie(name, **_cookie_keywords(attributes))
             return
+        if session.forwarded and not commit.issued:
+            # Reached through a regenerated session's old id, within the grace window:
+            # the response names no id. The browser that regenerated has the new cookie
+            # already; a holder of the old id must not be handed the new one.
+            return
         permanent = session.is_permanent()
         refresh = permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]
         if commit.issued or commit.wrote or refresh:
@@ -152,9 +159,12 @@ class ServerSideSessionInterface(SessionInterface):
         return app.config["SESSION_COOKIE_SAMESITE"] or "Lax"
 
     def regenerate(self, session: ServerSideSession) -> None:
-        """Give the session a new id, keeping its data; the old id stops working at once.
+        """Give the session a new id, keeping its data; the old id stops working.
 
-        Call it when privileges change (after a login) to defeat session fixation.
+        Call it when privileges change (after a login) to defeat session fixation. The
+        old id keeps reaching the session for SESSION_REGENERATE_GRACE seconds (for
+        requests already in flight with it; responses to them set no cookie), then is
+        gone; with 0 it is gone at once.
         """
         session.regenerate()
 

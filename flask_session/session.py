@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -14,14 +15,22 @@ from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
 from .errors import UnstorableValue
-from .ids import new_session_id
-from .stores.base import PERMANENT_KEY
+from .ids import forward_id, new_session_id
+from .stores.base import CREATED_KEY, FORWARD_KEY, PERMANENT_KEY, RESERVED_KEYS
 
 if TYPE_CHECKING:
     from .codecs import Codec
-    from .stores.base import Store
+    from .stores.base import Loaded, Store
 
 logger = logging.getLogger(__name__)
+
+#: The shortest expiry handed to a store (seconds): a session at the very end of its
+#: SESSION_ABSOLUTE_LIFETIME is written with this rather than a zero or negative one.
+MIN_TTL = 0.01
+
+#: How many forwarding records one request follows (a session regenerated twice within
+#: the grace window leaves two); more means a loop, and the id is treated as unknown.
+MAX_FORWARDS = 3
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,8 @@ class RequestPolicy:
     ttl: float  # PERMANENT_SESSION_LIFETIME in seconds: the server-side idle timeout
     refresh_each_request: bool
     max_size: int  # SESSION_MAX_SIZE: bytes of keys and encoded values
+    absolute: float | None = None  # SESSION_ABSOLUTE_LIFETIME in seconds; None: none
+    grace: float = 0  # SESSION_REGENERATE_GRACE in seconds; 0: the old id ends at once
 
 
 class Commit(NamedTuple):
@@ -83,6 +94,15 @@ class ServerSideSession(SessionMixin):
         self._modified_flag = False
         self._read_only = False  # set by @read_only_session
         self._refused = False  # a save refused a value: a second save writes nothing
+        # SESSION_ABSOLUTE_LIFETIME: the creation time as stored (None: not stored yet),
+        # and whether the next write must store it (first use of a session stored
+        # without it, or an expiry the load pushed past the absolute end)
+        self._created: float | None = None
+        self._stamp = False
+        #: True if ``sid`` was reached through the forwarding record of a regenerated
+        #: session's old id: the response sets no cookie (see the interface)
+        self.forwarded = False
+        self._forwards = 0  # forwarding records followed for the current cookie id
 
     # -- the mapping -------------------------------------------------------------------
 
@@ -91,6 +111,8 @@ class ServerSideSession(SessionMixin):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._refuse_if_read_only()
+        if key in RESERVED_KEYS:
+            raise ValueError(f"session key {key!r} is reserved for flask_session's own use")
         self._data()[key] = value
 
     def __delitem__(self, key: str) -> None:
@@ -120,8 +142,15 @@ class ServerSideSession(SessionMixin):
 
     @property
     def ttl(self) -> float:
-        """PERMANENT_SESSION_LIFETIME in seconds, as this request read it."""
-        return self._policy.ttl
+        """Seconds the session lives unused: PERMANENT_SESSION_LIFETIME as this request
+        read it, or less if SESSION_ABSOLUTE_LIFETIME ends the session sooner. Every
+        write gives the store this expiry, and a permanent cookie this lifetime."""
+        policy = self._policy
+        if policy.absolute is None:
+            return policy.ttl
+        now = time.time()
+        created = now if self._created is None else self._created
+        return max(MIN_TTL, min(policy.ttl, created + policy.absolute - now))
 
     # -- Flask's SessionMixin ----------------------------------------------------------
 
@@ -170,6 +199,11 @@ class ServerSideSession(SessionMixin):
             raise TypeError(f"session keys are strings, not {type(key).__name__}")
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise TypeError(f"incr amount must be an int, not {type(amount).__name__}")
+        if self._policy.absolute is not None:
+            # The session's age is in its stored values: an increment must not keep a
+            # session past SESSION_ABSOLUTE_LIFETIME alive, so it is loaded (and checked)
+            # first. One more round trip, only with the setting on.
+            self._data()
         values = self._values
         if values is not None and (
             self._lock is not None or self.sid is None or self._is_dirty(key)
@@ -186,15 +220,15 @@ class ServerSideSession(SessionMixin):
         policy = self._policy
         result = None
         if self.sid is not None:
-            result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=False)
-            while result is None and self._next_sid():
-                result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=False)
+            result = policy.store.incr(self.sid, key, amount, ttl=self.ttl, create=False)
+            while result is None and (self._follow_forward() or self._next_sid()):
+                result = policy.store.incr(self.sid, key, amount, ttl=self.ttl, create=False)
             if result is not None:
                 self._existed = self._existed or not self._issued
         if result is None:  # no session yet, or the cookie's is gone: start a fresh one
             self._start_fresh()
             self.sid = new_session_id(policy.id_bytes)
-            result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=True)
+            result = policy.store.incr(self.sid, key, amount, ttl=self.ttl, create=True)
             if result is None:  # the contract: create=True always yields a result
                 raise RuntimeError(f"{type(policy.store).__name__}.incr(create=True) returned None")
             self._issued = True
@@ -220,31 +254,115 @@ class ServerSideSession(SessionMixin):
         if self.sid is None:
             self._values = {}
             return
-        refresh = policy.ttl if policy.refresh_each_request else None
+        absolute = policy.absolute
+        # The idle refresh: pushing the expiry out by PERMANENT_SESSION_LIFETIME. With an
+        # absolute lifetime no longer than that, the absolute end always comes first and
+        # the expiry each write sets stands; there is nothing to push.
+        refresh = (
+            policy.ttl
+            if policy.refresh_each_request and (absolute is None or absolute > policy.ttl)
+            else None
+        )
         lock = policy.locking and not self._read_only
-        loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
-        while loaded is None and self._next_sid():
-            loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
+        loaded = self._fetch(lock, refresh)
+        while loaded is None and (self._follow_forward() or self._next_sid()):
+            loaded = self._fetch(lock, refresh)
         if loaded is None:  # unknown, expired, corrupt or foreign: a fresh session
             self._start_fresh()
             self._values = {}
             return
         self._lock = loaded.lock
+        stored = loaded.values
+        created_raw = None
+        if CREATED_KEY in stored:  # never shown to the app: kept aside
+            stored = dict(stored)
+            created_raw = stored.pop(CREATED_KEY)
         try:
-            self._values = {key: policy.codec.decode(raw) for key, raw in loaded.values.items()}
+            self._values = {key: policy.codec.decode(raw) for key, raw in stored.items()}
         except DecodeError:
             self.release_lock()
             self._start_fresh()
             self._values = {}
             return
-        self._stored = loaded.values
+        self._stored = stored
         self._existed = True
+        if absolute is not None:
+            self._created = self._decode_time(created_raw)
+            # Stamped on first use; and when the refresh above pushed the expiry past the
+            # absolute end (the session's last PERMANENT_SESSION_LIFETIME), cut back.
+            self._stamp = self._created is None or (
+                refresh is not None and self._created + absolute - time.time() < refresh
+            )
+
+    def _fetch(self, lock: bool, refresh: float | None) -> Loaded | None:
+        """Load ``sid`` if it names a live session, else None.
+
+        Not live: unknown or expired in the store; a forwarding record (its own id sent
+        as a cookie); or, with SESSION_ABSOLUTE_LIFETIME, older than that (deleted now,
+        so that it is gone for every server).
+        """
+        policy = self._policy
+        sid = self.sid
+        assert sid is not None
+        loaded = policy.store.load(sid, lock=lock, refresh_ttl=refresh)
+        if loaded is None:
+            return None
+        if FORWARD_KEY in loaded.values:
+            if loaded.lock is not None:
+                policy.store.release(sid, loaded.lock)
+            return None
+        if policy.absolute is not None:
+            created = self._decode_time(loaded.values.get(CREATED_KEY))
+            if created is not None and time.time() - created >= policy.absolute:
+                policy.store.delete(sid, lock=loaded.lock)
+                return None
+        return loaded
+
+    def _decode_time(self, raw: bytes | None) -> float | None:
+        """A stored timestamp, or None if missing or not a number (then stamped anew)."""
+        if raw is None:
+            return None
+        try:
+            value = self._policy.codec.decode(raw)
+        except DecodeError:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return None
+
+    def _follow_forward(self) -> bool:
+        """Move to the id that ``sid`` was regenerated to, if ``sid`` is a regenerated
+        session's old id within SESSION_REGENERATE_GRACE; False if it is not."""
+        policy = self._policy
+        if not policy.grace or self.sid is None or self._forwards >= MAX_FORWARDS:
+            return False
+        record = policy.store.load(
+            forward_id(self.sid, policy.id_bytes), lock=False, refresh_ttl=None
+        )
+        if record is None:
+            return False
+        try:
+            new_sid, deadline = policy.codec.decode(record.values[FORWARD_KEY])
+        except (KeyError, DecodeError, TypeError, ValueError):
+            return False
+        # The deadline, not the record's expiry, ends the grace: a store that keeps
+        # the record longer (memcached rounds up to whole seconds) changes nothing.
+        if not isinstance(new_sid, str) or not isinstance(deadline, (int, float)):
+            return False
+        if time.time() >= deadline:
+            return False
+        self.sid = new_sid
+        self.forwarded = True
+        self._forwards += 1
+        return True
 
     def _next_sid(self) -> bool:
         """Move on to the next duplicate cookie's id; False if there is none."""
         if not self._other_sids:
             return False
         self.sid = self._other_sids.pop(0)
+        self.forwarded = False
+        self._forwards = 0
         return True
 
     def _start_fresh(self) -> None:
@@ -253,6 +371,9 @@ class ServerSideSession(SessionMixin):
         self._other_sids.clear()
         self._stored = {}
         self._existed = False
+        self.forwarded = False
+        self._created = None
+        self._stamp = self._policy.absolute is not None
 
     def _is_dirty(self, key: str) -> bool:
         values = self._values or {}
@@ -319,6 +440,13 @@ class ServerSideSession(SessionMixin):
                     " the change was not saved",
                     sorted([*changed, *deleted]),
                 )
+            stamp = self._stamp_values(new=False) if exists else {}
+            if stamp:  # a merge of this one key only: safe without the lock
+                assert self.sid is not None
+                exists = self._policy.store.save(
+                    self.sid, stamp, [], ttl=self.ttl, create=False
+                )
+                wrote = True
         elif self._values is not None:
             try:
                 exists, wrote = self._write(exists)
@@ -343,11 +471,19 @@ class ServerSideSession(SessionMixin):
         if self.sid is None:
             if changed:
                 self.sid = new_session_id(policy.id_bytes)
-                exists = policy.store.save(self.sid, changed, [], ttl=policy.ttl, create=True)
+                stamp = self._stamp_values(new=True)
+                exists = policy.store.save(
+                    self.sid, {**changed, **stamp}, [], ttl=self.ttl, create=True
+                )
                 self._issued = wrote = True
-        elif changed or deleted:
+        elif changed or deleted or (exists and self._stamp):
+            if self._values:
+                stamp = self._stamp_values(new=False) if exists else {}
+                gone = deleted
+            else:  # the app emptied the session: its creation time goes with it
+                stamp, gone = {}, [*deleted, CREATED_KEY]
             exists = policy.store.save(
-                self.sid, changed, deleted, ttl=policy.ttl, create=False, lock=lock
+                self.sid, {**changed, **stamp}, gone, ttl=self.ttl, create=False, lock=lock
             )
             wrote = True
         elif lock is not None:
@@ -356,6 +492,17 @@ class ServerSideSession(SessionMixin):
         for key in deleted:
             self._stored.pop(key, None)
         return exists, wrote
+
+    def _stamp_values(self, *, new: bool) -> dict[str, bytes]:
+        """What a write must add for SESSION_ABSOLUTE_LIFETIME: the creation time (kept if
+        known, else now) when the session is ``new`` or a stamp is due; else nothing."""
+        policy = self._policy
+        if policy.absolute is None or not (new or self._stamp):
+            return {}
+        if self._created is None:
+            self._created = time.time()
+        self._stamp = False
+        return {CREATED_KEY: policy.codec.encode(self._created)}
 
     def release_lock(self) -> None:
         """Give up the lock without writing. Safe to call twice; never raises."""
@@ -377,7 +524,14 @@ class ServerSideSession(SessionMixin):
         return self._policy.permanent_default
 
     def regenerate(self) -> None:
-        """Move the data to a new id and delete the old one (after login, say)."""
+        """Move the data to a new id (after login, say); the old id ends.
+
+        With SESSION_REGENERATE_GRACE, the old id's session is deleted and a
+        forwarding record (the new id and a deadline) is left for the grace window, so
+        a request already in flight with the old cookie still reaches the session. The
+        creation time moves with the data: regenerating never extends
+        SESSION_ABSOLUTE_LIFETIME.
+        """
         self._refuse_if_read_only()
         values = self._data()
         old_sid, lock = self.sid, self._lock
@@ -393,11 +547,24 @@ class ServerSideSession(SessionMixin):
         self._lock = None
         new_sid = new_session_id(policy.id_bytes)
         if encoded:
-            policy.store.save(new_sid, encoded, [], ttl=policy.ttl, create=True)
+            stamp = self._stamp_values(new=True)
+            policy.store.save(new_sid, {**encoded, **stamp}, [], ttl=self.ttl, create=True)
+            if policy.grace:
+                # Written before the old session is deleted: a request with the old id
+                # finds one or the other, never neither.
+                record = [new_sid, time.time() + policy.grace]
+                policy.store.save(
+                    forward_id(old_sid, policy.id_bytes),
+                    {FORWARD_KEY: policy.codec.encode(record)},
+                    [],
+                    ttl=policy.grace,
+                    create=True,
+                )
         policy.store.delete(old_sid, lock=lock)
         self.sid = new_sid if encoded else None
         self._stored = encoded
         self._issued = bool(encoded)
+        self.forwarded = False
 
 
 def session_size(values: dict[str, bytes]) -> int:

@@ -52,6 +52,14 @@ if TYPE_CHECKING:
 #: The key Flask keeps ``session.permanent`` under; ``incr`` reports it (see IncrResult).
 PERMANENT_KEY = "_permanent"
 
+#: Keys this package keeps in the stored values for itself, never shown in the session the
+#: app sees (stores hold them like any other key). ``CREATED_KEY``: the session's creation
+#: time (Unix seconds), written when SESSION_ABSOLUTE_LIFETIME is set. ``FORWARD_KEY``: in
+#: a forwarding record left by ``regenerate()``, the new id and the record's deadline.
+CREATED_KEY = "_fs_created"
+FORWARD_KEY = "_fs_forward"
+RESERVED_KEYS = frozenset({CREATED_KEY, FORWARD_KEY})
+
 
 @dataclass
 class Loaded:
