@@ -443,9 +443,7 @@ class ServerSideSession(SessionMixin):
             stamp = self._stamp_values(new=False) if exists else {}
             if stamp:  # a merge of this one key only: safe without the lock
                 assert self.sid is not None
-                exists = self._policy.store.save(
-                    self.sid, stamp, [], ttl=self.ttl, create=False
-                )
+                exists = self._policy.store.save(self.sid, stamp, [], ttl=self.ttl, create=False)
                 wrote = True
         elif self._values is not None:
             try:

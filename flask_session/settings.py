@@ -206,8 +206,8 @@ def _absolute_lifetime(config: Mapping[str, Any], key: str) -> float | None:
     value = config[key]
     if value is None or value == "":
         return None
-    seconds: float = _lifetime(config, key, "unset for none").total_seconds()
-    return seconds
+    seconds = _lifetime(config, key, "unset for none").total_seconds()
+    return int(seconds) if seconds.is_integer() else seconds  # whole seconds stay ints
 
 
 def _samesite(config: Mapping[str, Any], key: str) -> str | None:
