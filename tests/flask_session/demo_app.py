@@ -75,7 +75,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.post("/regenerate")
     def regenerate():
-        session.get("x")
+        session.get("x")  # loaded (and locked) first, so a delay below holds the lock
+        time.sleep(float(request.args.get("delay", 0)))
         app.session_interface.regenerate(session)
         return jsonify(dict(session))
 
