@@ -2,9 +2,9 @@
 every store.
 
 Timing: sessions live 2 s and grace windows 2 s here; each check keeps at least 0.2 s
-(most 0.6 s or more) from the edge it tests. The interface judges both by the clock against stored times, so
-memcached's whole-second expiry needs no longer clock, except where a test asks the
-store itself whether it still holds a session.
+(most 0.6 s or more) from the edge it tests. The interface judges both by the clock
+against stored times, so memcached's whole-second expiry needs no longer clock, except
+where a test asks the store itself whether it still holds a session.
 """
 
 from __future__ import annotations
