@@ -12,6 +12,7 @@ from .cookies import CookieFormat
 from .errors import StoreUnavailable
 from .ids import is_well_formed
 from .session import RequestPolicy, ServerSideSession
+from .stores.users import UserIndex, UserSession, check_label, user_key
 
 if TYPE_CHECKING:
     from flask import Flask, Request, Response
@@ -167,6 +168,65 @@ class ServerSideSessionInterface(SessionInterface):
         gone; with 0 it is gone at once.
         """
         session.regenerate()
+
+    # -- the per-user index (an optional store capability: stores/users.py) -------------
+
+    def bind_user(
+        self,
+        session: ServerSideSession,
+        user_id: str | int,
+        *,
+        label: str = "",
+        max_sessions: int | None = None,
+    ) -> list[str]:
+        """Record ``session`` as one of ``user_id``'s sessions. Call it at login, after
+        ``regenerate`` (and again after any later ``regenerate``: the index holds ids).
+
+        ``label`` describes the session in :meth:`user_sessions` (a user agent, a device
+        name; up to 256 characters). With ``max_sessions``, the user's oldest sessions
+        beyond that many are revoked, never this one; returns the revoked ids. Writes
+        the session now if it was not stored yet.
+        """
+        index = self._user_index()
+        if max_sessions is not None and (
+            not isinstance(max_sessions, int) or isinstance(max_sessions, bool) or max_sessions < 1
+        ):
+            raise ValueError(f"max_sessions is {max_sessions!r}; use a whole number from 1")
+        key, checked = user_key(user_id), check_label(label)
+        return index.bind_user(key, session.stored_sid(), label=checked, cap=max_sessions)
+
+    def unbind_user(self, session: ServerSideSession, user_id: str | int) -> None:
+        """Forget that ``session`` is ``user_id``'s (at logout); the session stays."""
+        if session.sid is not None:
+            self._user_index().unbind_user(user_key(user_id), session.sid)
+
+    def user_sessions(self, user_id: str | int) -> list[UserSession]:
+        """``user_id``'s live sessions (id, bind time, label, expiry), oldest first."""
+        return self._user_index().user_sessions(user_key(user_id))
+
+    def revoke_user_sessions(
+        self, user_id: str | int, *, keep: ServerSideSession | None = None
+    ) -> list[str]:
+        """Revoke every session of ``user_id`` but ``keep`` (the current one, for "sign
+        out everywhere else"; None: all of them). A revoked session is deleted: the next
+        request with its cookie, on any server, gets a fresh, empty session. Returns the
+        revoked ids."""
+        sid = keep.sid if keep is not None else None
+        return self._user_index().revoke_user_sessions(user_key(user_id), None, keep=sid)
+
+    def revoke_user_session(self, user_id: str | int, sid: str) -> bool:
+        """Revoke one of ``user_id``'s sessions by id (from :meth:`user_sessions`); an id
+        that is not theirs is left alone. Returns whether a live session was revoked."""
+        revoked = self._user_index().revoke_user_sessions(user_key(user_id), [sid], keep=None)
+        return bool(revoked)
+
+    def _user_index(self) -> UserIndex:
+        if not isinstance(self.store, UserIndex):
+            raise TypeError(
+                f"the {self.store.name!r} store keeps no per-user index (SESSION_TYPE ="
+                f" {self.settings.store_type!r}); use a store that does: 'redis'"
+            )
+        return self.store
 
 
 #: dump_cookie's keyword arguments, in the order save_session reads Flask's settings

@@ -502,6 +502,21 @@ class ServerSideSession(SessionMixin):
         self._stamp = False
         return {CREATED_KEY: policy.codec.encode(self._created)}
 
+    def stored_sid(self) -> str:
+        """The session's id, writing the session now if it has none yet (a session is
+        otherwise first stored when the response is saved). RuntimeError if it is empty:
+        an empty session is never stored."""
+        self._refuse_if_read_only()
+        self._data()
+        if self.sid is None:
+            self._write(False)
+        if self.sid is None:
+            raise RuntimeError(
+                "this session is empty and so has no id: store something in it (the"
+                " user's id, say) before binding it to a user"
+            )
+        return self.sid
+
     def release_lock(self) -> None:
         """Give up the lock without writing. Safe to call twice; never raises."""
         lock, self._lock = self._lock, None

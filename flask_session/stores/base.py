@@ -88,6 +88,8 @@ class CleanupReport:
     expired_removed: int = 0
     temp_removed: int = 0
     live_kept: int = 0
+    #: per-user index entries of sessions that were gone (see stores/users.py)
+    index_removed: int = 0
     removed_paths: list[str] = field(default_factory=list)
     note: str = ""
 

@@ -1,0 +1,85 @@
+"""The per-user index: which sessions belong to a user. An optional capability of a store.
+
+An app binds a session to its user at login and unbinds it at logout; it can then list a
+user's live sessions ("where am I signed in"), revoke one, revoke all of them (or all but
+the current one: "sign out everywhere else"), and cap how many a user keeps. Revoked
+means the session is deleted from the store: the next request with its cookie, on any
+server, gets a fresh, empty session, and a request still holding it cannot bring it back
+(``save`` never recreates a session that is gone).
+
+Like :class:`~flask_session.stores.counters.Counters`, this is not part of the session
+contract: a store offers it by implementing :class:`UserIndex`, and the interface's
+helpers refuse, naming the store, when it does not.
+
+The index never outlives what it indexes for long: listing a user's sessions drops the
+entries whose session is gone (expired, deleted), and ``prune_user_index`` (run by
+``flask session cleanup``) drops every such entry, so that afterwards the index holds
+exactly the live sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+#: the longest label (an app's description of a session, such as its user agent)
+MAX_LABEL = 256
+
+
+@dataclass(frozen=True)
+class UserSession:
+    """One live session of a user, as the index knows it."""
+
+    sid: str
+    #: when the session was bound to the user (Unix seconds): the login
+    bound_at: float
+    #: what the app said about the session when binding it (a user agent, a device name)
+    label: str
+    #: seconds until the store expires the session unless it is used again (None: unknown)
+    expires_in: float | None
+
+
+def user_key(user_id: str | int) -> str:
+    """The index's name for ``user_id``: a hash, so that any id (an email address, text with
+    braces or colons) makes a safe key and the store does not hold user ids in the clear.
+    ValueError for what is not an id."""
+    if isinstance(user_id, bool) or not isinstance(user_id, (str, int)) or user_id == "":
+        raise ValueError(f"user id {user_id!r}: use a non-empty str or an int")
+    return hashlib.sha256(f"flask_session user\0{user_id}".encode()).hexdigest()[:32]
+
+
+def check_label(label: str) -> str:
+    """``label`` if it is one; ValueError otherwise."""
+    if not isinstance(label, str) or len(label) > MAX_LABEL:
+        raise ValueError(f"session label: use text of at most {MAX_LABEL} characters")
+    return label
+
+
+@runtime_checkable
+class UserIndex(Protocol):
+    """What a store offering the per-user index implements. Every verb may raise
+    StoreUnavailable; ``user`` is :func:`user_key` of the app's user id."""
+
+    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
+        """Record session ``sid`` as one of ``user``'s (again: its label is replaced, its
+        bind time kept). With ``cap``, the user's oldest sessions beyond ``cap`` are
+        revoked (``sid`` last of all); returns the revoked ids."""
+
+    def unbind_user(self, user: str, sid: str) -> None:
+        """Forget that ``sid`` is one of ``user``'s sessions; the session itself stays."""
+
+    def user_sessions(self, user: str) -> list[UserSession]:
+        """``user``'s live sessions, oldest bind first; entries of sessions that are gone
+        are dropped from the index on the way."""
+
+    def revoke_user_sessions(
+        self, user: str, sids: Iterable[str] | None, *, keep: str | None
+    ) -> list[str]:
+        """Delete ``user``'s sessions (those in ``sids``, or all of them when None), except
+        ``keep``, and their index entries. An id that is not the user's is left alone.
+        Returns the revoked ids (each live until now)."""
+
+    def prune_user_index(self) -> int:
+        """Drop every index entry whose session is gone; returns how many."""
