@@ -43,7 +43,9 @@ REDIS_TOPOLOGIES = ["standalone", "cluster", "sentinel", "valkey"]
 
 #: test modules whose store-dependent tests run on every Redis topology too (the store
 #: contract and the service's routes); the rest use standalone Redis only
-TOPOLOGY_SUITES = frozenset({"test_store_contract", "test_routes", "test_shared_counter"})
+TOPOLOGY_SUITES = frozenset(
+    {"test_store_contract", "test_routes", "test_shared_counter", "test_user_index"}
+)
 
 
 @pytest.hookimpl(tryfirst=True)

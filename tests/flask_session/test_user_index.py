@@ -1,0 +1,184 @@
+"""Issue 20, item 1: the per-user index (stores/users.py), on every store that offers it
+(Redis, on every topology) and through the demo app's login routes.
+
+Stores without the index (filesystem, SQL, memcached) skip the store-level tests and are
+checked to refuse the helpers with an error naming the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from flask import Flask, session
+
+from flask_session import Session
+from flask_session.ids import new_session_id
+from flask_session.stores.users import UserIndex, user_key
+
+from .test_session_contract import sid_of
+
+ALICE = user_key("alice")
+BOB = user_key("bob")
+
+
+@pytest.fixture
+def index(store) -> UserIndex:
+    if not isinstance(store, UserIndex):
+        pytest.skip(f"the {store.name} store keeps no per-user index")
+    return store
+
+
+def new_session(store, ttl: float = 60) -> str:
+    sid = new_session_id(32)
+    assert store.save(sid, {"user": b'"x"'}, [], ttl=ttl, create=True)
+    return sid
+
+
+def index_entries(store) -> int:
+    """Every entry of every user's index, read from the store directly."""
+    client = store.redis
+    pattern = f"{store.key_prefix}#user{{*}}"
+    return sum(client.hlen(key) for key in client.scan_iter(match=pattern))
+
+
+def test_bind_list_rebind_and_unbind(index):
+    first, second = new_session(index), new_session(index)
+    assert index.bind_user(ALICE, first, label="Firefox", cap=None) == []
+    time.sleep(0.01)  # distinct bind times
+    index.bind_user(ALICE, second, label="curl", cap=None)
+    listed = index.user_sessions(ALICE)
+    assert [(s.sid, s.label) for s in listed] == [(first, "Firefox"), (second, "curl")]
+    assert listed[0].bound_at < listed[1].bound_at <= time.time()
+    assert all(50 < s.expires_in <= 60 for s in listed)
+    index.bind_user(ALICE, first, label="Firefox 2", cap=None)  # again: label replaced
+    again = index.user_sessions(ALICE)
+    assert [(s.sid, s.label, s.bound_at) for s in again][0] == (
+        first,
+        "Firefox 2",
+        listed[0].bound_at,
+    )
+    index.unbind_user(ALICE, first)
+    assert [s.sid for s in index.user_sessions(ALICE)] == [second]
+    assert index.load(first, lock=False, refresh_ttl=None) is not None  # the session stays
+    assert index.user_sessions(BOB) == []
+
+
+def test_revoke_one_all_and_all_but_one(index):
+    a, b, c = (new_session(index) for _ in range(3))
+    bobs = new_session(index)
+    for sid in (a, b, c):
+        index.bind_user(ALICE, sid, label="", cap=None)
+    index.bind_user(BOB, bobs, label="", cap=None)
+    assert index.revoke_user_sessions(ALICE, [bobs], keep=None) == []  # not hers
+    assert index.load(bobs, lock=False, refresh_ttl=None) is not None
+    assert index.revoke_user_sessions(ALICE, [a], keep=None) == [a]
+    assert index.load(a, lock=False, refresh_ttl=None) is None
+    assert sorted(index.revoke_user_sessions(ALICE, None, keep=c)) == [b]
+    assert [s.sid for s in index.user_sessions(ALICE)] == [c]
+    assert index.revoke_user_sessions(ALICE, None, keep=None) == [c]
+    assert index.user_sessions(ALICE) == []
+    assert index_entries(index) == 1  # bob's
+    assert [s.sid for s in index.user_sessions(BOB)] == [bobs]
+
+
+def test_a_cap_revokes_the_oldest_but_never_the_one_being_bound(index):
+    a, b, c = (new_session(index) for _ in range(3))
+    for sid in (a, b):
+        index.bind_user(ALICE, sid, label="", cap=2)
+        time.sleep(0.01)
+    assert index.bind_user(ALICE, c, label="", cap=2) == [a]
+    assert index.load(a, lock=False, refresh_ttl=None) is None
+    assert [s.sid for s in index.user_sessions(ALICE)] == [b, c]
+    assert index.bind_user(ALICE, b, label="", cap=1) == [c]  # b is older, but current
+    assert [s.sid for s in index.user_sessions(ALICE)] == [b]
+
+
+def test_entries_of_sessions_that_are_gone_are_pruned(index):
+    kept, deleted, expiring = new_session(index), new_session(index), new_session(index, 0.3)
+    for sid in (kept, deleted, expiring):
+        index.bind_user(ALICE, sid, label="", cap=None)
+    index.delete(deleted)  # a logout that cleared the session without unbinding it
+    time.sleep(0.5)  # the third expires
+    assert index_entries(index) == 3
+    report = index.cleanup(stale_temp_after=300)
+    assert report.index_removed == 2
+    assert index_entries(index) == 1  # the index holds exactly the live sessions
+    # listing prunes too
+    other = new_session(index)
+    index.bind_user(ALICE, other, label="", cap=None)
+    index.delete(other)
+    assert [s.sid for s in index.user_sessions(ALICE)] == [kept]
+    assert index_entries(index) == 1
+
+
+def test_sign_out_everywhere_else_through_the_app(app, index):
+    laptop, phone = app.test_client(), app.test_client()
+    laptop.post("/login/alice", headers={"User-Agent": "laptop"})
+    phone.post("/login/alice", headers={"User-Agent": "phone"})
+    assert [s["label"] for s in laptop.get("/sessions").json] == ["laptop", "phone"]
+    phone_sid = sid_of(phone)
+    assert laptop.post("/revoke-others").json == {"revoked": [phone_sid]}
+    assert phone.get("/get").json == {}  # a fresh, empty session
+    assert laptop.get("/get").json == {"user": "alice"}
+    assert [s["label"] for s in laptop.get("/sessions").json] == ["laptop"]
+    laptop.post("/revoke-all")
+    assert laptop.get("/get").json == {}
+
+
+def test_a_cap_on_login_and_logout_unbinds(app, index):
+    clients = [app.test_client() for _ in range(3)]
+    for number, client in enumerate(clients):
+        client.post("/login/alice?cap=2", headers={"User-Agent": f"device {number}"})
+        time.sleep(0.01)
+    assert clients[0].get("/get").json == {}  # the oldest was revoked
+    assert [s["label"] for s in clients[2].get("/sessions").json] == ["device 1", "device 2"]
+    clients[2].post("/logout")
+    assert [s["label"] for s in clients[1].get("/sessions").json] == ["device 1"]
+    assert index_entries(index) == 1
+
+
+def test_a_request_in_flight_cannot_bring_a_revoked_session_back(make_app, index):
+    app = make_app()
+    laptop, phone = app.test_client(), app.test_client()
+    laptop.post("/login/alice")
+    phone.post("/login/alice")
+    cookie = sid_of(phone)
+
+    def slow_write() -> None:
+        slow = app.test_client()
+        slow.set_cookie("session", cookie)
+        slow.post("/set/b?value=late&delay=0.5")
+
+    thread = threading.Thread(target=slow_write)
+    thread.start()
+    time.sleep(0.2)  # the slow request holds the phone's session
+    laptop.post("/revoke-others")
+    thread.join()
+    assert phone.get("/get").json == {}
+    assert index.load(cookie, lock=False, refresh_ttl=None) is None
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda i, s: i.bind_user(s, ""), "user id ''"),
+        (lambda i, s: i.bind_user(s, None), "user id None"),
+        (lambda i, s: i.bind_user(s, True), "user id True"),
+        (lambda i, s: i.bind_user(s, "alice", label="x" * 257), "session label"),
+        (lambda i, s: i.bind_user(s, "alice", max_sessions=0), "max_sessions is 0"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_them(app, index, call, error):
+    with app.test_request_context():
+        session["user"] = "alice"
+        with pytest.raises(ValueError, match=error):
+            call(app.session_interface, session)
+
+
+def test_a_store_without_the_index_is_named(tmp_path):
+    app = Flask(__name__, instance_path=str(tmp_path))
+    Session(app)
+    with pytest.raises(TypeError, match="the 'filesystem' store keeps no per-user index"):
+        app.session_interface.user_sessions("alice")
