@@ -16,6 +16,8 @@ from flask import Flask, session
 from flask_session import Session
 from flask_session.ids import new_session_id
 from flask_session.stores.users import UserIndex, user_key
+from tests.reliability import httpkit
+from tests.reliability.conftest import DEMO_APP
 
 from .test_session_contract import sid_of
 
@@ -182,3 +184,58 @@ def test_a_store_without_the_index_is_named(tmp_path):
     Session(app)
     with pytest.raises(TypeError, match="the 'filesystem' store keeps no per-user index"):
         app.session_interface.user_sessions("alice")
+
+
+#: the load test's bounds: sessions of the one user, reader threads, requests per reader
+LOAD_SESSIONS = 50
+LOAD_READERS = 4
+LOAD_MAX_REQUESTS = 400
+
+
+@pytest.mark.parametrize("store_type", ["redis"])
+def test_revoke_all_under_load_on_two_servers(granian_server, store_env, store_type, make_app):
+    """One user, 50 sessions logged in across two app servers, read in a loop through
+    both; "sign out everywhere else" in the middle. Every request that starts after the
+    revoke returned, with a revoked cookie, on either server, gets an empty session; after
+    cleanup the index holds exactly the one live session."""
+    servers = [granian_server(DEMO_APP, env=store_env, workers=1, threads=4) for _ in range(2)]
+    cookies = []
+    for number in range(LOAD_SESSIONS):
+        url = servers[number % 2].url
+        reply = httpkit.request(url, "POST", "/login/alice", headers={"User-Agent": f"d{number}"})
+        cookies.append(reply.cookie("session"))
+    kept, revoked_cookies = cookies[0], cookies[1:]
+    stop = threading.Event()
+    seen: list[tuple[float, object]] = []  # (when the request started, what it read)
+
+    def reader(offset: int) -> None:
+        for count in range(LOAD_MAX_REQUESTS):
+            if stop.is_set():
+                return
+            cookie = revoked_cookies[(offset + count * LOAD_READERS) % len(revoked_cookies)]
+            started = time.monotonic()
+            reply = httpkit.request(
+                servers[count % 2].url, "GET", "/get", cookie=f"session={cookie}"
+            )
+            seen.append((started, reply.json() if reply.status == 200 else reply.status))
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(LOAD_READERS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    reply = httpkit.request(servers[1].url, "POST", "/revoke-others", cookie=f"session={kept}")
+    returned = time.monotonic()
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert sorted(reply.json()["revoked"]) == sorted(revoked_cookies)
+    before = [read for started, read in seen if started < returned]
+    after = [read for started, read in seen if started > returned]
+    assert len(before) >= 20 and len(after) >= 20, (len(before), len(after))
+    assert {"user": "alice"} in before  # the readers did see the sessions before
+    assert all(read == {} for read in after), [read for read in after if read != {}][:3]
+    store = make_app().session_interface.store
+    store.cleanup(stale_temp_after=300)
+    assert [s.sid for s in store.user_sessions(ALICE)] == [kept]
+    assert index_entries(store) == 1
