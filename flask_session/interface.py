@@ -224,7 +224,8 @@ class ServerSideSessionInterface(SessionInterface):
         if not isinstance(self.store, UserIndex):
             raise TypeError(
                 f"the {self.store.name!r} store keeps no per-user index (SESSION_TYPE ="
-                f" {self.settings.store_type!r}); use a store that does: 'redis'"
+                f" {self.settings.store_type!r}); use a store that does: 'redis' or"
+                " 'sqlalchemy'"
             )
         return self.store
 

@@ -146,7 +146,8 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 class RedisStore(Store):
-    """Sessions in Redis (module docstring); counters too (``Counters``)."""
+    """Sessions in Redis (module docstring); counters too (``Counters``), and the per-user
+    index (``UserIndex``)."""
 
     name = "redis"
     settings = SETTINGS

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from .counters import check_counter_name
 from .documents import decode_document
 from .sqlalchemy_setup import SETTINGS, Tables, define_tables, engine_from_config
 from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
+from .users import UserSession
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -62,7 +64,8 @@ _REFUSING_SQLSTATES = {
 
 
 class SQLAlchemyStore(Store):
-    """Sessions in PostgreSQL or SQLite (module docstring); counters too (``Counters``)."""
+    """Sessions in PostgreSQL or SQLite (module docstring); counters too (``Counters``),
+    and the per-user index (``UserIndex``)."""
 
     name = "sqlalchemy"
     settings = SETTINGS
@@ -236,7 +239,8 @@ class SQLAlchemyStore(Store):
             )
             conn.execute(sa.delete(locks).where(locks.c.expires <= now))
             kept = conn.execute(sa.select(sa.func.count()).select_from(sessions)).scalar_one()
-        return CleanupReport(expired_removed=removed, live_kept=kept)
+            pruned = self._prune(conn, now)
+        return CleanupReport(expired_removed=removed, live_kept=kept, index_removed=pruned)
 
     def ping(self) -> None:
         # A write in a writing transaction that leaves nothing behind: a read-only
@@ -288,6 +292,118 @@ class SQLAlchemyStore(Store):
         counters = self.tables.counters
         with self._transaction() as (conn, _txn):
             conn.execute(sa.delete(counters).where(counters.c.name == self._counter_name(name)))
+
+    # -- the per-user index (UserIndex) -------------------------------------------------
+    # One row per bound session in <table>_users. Each verb is one transaction, and the
+    # verbs that change a user's entries first take a lock on the user (PostgreSQL: a
+    # transaction-scoped advisory lock; SQLite: every writing transaction holds the
+    # file's write lock), so two logins of one user never both miss each other's row
+    # when enforcing a cap. A session counts as live by its row in <table>.
+
+    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
+        users = self.tables.users
+        key = self.key_prefix + sid
+        with self._transaction() as (conn, _txn):
+            self._lock_user(conn, user)
+            conn.execute(
+                self._insert(users)
+                .values(user=user, session_id=key, bound_at=time.time(), label=label)
+                .on_conflict_do_update(
+                    index_elements=[users.c.user, users.c.session_id], set_={"label": label}
+                )
+            )
+            if cap is None:
+                return []
+            live = self._live_entries(conn, user, _now())
+            live.sort(key=lambda entry: (entry.sid == sid, entry.bound_at, entry.sid))
+            excess = [entry.sid for entry in live[: max(0, len(live) - cap)]]
+            return self._revoke(conn, user, excess)
+
+    def unbind_user(self, user: str, sid: str) -> None:
+        users = self.tables.users
+        with self._transaction() as (conn, _txn):
+            conn.execute(
+                sa.delete(users).where(
+                    users.c.user == user, users.c.session_id == self.key_prefix + sid
+                )
+            )
+
+    def user_sessions(self, user: str) -> list[UserSession]:
+        with self._transaction() as (conn, _txn):
+            now = _now()
+            live = self._live_entries(conn, user, now)
+            self._prune(conn, now, user)
+        return sorted(live, key=lambda entry: (entry.bound_at, entry.sid))
+
+    def revoke_user_sessions(
+        self, user: str, sids: Iterable[str] | None, *, keep: str | None
+    ) -> list[str]:
+        users = self.tables.users
+        with self._transaction() as (conn, _txn):
+            self._lock_user(conn, user)
+            bound = conn.execute(sa.select(users.c.session_id).where(users.c.user == user))
+            prefix = len(self.key_prefix)
+            wanted = None if sids is None else set(sids)
+            targets = [
+                key[prefix:]
+                for key in bound.scalars()
+                if key[prefix:] != keep and (wanted is None or key[prefix:] in wanted)
+            ]
+            return self._revoke(conn, user, targets)
+
+    def prune_user_index(self) -> int:
+        with self._transaction() as (conn, _txn):
+            return self._prune(conn, _now())
+
+    def _lock_user(self, conn: sa.Connection, user: str) -> None:
+        if self.engine.dialect.name == "postgresql":
+            # the first 60 bits of the user's hash, as a bigint lock key
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(int(user[:15], 16))))
+
+    def _live_entries(self, conn: sa.Connection, user: str, now: datetime) -> list[UserSession]:
+        users, sessions = self.tables.users, self.tables.sessions
+        rows = conn.execute(
+            sa.select(users.c.session_id, users.c.bound_at, users.c.label, sessions.c.expiry)
+            .join(sessions, sessions.c.session_id == users.c.session_id)
+            .where(users.c.user == user, sessions.c.expiry > now)
+        )
+        prefix = len(self.key_prefix)
+        return [
+            UserSession(
+                row.session_id[prefix:],
+                row.bound_at,
+                row.label,
+                (row.expiry - now).total_seconds(),
+            )
+            for row in rows
+        ]
+
+    def _revoke(self, conn: sa.Connection, user: str, sids: list[str]) -> list[str]:
+        """Delete the sessions and their entries (in the caller's transaction); return
+        the ids that were live."""
+        if not sids:
+            return []
+        users, sessions = self.tables.users, self.tables.sessions
+        keys = [self.key_prefix + sid for sid in sids]
+        gone = conn.execute(
+            sa.delete(sessions)
+            .where(sessions.c.session_id.in_(keys), sessions.c.expiry > _now())
+            .returning(sessions.c.session_id)
+        ).scalars()
+        prefix = len(self.key_prefix)
+        revoked = {key[prefix:] for key in gone}
+        conn.execute(sa.delete(sessions).where(sessions.c.session_id.in_(keys)))
+        conn.execute(sa.delete(users).where(users.c.user == user, users.c.session_id.in_(keys)))
+        return [sid for sid in sids if sid in revoked]
+
+    def _prune(self, conn: sa.Connection, now: datetime, user: str | None = None) -> int:
+        """Delete index entries whose session is gone (of ``user``, or of everyone)."""
+        users, sessions = self.tables.users, self.tables.sessions
+        live = sa.select(sessions.c.session_id).where(sessions.c.expiry > now)
+        condition: sa.ColumnElement[bool] = users.c.session_id.not_in(live)
+        if user is not None:
+            condition = sa.and_(users.c.user == user, condition)
+        return len(conn.execute(sa.delete(users).where(condition).returning(users.c.user)).all())
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ Tables (created when missing, never altered or dropped):
   ``expires``). A lease ends at its expiry, so a killed worker's lock frees itself
   within ``SESSION_LOCK_TIMEOUT``.
 * ``<table>_counters``: store-wide counters (``name``, ``value``).
+* ``<table>_users``: the per-user index (stores/users.py): one row per bound session
+  (``user``, a hash of the user id; ``session_id`` as in ``<table>``; ``bound_at``, Unix
+  seconds; ``label``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ..errors import SessionConfigError
 from ..readers import Setting, as_is, sql_name, text
+from .users import MAX_LABEL
 
 #: dialects whose upsert and row locking the store is written and tested for
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
@@ -43,6 +47,7 @@ class Tables:
     sessions: sa.Table
     locks: sa.Table
     counters: sa.Table
+    users: sa.Table
 
 
 def define_tables(name: str, schema: str | None, sequence: str | None = None) -> Tables:
@@ -75,7 +80,15 @@ def define_tables(name: str, schema: str | None, sequence: str | None = None) ->
         sa.Column("name", sa.String(255), primary_key=True),
         sa.Column("value", sa.BigInteger, nullable=False),
     )
-    return Tables(sessions, locks, counters)
+    users = sa.Table(
+        f"{name}_users",
+        metadata,
+        sa.Column("user", sa.String(64), primary_key=True),
+        sa.Column("session_id", sa.String(255), primary_key=True),
+        sa.Column("bound_at", sa.Float, nullable=False),
+        sa.Column("label", sa.String(MAX_LABEL), nullable=False),
+    )
+    return Tables(sessions, locks, counters, users)
 
 
 def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Engine:
@@ -157,8 +170,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SESSION_SQLALCHEMY_TABLE",
         DEFAULT_TABLE,
         _table_name,
-        "the sessions table (Flask-Session 0.8's name and layout); <table>_locks and"
-        " <table>_counters are made beside it",
+        "the sessions table (Flask-Session 0.8's name and layout); <table>_locks,"
+        " <table>_counters and <table>_users are made beside it",
     ),
     Setting("SESSION_SQLALCHEMY_SCHEMA", None, sql_name, "schema of the tables (PostgreSQL)"),
     Setting(

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask, session
 
 from flask_session import Session
@@ -40,6 +41,10 @@ def new_session(store, ttl: float = 60) -> str:
 
 def index_entries(store) -> int:
     """Every entry of every user's index, read from the store directly."""
+    if store.name == "sqlalchemy":
+        with store.engine.connect() as conn:
+            count = sa.select(sa.func.count()).select_from(store.tables.users)
+            return conn.execute(count).scalar_one()
     client = store.redis
     pattern = f"{store.key_prefix}#user{{*}}"
     return sum(client.hlen(key) for key in client.scan_iter(match=pattern))
@@ -239,3 +244,14 @@ def test_revoke_all_under_load_on_two_servers(granian_server, store_env, store_t
     store.cleanup(stale_temp_after=300)
     assert [s.sid for s in store.user_sessions(ALICE)] == [kept]
     assert index_entries(store) == 1
+
+
+def test_the_cleanup_command_prunes_and_says_how_many(app, index):
+    staying, leaving = app.test_client(), app.test_client()
+    staying.post("/login/alice")
+    leaving.post("/login/alice")
+    leaving.post("/clear")  # cleared without unbinding: a stale entry
+    result = app.test_cli_runner().invoke(args=["session", "cleanup"])
+    assert result.exit_code == 0, result.output
+    assert "removed 1 per-user index entries" in result.output.lower()
+    assert index_entries(index) == 1
