@@ -12,7 +12,7 @@ from .cookies import CookieFormat
 from .errors import StoreUnavailable
 from .ids import is_well_formed
 from .session import RequestPolicy, ServerSideSession
-from .stores.users import UserIndex, UserSession, check_label, user_key
+from .stores.users import UserIndex, UserSession, check_label, session_handle, user_key
 
 if TYPE_CHECKING:
     from flask import Flask, Request, Response
@@ -184,8 +184,8 @@ class ServerSideSessionInterface(SessionInterface):
 
         ``label`` describes the session in :meth:`user_sessions` (a user agent, a device
         name; up to 256 characters). With ``max_sessions``, the user's oldest sessions
-        beyond that many are revoked, never this one; returns the revoked ids. Writes
-        the session now if it was not stored yet.
+        beyond that many are revoked, never this one; returns their handles. Writes the
+        session now if it was not stored yet.
         """
         index = self._user_index()
         if max_sessions is not None and (
@@ -201,8 +201,15 @@ class ServerSideSessionInterface(SessionInterface):
             self._user_index().unbind_user(user_key(user_id), session.sid)
 
     def user_sessions(self, user_id: str | int) -> list[UserSession]:
-        """``user_id``'s live sessions (id, bind time, label, expiry), oldest first."""
+        """``user_id``'s live sessions (handle, bind time, label, expiry), oldest first.
+        Compare a handle with :meth:`session_handle` to find the current session."""
         return self._user_index().user_sessions(user_key(user_id))
+
+    def session_handle(self, session: ServerSideSession) -> str | None:
+        """The handle :meth:`user_sessions` names ``session`` by (None: not stored)."""
+        return (
+            None if session.sid is None else session_handle(self.settings.key_prefix, session.sid)
+        )
 
     def revoke_user_sessions(
         self, user_id: str | int, *, keep: ServerSideSession | None = None
@@ -210,15 +217,16 @@ class ServerSideSessionInterface(SessionInterface):
         """Revoke every session of ``user_id`` but ``keep`` (the current one, for "sign
         out everywhere else"; None: all of them). A revoked session is deleted: the next
         request with its cookie, on any server, gets a fresh, empty session. Returns the
-        revoked ids."""
-        sid = keep.sid if keep is not None else None
-        return self._user_index().revoke_user_sessions(user_key(user_id), None, keep=sid)
+        revoked sessions' handles."""
+        kept = self.session_handle(keep) if keep is not None else None
+        return self._user_index().revoke_user_sessions(user_key(user_id), None, keep=kept)
 
-    def revoke_user_session(self, user_id: str | int, sid: str) -> bool:
-        """Revoke one of ``user_id``'s sessions by id (from :meth:`user_sessions`); an id
-        that is not theirs is left alone. Returns whether a live session was revoked."""
-        revoked = self._user_index().revoke_user_sessions(user_key(user_id), [sid], keep=None)
-        return bool(revoked)
+    def revoke_user_session(self, user_id: str | int, handle: str) -> bool:
+        """Revoke one of ``user_id``'s sessions by its handle (from :meth:`user_sessions`);
+        a handle that is not theirs is left alone. Returns whether a live session was
+        revoked."""
+        index = self._user_index()
+        return bool(index.revoke_user_sessions(user_key(user_id), [handle], keep=None))
 
     def _user_index(self) -> UserIndex:
         if not isinstance(self.store, UserIndex):

@@ -88,7 +88,7 @@ from .redis_scripts import (
     USER_FORGET,
     Script,
 )
-from .users import UserSession
+from .users import UserSession, session_handle
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -412,8 +412,9 @@ class RedisStore(Store):
         if cap is None:
             return []
         live = self._live_entries(index, _pairs(reply))
-        live.sort(key=lambda entry: (entry.sid == sid, entry.bound_at, entry.sid))
-        excess = [entry.sid for entry in live[: max(0, len(live) - cap)]]
+        current = session_handle(self.key_prefix, sid)
+        live.sort(key=lambda pair: (pair[1].handle == current, pair[1].bound_at, pair[0]))
+        excess = [found for found, _ in live[: max(0, len(live) - cap)]]
         return self._revoke(index, excess) if excess else []
 
     def unbind_user(self, user: str, sid: str) -> None:
@@ -424,17 +425,21 @@ class RedisStore(Store):
         index = self._user_index_key(user)
         with self._errors():
             entries = self.redis.hgetall(index)
-        live = self._live_entries(index, entries)
-        return sorted(live, key=lambda entry: (entry.bound_at, entry.sid))
+        live = [entry for _, entry in self._live_entries(index, entries)]
+        return sorted(live, key=lambda entry: (entry.bound_at, entry.handle))
 
     def revoke_user_sessions(
-        self, user: str, sids: Iterable[str] | None, *, keep: str | None
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
     ) -> list[str]:
         index = self._user_index_key(user)
         with self._errors():
             bound = [_text(name) for name in self.redis.hkeys(index)]
-        wanted = None if sids is None else set(sids)
-        targets = [sid for sid in bound if sid != keep and (wanted is None or sid in wanted)]
+        wanted = None if handles is None else set(handles)
+        targets = []
+        for sid in bound:
+            handle = session_handle(self.key_prefix, sid)
+            if handle != keep and (wanted is None or handle in wanted):
+                targets.append(sid)
         return self._revoke(index, targets) if targets else []
 
     def prune_user_index(self) -> int:
@@ -447,17 +452,19 @@ class RedisStore(Store):
         return removed
 
     def _revoke(self, index: str, sids: list[str]) -> list[str]:
+        """Delete the sessions, then their entries; the handles of those that were live."""
         revoked = []
         with self._errors():
             for sid in sids:
                 if self.redis.exists(self._keys(sid)[0]):
-                    revoked.append(sid)
+                    revoked.append(session_handle(self.key_prefix, sid))
                 self.delete(sid)
             self._write(self._user_forget, [index], sids)
         return revoked
 
-    def _live_entries(self, index: str, entries: dict[Any, Any]) -> list[UserSession]:
-        """The entries whose session is live; the others are dropped from the index."""
+    def _live_entries(self, index: str, entries: dict[Any, Any]) -> list[tuple[str, UserSession]]:
+        """(id, entry) of each entry whose session is live; the others are dropped from
+        the index."""
         live, dead = [], []
         with self._errors():
             for name, raw in entries.items():
@@ -468,7 +475,8 @@ class RedisStore(Store):
                     continue
                 bound_at, _, label = _text(raw).partition("|")
                 expires_in = pttl / 1000 if pttl >= 0 else None
-                live.append(UserSession(sid, float(bound_at), label, expires_in))
+                handle = session_handle(self.key_prefix, sid)
+                live.append((sid, UserSession(handle, float(bound_at), label, expires_in)))
             if dead:
                 self._write(self._user_forget, [index], dead)
         return live

@@ -21,6 +21,7 @@ Expiry is a column; expired rows are invisible to every verb and are deleted by
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import secrets
 import threading
@@ -41,7 +42,7 @@ from .counters import check_counter_name
 from .documents import decode_document
 from .sqlalchemy_setup import SETTINGS, Tables, define_tables, engine_from_config
 from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
-from .users import UserSession
+from .users import UserSession, session_handle
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -315,8 +316,9 @@ class SQLAlchemyStore(Store):
             if cap is None:
                 return []
             live = self._live_entries(conn, user, _now())
-            live.sort(key=lambda entry: (entry.sid == sid, entry.bound_at, entry.sid))
-            excess = [entry.sid for entry in live[: max(0, len(live) - cap)]]
+            current = session_handle(self.key_prefix, sid)
+            live.sort(key=lambda pair: (pair[1].handle == current, pair[1].bound_at, pair[0]))
+            excess = [found for found, _ in live[: max(0, len(live) - cap)]]
             return self._revoke(conn, user, excess)
 
     def unbind_user(self, user: str, sid: str) -> None:
@@ -331,24 +333,24 @@ class SQLAlchemyStore(Store):
     def user_sessions(self, user: str) -> list[UserSession]:
         with self._transaction() as (conn, _txn):
             now = _now()
-            live = self._live_entries(conn, user, now)
+            live = [entry for _, entry in self._live_entries(conn, user, now)]
             self._prune(conn, now, user)
-        return sorted(live, key=lambda entry: (entry.bound_at, entry.sid))
+        return sorted(live, key=lambda entry: (entry.bound_at, entry.handle))
 
     def revoke_user_sessions(
-        self, user: str, sids: Iterable[str] | None, *, keep: str | None
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
     ) -> list[str]:
         users = self.tables.users
         with self._transaction() as (conn, _txn):
             self._lock_user(conn, user)
             bound = conn.execute(sa.select(users.c.session_id).where(users.c.user == user))
             prefix = len(self.key_prefix)
-            wanted = None if sids is None else set(sids)
-            targets = [
-                key[prefix:]
-                for key in bound.scalars()
-                if key[prefix:] != keep and (wanted is None or key[prefix:] in wanted)
-            ]
+            wanted = None if handles is None else set(handles)
+            targets = []
+            for key in bound.scalars():
+                handle = _handle_of_key(key)
+                if handle != keep and (wanted is None or handle in wanted):
+                    targets.append(key[prefix:])
             return self._revoke(conn, user, targets)
 
     def prune_user_index(self) -> int:
@@ -360,7 +362,10 @@ class SQLAlchemyStore(Store):
             # the first 60 bits of the user's hash, as a bigint lock key
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(int(user[:15], 16))))
 
-    def _live_entries(self, conn: sa.Connection, user: str, now: datetime) -> list[UserSession]:
+    def _live_entries(
+        self, conn: sa.Connection, user: str, now: datetime
+    ) -> list[tuple[str, UserSession]]:
+        """(id, entry) of each of ``user``'s entries whose session is live."""
         users, sessions = self.tables.users, self.tables.sessions
         rows = conn.execute(
             sa.select(users.c.session_id, users.c.bound_at, users.c.label, sessions.c.expiry)
@@ -369,18 +374,21 @@ class SQLAlchemyStore(Store):
         )
         prefix = len(self.key_prefix)
         return [
-            UserSession(
+            (
                 row.session_id[prefix:],
-                row.bound_at,
-                row.label,
-                (row.expiry - now).total_seconds(),
+                UserSession(
+                    _handle_of_key(row.session_id),
+                    row.bound_at,
+                    row.label,
+                    (row.expiry - now).total_seconds(),
+                ),
             )
             for row in rows
         ]
 
     def _revoke(self, conn: sa.Connection, user: str, sids: list[str]) -> list[str]:
         """Delete the sessions and their entries (in the caller's transaction); return
-        the ids that were live."""
+        the handles of those that were live."""
         if not sids:
             return []
         users, sessions = self.tables.users, self.tables.sessions
@@ -390,11 +398,10 @@ class SQLAlchemyStore(Store):
             .where(sessions.c.session_id.in_(keys), sessions.c.expiry > _now())
             .returning(sessions.c.session_id)
         ).scalars()
-        prefix = len(self.key_prefix)
-        revoked = {key[prefix:] for key in gone}
+        revoked = set(gone)
         conn.execute(sa.delete(sessions).where(sessions.c.session_id.in_(keys)))
         conn.execute(sa.delete(users).where(users.c.user == user, users.c.session_id.in_(keys)))
-        return [sid for sid in sids if sid in revoked]
+        return [_handle_of_key(key) for key in keys if key in revoked]
 
     def _prune(self, conn: sa.Connection, now: datetime, user: str | None = None) -> int:
         """Delete index entries whose session is gone (of ``user``, or of everyone)."""
@@ -575,6 +582,12 @@ def _unavailable(error: BaseException) -> StoreUnavailable:
     else:
         reason = "the session store refused the request"
     return StoreUnavailable(f"the session database failed: {text}", reason=reason)
+
+
+def _handle_of_key(key: str) -> str:
+    """The index handle (users.session_handle) of the session stored under ``key``
+    (``key_prefix + sid``)."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _now() -> datetime:

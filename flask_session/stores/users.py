@@ -30,9 +30,14 @@ MAX_LABEL = 256
 
 @dataclass(frozen=True)
 class UserSession:
-    """One live session of a user, as the index knows it."""
+    """One live session of a user, as the index knows it.
 
-    sid: str
+    Named by its ``handle``, never its id: a page listing a user's devices must not hand
+    out the ids of the other sessions (whoever holds an id holds the session).
+    """
+
+    #: the session's handle (:func:`session_handle`): what revoking one session takes
+    handle: str
     #: when the session was bound to the user (Unix seconds): the login
     bound_at: float
     #: what the app said about the session when binding it (a user agent, a device name)
@@ -50,6 +55,13 @@ def user_key(user_id: str | int) -> str:
     return hashlib.sha256(f"flask_session user\0{user_id}".encode()).hexdigest()[:32]
 
 
+def session_handle(key_prefix: str, sid: str) -> str:
+    """A session's public name in the index: a one-way hash of its id (with the key
+    prefix), so it names the session without giving it away. It is the name of the
+    session's file in the filesystem store (``<handle>.session``)."""
+    return hashlib.sha256((key_prefix + sid).encode()).hexdigest()
+
+
 def check_label(label: str) -> str:
     """``label`` if it is one; ValueError otherwise."""
     if not isinstance(label, str) or len(label) > MAX_LABEL:
@@ -65,7 +77,7 @@ class UserIndex(Protocol):
     def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
         """Record session ``sid`` as one of ``user``'s (again: its label is replaced, its
         bind time kept). With ``cap``, the user's oldest sessions beyond ``cap`` are
-        revoked (``sid`` last of all); returns the revoked ids."""
+        revoked (``sid`` last of all); returns the revoked sessions' handles."""
 
     def unbind_user(self, user: str, sid: str) -> None:
         """Forget that ``sid`` is one of ``user``'s sessions; the session itself stays."""
@@ -75,11 +87,12 @@ class UserIndex(Protocol):
         are dropped from the index on the way."""
 
     def revoke_user_sessions(
-        self, user: str, sids: Iterable[str] | None, *, keep: str | None
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
     ) -> list[str]:
-        """Delete ``user``'s sessions (those in ``sids``, or all of them when None), except
-        ``keep``, and their index entries. An id that is not the user's is left alone.
-        Returns the revoked ids (each live until now)."""
+        """Delete ``user``'s sessions (those whose handle is in ``handles``, or all of
+        them when None), except the one whose handle is ``keep``, and their index
+        entries. A handle that is not the user's is left alone. Returns the handles of
+        the revoked sessions (each live until now)."""
 
     def prune_user_index(self) -> int:
         """Drop every index entry whose session is gone; returns how many."""

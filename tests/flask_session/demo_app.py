@@ -90,8 +90,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.get("/sessions")
     def user_sessions():
-        found = app.session_interface.user_sessions(session["user"])
-        return jsonify([{"sid": s.sid, "label": s.label} for s in found])
+        iface = app.session_interface
+        current = iface.session_handle(session)
+        found = iface.user_sessions(session["user"])
+        return jsonify([{"label": s.label, "current": s.handle == current} for s in found])
 
     @app.post("/revoke-others")
     def revoke_others():

@@ -16,7 +16,7 @@ from flask import Flask, session
 
 from flask_session import Session
 from flask_session.ids import new_session_id
-from flask_session.stores.users import UserIndex, user_key
+from flask_session.stores.users import UserIndex, session_handle, user_key
 from tests.reliability import httpkit
 from tests.reliability.conftest import DEMO_APP
 
@@ -31,6 +31,16 @@ def index(store) -> UserIndex:
     if not isinstance(store, UserIndex):
         pytest.skip(f"the {store.name} store keeps no per-user index")
     return store
+
+
+def handles(store, *sids: str) -> list[str]:
+    """The index's handles of ``sids``, in order."""
+    return [session_handle(store.key_prefix, sid) for sid in sids]
+
+
+def listed(store, user: str) -> list[str]:
+    """The handles of ``user``'s live sessions, as the index lists them."""
+    return [entry.handle for entry in store.user_sessions(user)]
 
 
 def new_session(store, ttl: float = 60) -> str:
@@ -55,19 +65,19 @@ def test_bind_list_rebind_and_unbind(index):
     assert index.bind_user(ALICE, first, label="Firefox", cap=None) == []
     time.sleep(0.01)  # distinct bind times
     index.bind_user(ALICE, second, label="curl", cap=None)
-    listed = index.user_sessions(ALICE)
-    assert [(s.sid, s.label) for s in listed] == [(first, "Firefox"), (second, "curl")]
-    assert listed[0].bound_at < listed[1].bound_at <= time.time()
-    assert all(50 < s.expires_in <= 60 for s in listed)
+    found = index.user_sessions(ALICE)
+    assert [(s.handle, s.label) for s in found] == list(
+        zip(handles(index, first, second), ["Firefox", "curl"], strict=True)
+    )
+    assert found[0].bound_at < found[1].bound_at <= time.time()
+    assert all(50 < s.expires_in <= 60 for s in found)
+    assert not {first, second} & {s.handle for s in found}  # never the ids themselves
     index.bind_user(ALICE, first, label="Firefox 2", cap=None)  # again: label replaced
     again = index.user_sessions(ALICE)
-    assert [(s.sid, s.label, s.bound_at) for s in again][0] == (
-        first,
-        "Firefox 2",
-        listed[0].bound_at,
-    )
+    assert (again[0].handle, again[0].label) == (handles(index, first)[0], "Firefox 2")
+    assert again[0].bound_at == found[0].bound_at
     index.unbind_user(ALICE, first)
-    assert [s.sid for s in index.user_sessions(ALICE)] == [second]
+    assert listed(index, ALICE) == handles(index, second)
     assert index.load(first, lock=False, refresh_ttl=None) is not None  # the session stays
     assert index.user_sessions(BOB) == []
 
@@ -78,16 +88,17 @@ def test_revoke_one_all_and_all_but_one(index):
     for sid in (a, b, c):
         index.bind_user(ALICE, sid, label="", cap=None)
     index.bind_user(BOB, bobs, label="", cap=None)
-    assert index.revoke_user_sessions(ALICE, [bobs], keep=None) == []  # not hers
+    h = dict(zip((a, b, c, bobs), handles(index, a, b, c, bobs), strict=True))
+    assert index.revoke_user_sessions(ALICE, [h[bobs]], keep=None) == []  # not hers
     assert index.load(bobs, lock=False, refresh_ttl=None) is not None
-    assert index.revoke_user_sessions(ALICE, [a], keep=None) == [a]
+    assert index.revoke_user_sessions(ALICE, [h[a]], keep=None) == [h[a]]
     assert index.load(a, lock=False, refresh_ttl=None) is None
-    assert sorted(index.revoke_user_sessions(ALICE, None, keep=c)) == [b]
-    assert [s.sid for s in index.user_sessions(ALICE)] == [c]
-    assert index.revoke_user_sessions(ALICE, None, keep=None) == [c]
+    assert index.revoke_user_sessions(ALICE, None, keep=h[c]) == [h[b]]
+    assert listed(index, ALICE) == [h[c]]
+    assert index.revoke_user_sessions(ALICE, None, keep=None) == [h[c]]
     assert index.user_sessions(ALICE) == []
     assert index_entries(index) == 1  # bob's
-    assert [s.sid for s in index.user_sessions(BOB)] == [bobs]
+    assert listed(index, BOB) == [h[bobs]]
 
 
 def test_a_cap_revokes_the_oldest_but_never_the_one_being_bound(index):
@@ -95,11 +106,11 @@ def test_a_cap_revokes_the_oldest_but_never_the_one_being_bound(index):
     for sid in (a, b):
         index.bind_user(ALICE, sid, label="", cap=2)
         time.sleep(0.01)
-    assert index.bind_user(ALICE, c, label="", cap=2) == [a]
+    assert index.bind_user(ALICE, c, label="", cap=2) == handles(index, a)
     assert index.load(a, lock=False, refresh_ttl=None) is None
-    assert [s.sid for s in index.user_sessions(ALICE)] == [b, c]
-    assert index.bind_user(ALICE, b, label="", cap=1) == [c]  # b is older, but current
-    assert [s.sid for s in index.user_sessions(ALICE)] == [b]
+    assert listed(index, ALICE) == handles(index, b, c)
+    assert index.bind_user(ALICE, b, label="", cap=1) == handles(index, c)  # b: current
+    assert listed(index, ALICE) == handles(index, b)
 
 
 def test_entries_of_sessions_that_are_gone_are_pruned(index):
@@ -116,7 +127,7 @@ def test_entries_of_sessions_that_are_gone_are_pruned(index):
     other = new_session(index)
     index.bind_user(ALICE, other, label="", cap=None)
     index.delete(other)
-    assert [s.sid for s in index.user_sessions(ALICE)] == [kept]
+    assert listed(index, ALICE) == handles(index, kept)
     assert index_entries(index) == 1
 
 
@@ -125,8 +136,9 @@ def test_sign_out_everywhere_else_through_the_app(app, index):
     laptop.post("/login/alice", headers={"User-Agent": "laptop"})
     phone.post("/login/alice", headers={"User-Agent": "phone"})
     assert [s["label"] for s in laptop.get("/sessions").json] == ["laptop", "phone"]
-    phone_sid = sid_of(phone)
-    assert laptop.post("/revoke-others").json == {"revoked": [phone_sid]}
+    assert [s["current"] for s in laptop.get("/sessions").json] == [True, False]
+    phone_handle = handles(index, sid_of(phone))
+    assert laptop.post("/revoke-others").json == {"revoked": phone_handle}
     assert phone.get("/get").json == {}  # a fresh, empty session
     assert laptop.get("/get").json == {"user": "alice"}
     assert [s["label"] for s in laptop.get("/sessions").json] == ["laptop"]
@@ -234,15 +246,15 @@ def test_revoke_all_under_load_on_two_servers(granian_server, store_env, store_t
     stop.set()
     for thread in threads:
         thread.join()
-    assert sorted(reply.json()["revoked"]) == sorted(revoked_cookies)
+    store = make_app().session_interface.store
+    assert sorted(reply.json()["revoked"]) == sorted(handles(store, *revoked_cookies))
     before = [read for started, read in seen if started < returned]
     after = [read for started, read in seen if started > returned]
     assert len(before) >= 20 and len(after) >= 20, (len(before), len(after))
     assert {"user": "alice"} in before  # the readers did see the sessions before
     assert all(read == {} for read in after), [read for read in after if read != {}][:3]
-    store = make_app().session_interface.store
     store.cleanup(stale_temp_after=300)
-    assert [s.sid for s in store.user_sessions(ALICE)] == [kept]
+    assert listed(store, ALICE) == handles(store, kept)
     assert index_entries(store) == 1
 
 
