@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flask import has_request_context
+from flask import session as request_session
 from flask.sessions import SessionInterface
 from itsdangerous import BadSignature, Signer, want_bytes
 
@@ -216,26 +218,61 @@ class ServerSideSessionInterface(SessionInterface):
     ) -> list[str]:
         """Revoke every session of ``user_id`` but ``keep`` (the current one, for "sign
         out everywhere else"; None: all of them). A revoked session is deleted: the next
-        request with its cookie, on any server, gets a fresh, empty session. Returns the
-        revoked sessions' handles."""
+        request with its cookie, on any server, gets a fresh, empty session. The current
+        request's own session, if revoked, is cleared and ends with the response (which
+        deletes its cookie). Returns the revoked sessions' handles."""
         kept = self.session_handle(keep) if keep is not None else None
-        return self._user_index().revoke_user_sessions(user_key(user_id), None, keep=kept)
+        return self._revoke(user_key(user_id), None, kept)
 
     def revoke_user_session(self, user_id: str | int, handle: str) -> bool:
         """Revoke one of ``user_id``'s sessions by its handle (from :meth:`user_sessions`);
         a handle that is not theirs is left alone. Returns whether a live session was
         revoked."""
+        return bool(self._revoke(user_key(user_id), [handle], None))
+
+    def _revoke(self, user: str, handles: list[str] | None, kept: str | None) -> list[str]:
+        """Revoke through the store, except the current request's own session: that one
+        is cleared (the store would otherwise wait for the lock this very request holds)
+        and unbound, if it is among those revoked."""
         index = self._user_index()
-        return bool(index.revoke_user_sessions(user_key(user_id), [handle], keep=None))
+        own = _request_session()
+        own_handle = self.session_handle(own) if own is not None else None
+        if own is None or own_handle is None or own_handle == kept:
+            return index.revoke_user_sessions(user, handles, keep=kept)
+        if kept is None:
+            revoked = index.revoke_user_sessions(user, handles, keep=own_handle)
+        else:  # two to keep out: name the others
+            targets = [
+                entry.handle
+                for entry in index.user_sessions(user)
+                if entry.handle not in (kept, own_handle)
+                and (handles is None or entry.handle in handles)
+            ]
+            revoked = index.revoke_user_sessions(user, targets, keep=None)
+        wanted = handles is None or own_handle in handles
+        if wanted and any(entry.handle == own_handle for entry in index.user_sessions(user)):
+            assert own.sid is not None
+            index.unbind_user(user, own.sid)
+            own.clear()
+            revoked.append(own_handle)
+        return revoked
 
     def _user_index(self) -> UserIndex:
         if not isinstance(self.store, UserIndex):
             raise TypeError(
                 f"the {self.store.name!r} store keeps no per-user index (SESSION_TYPE ="
-                f" {self.settings.store_type!r}); use a store that does: 'redis' or"
-                " 'sqlalchemy'"
+                f" {self.settings.store_type!r}); use a store that does: 'redis',"
+                " 'sqlalchemy' or 'filesystem'"
             )
         return self.store
+
+
+def _request_session() -> ServerSideSession | None:
+    """The current request's session, if there is a request and its session is ours."""
+    if not has_request_context():
+        return None
+    current = request_session._get_current_object()  # type: ignore[attr-defined]
+    return current if isinstance(current, ServerSideSession) else None
 
 
 #: dump_cookie's keyword arguments, in the order save_session reads Flask's settings

@@ -15,7 +15,8 @@ Layout and rules:
   ``os.replace``. A reader never sees a half-written file, even if a writer is killed.
 * Every write (save, incr, delete, cleanup) happens under the file's flock, so merges
   and increments are atomic across processes. Readers need no lock.
-* Store-wide counters are ``*.counter`` files beside the sessions (see filecounter.py).
+* Store-wide counters are ``*.counter`` files beside the sessions (see filecounter.py),
+  and the per-user index ``*.users`` files (see fileusers.py).
 
 Why not cachelib's ``FileSystemCache``: its ``get`` answers ``None`` both for a missing
 key and for an I/O error, so a failing disk would look like an empty session and the
@@ -45,7 +46,9 @@ from .common import ErrorGuard, decode_int
 from .documents import codec_of, recode
 from .filecounter import FileCounters
 from .filelock import FileLock, lock_existing, same_file
+from .fileusers import FileUserIndex
 from .legacy import LegacyCacheLibFiles, adopt
+from .users import UserSession
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -67,7 +70,8 @@ OS_ERROR_REASONS = {
 
 
 class FileSystemStore(Store):
-    """Sessions in files (module docstring); store-wide counters too (``Counters``)."""
+    """Sessions in files (module docstring); store-wide counters too (``Counters``), and
+    the per-user index (``UserIndex``, fileusers.py)."""
 
     name = "filesystem"
     settings = (
@@ -102,6 +106,13 @@ class FileSystemStore(Store):
         self._outage = OutageLog(logger, f"session directory {self.directory}")
         self._error_guard = ErrorGuard(self._translate_error, self._outage.succeeded)
         self._counters = FileCounters(self.directory, self.key_prefix, self.lock_timeout)
+        self._users = FileUserIndex(
+            self.directory,
+            self.key_prefix,
+            self.lock_timeout,
+            delete_session_file=self._delete_file,
+            replace_file=lambda path, data: self._replace(path, data, ttl=None),
+        )
 
     # -- the store verbs ---------------------------------------------------------------
 
@@ -162,8 +173,12 @@ class FileSystemStore(Store):
             return True
 
     def delete(self, sid: str, *, lock: FileLock | None = None) -> None:
-        path = self._path(sid)
-        with self._errors(), self._locked(path, lock) as fd:
+        with self._errors():
+            self._delete_file(self._path(sid), lock)
+
+    def _delete_file(self, path: str, lock: FileLock | None = None) -> None:
+        """Delete a session's file under its lock (``lock``, or one taken here)."""
+        with self._locked(path, lock) as fd:
             if fd is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
@@ -218,6 +233,7 @@ class FileSystemStore(Store):
         if self.legacy is not None:  # Flask-Session 0.8's expired files, never carried over
             with self._errors():
                 report.expired_removed += self.legacy.cleanup()
+        report.index_removed = self.prune_user_index()
         return report
 
     def ping(self) -> None:
@@ -242,6 +258,30 @@ class FileSystemStore(Store):
     def counter_reset(self, name: str) -> None:
         with self._errors():
             self._counters.reset(name)
+
+    # -- the per-user index (UserIndex; fileusers.py) ------------------------------------
+
+    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
+        with self._errors():
+            return self._users.bind(user, sid, label=label, cap=cap)
+
+    def unbind_user(self, user: str, sid: str) -> None:
+        with self._errors():
+            self._users.unbind(user, sid)
+
+    def user_sessions(self, user: str) -> list[UserSession]:
+        with self._errors():
+            return self._users.sessions(user)
+
+    def revoke_user_sessions(
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
+    ) -> list[str]:
+        with self._errors():
+            return self._users.revoke(user, handles, keep=keep)
+
+    def prune_user_index(self) -> int:
+        with self._errors():
+            return self._users.prune()
 
     def counter_path(self, name: str) -> str:
         """Where counter ``name`` is kept (for operators and tests)."""
@@ -310,14 +350,18 @@ class FileSystemStore(Store):
 
     def _write(self, path: str, values: dict[str, bytes], ttl: float) -> None:
         """Replace ``path`` atomically with ``values``, expiring ``ttl`` seconds from now."""
-        data = self.codec.encode_document(values)
+        self._replace(path, self.codec.encode_document(values), ttl=ttl)
+
+    def _replace(self, path: str, data: bytes, *, ttl: float | None) -> None:
+        """Replace ``path`` atomically with ``data``; with ``ttl``, its expiry (mtime)."""
         fd, temp_path = self._create_temp_file()
         try:
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                _set_expiry(fd, ttl)  # before the rename: a reader never sees a wrong expiry
+                if ttl is not None:  # before the rename: a reader never sees a wrong expiry
+                    _set_expiry(fd, ttl)
             finally:
                 os.close(fd)
             os.replace(temp_path, path)

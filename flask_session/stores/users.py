@@ -11,6 +11,10 @@ Like :class:`~flask_session.stores.counters.Counters`, this is not part of the s
 contract: a store offers it by implementing :class:`UserIndex`, and the interface's
 helpers refuse, naming the store, when it does not.
 
+Offered by the Redis, sqlalchemy and filesystem stores; not by memcached, which may
+evict a user's index while their sessions live on (a revoke-all that silently misses
+sessions would be worse than none).
+
 The index never outlives what it indexes for long: listing a user's sessions drops the
 entries whose session is gone (expired, deleted), and ``prune_user_index`` (run by
 ``flask session cleanup``) drops every such entry, so that afterwards the index holds

@@ -7,6 +7,8 @@ checked to refuse the helpers with an error naming the store.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 
@@ -20,7 +22,7 @@ from flask_session.stores.users import UserIndex, session_handle, user_key
 from tests.reliability import httpkit
 from tests.reliability.conftest import DEMO_APP
 
-from .test_session_contract import sid_of
+from .test_session_contract import cookie_of, sid_of
 
 ALICE = user_key("alice")
 BOB = user_key("bob")
@@ -51,6 +53,13 @@ def new_session(store, ttl: float = 60) -> str:
 
 def index_entries(store) -> int:
     """Every entry of every user's index, read from the store directly."""
+    if store.name == "filesystem":
+        total = 0
+        for name in os.listdir(store.directory):
+            if name.endswith(".users"):
+                with open(os.path.join(store.directory, name)) as file:
+                    total += len(json.load(file))
+        return total
     if store.name == "sqlalchemy":
         with store.engine.connect() as conn:
             count = sa.select(sa.func.count()).select_from(store.tables.users)
@@ -142,8 +151,25 @@ def test_sign_out_everywhere_else_through_the_app(app, index):
     assert phone.get("/get").json == {}  # a fresh, empty session
     assert laptop.get("/get").json == {"user": "alice"}
     assert [s["label"] for s in laptop.get("/sessions").json] == ["laptop"]
-    laptop.post("/revoke-all")
+    own = laptop.post("/revoke-all")  # its own session too: cleared, its cookie deleted
+    assert own.json == {"revoked": handles(index, sid_of(laptop))}
+    assert "Max-Age=0" in cookie_of(own)
     assert laptop.get("/get").json == {}
+    assert index_entries(index) == 0
+
+
+def test_revoking_another_users_sessions_leaves_the_current_one(app, index):
+    alice = app.test_client()
+    alice.post("/login/alice")
+    iface = app.session_interface
+    with app.test_request_context():
+        session["user"] = "admin"
+        iface.bind_user(session, "admin")
+        assert iface.revoke_user_sessions("alice") == handles(index, sid_of(alice))
+        assert session["user"] == "admin"
+        assert [s.handle for s in iface.user_sessions("admin")] == [iface.session_handle(session)]
+        assert not iface.revoke_user_session("alice", iface.session_handle(session))
+    assert alice.get("/get").json == {}
 
 
 def test_a_cap_on_login_and_logout_unbinds(app, index):
@@ -196,10 +222,11 @@ def test_bad_arguments_are_refused_naming_them(app, index, call, error):
             call(app.session_interface, session)
 
 
-def test_a_store_without_the_index_is_named(tmp_path):
+def test_a_store_without_the_index_is_named(tmp_path, memcached_servers):
     app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(SESSION_TYPE="memcached", SESSION_MEMCACHED_SERVERS=memcached_servers)
     Session(app)
-    with pytest.raises(TypeError, match="the 'filesystem' store keeps no per-user index"):
+    with pytest.raises(TypeError, match="the 'memcached' store keeps no per-user index"):
         app.session_interface.user_sessions("alice")
 
 
