@@ -295,8 +295,8 @@ class SQLAlchemyStore(Store):
             conn.execute(sa.delete(counters).where(counters.c.name == self._counter_name(name)))
 
     # -- the per-user index (UserIndex) -------------------------------------------------
-    # One row per bound session in <table>_users. Each verb is one transaction, and the
-    # verbs that change a user's entries first take a lock on the user (PostgreSQL: a
+    # One row per bound session in <table>_users. Each verb is one transaction, and
+    # bind and revoke first take a lock on the user (PostgreSQL: a
     # transaction-scoped advisory lock; SQLite: every writing transaction holds the
     # file's write lock), so two logins of one user never both miss each other's row
     # when enforcing a cap. A session counts as live by its row in <table>.
