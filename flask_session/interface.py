@@ -167,9 +167,20 @@ class ServerSideSessionInterface(SessionInterface):
         Call it when privileges change (after a login) to defeat session fixation. The
         old id keeps reaching the session for SESSION_REGENERATE_GRACE seconds (for
         requests already in flight with it; responses to them set no cookie), then is
-        gone; with 0 it is gone at once.
+        gone; with 0 it is gone at once. A session bound to a user (:meth:`bind_user`)
+        is bound again under its new id, and the old id unbound.
         """
+        old_sid = session.sid
         session.regenerate()
+        if not isinstance(self.store, UserIndex) or old_sid is None or session.sid is None:
+            return
+        binding = session.binding
+        if binding is None:
+            return
+        index = self.store
+        user, label = binding
+        index.bind_user(user, session.sid, label=label, cap=None)
+        index.unbind_user(user, old_sid)
 
     # -- the per-user index (an optional store capability: stores/users.py) -------------
 
@@ -182,10 +193,11 @@ class ServerSideSessionInterface(SessionInterface):
         max_sessions: int | None = None,
     ) -> list[str]:
         """Record ``session`` as one of ``user_id``'s sessions. Call it at login, after
-        ``regenerate`` (and again after any later ``regenerate``: the index holds ids).
+        ``regenerate`` (a later ``regenerate`` binds the new id by itself).
 
         ``label`` describes the session in :meth:`user_sessions` (a user agent, a device
-        name; up to 256 characters). With ``max_sessions``, the user's oldest sessions
+        name; up to 256 characters). A session bound to another user is unbound from
+        them first. With ``max_sessions``, the user's oldest sessions
         beyond that many are revoked, never this one; returns their handles. Writes the
         session now if it was not stored yet.
         """
@@ -195,12 +207,19 @@ class ServerSideSessionInterface(SessionInterface):
         ):
             raise ValueError(f"max_sessions is {max_sessions!r}; use a whole number from 1")
         key, checked = user_key(user_id), check_label(label)
-        return index.bind_user(key, session.stored_sid(), label=checked, cap=max_sessions)
+        sid = session.stored_sid()
+        previous = session.binding
+        if previous is not None and previous[0] != key:  # a login over another user's
+            index.unbind_user(previous[0], sid)
+        revoked = index.bind_user(key, sid, label=checked, cap=max_sessions)
+        session.set_binding(key, checked)  # so that regenerate() binds the new id
+        return revoked
 
     def unbind_user(self, session: ServerSideSession, user_id: str | int) -> None:
         """Forget that ``session`` is ``user_id``'s (at logout); the session stays."""
         if session.sid is not None:
             self._user_index().unbind_user(user_key(user_id), session.sid)
+            session.set_binding(None)
 
     def user_sessions(self, user_id: str | int) -> list[UserSession]:
         """``user_id``'s live sessions (handle, bind time, label, expiry), oldest first.

@@ -16,7 +16,7 @@ from flask.sessions import SessionMixin
 from .codecs import DecodeError
 from .errors import UnstorableValue
 from .ids import forward_id, new_session_id
-from .stores.base import CREATED_KEY, FORWARD_KEY, PERMANENT_KEY, RESERVED_KEYS
+from .stores.base import CREATED_KEY, FORWARD_KEY, PERMANENT_KEY, RESERVED_KEYS, USER_KEY
 
 if TYPE_CHECKING:
     from .codecs import Codec
@@ -103,6 +103,10 @@ class ServerSideSession(SessionMixin):
         #: session's old id: the response sets no cookie (see the interface)
         self.forwarded = False
         self._forwards = 0  # forwarding records followed for the current cookie id
+        # The per-user index binding as stored (USER_KEY's raw value; None: unbound),
+        # and whether this request changed it (written at commit)
+        self._binding: bytes | None = None
+        self._binding_changed = False
 
     # -- the mapping -------------------------------------------------------------------
 
@@ -274,9 +278,10 @@ class ServerSideSession(SessionMixin):
         self._lock = loaded.lock
         stored = loaded.values
         created_raw = None
-        if CREATED_KEY in stored:  # never shown to the app: kept aside
+        if CREATED_KEY in stored or USER_KEY in stored:  # never shown to the app: kept aside
             stored = dict(stored)
-            created_raw = stored.pop(CREATED_KEY)
+            created_raw = stored.pop(CREATED_KEY, None)
+            self._binding = stored.pop(USER_KEY, None)
         try:
             self._values = {key: policy.codec.decode(raw) for key, raw in stored.items()}
         except DecodeError:
@@ -374,6 +379,8 @@ class ServerSideSession(SessionMixin):
         self.forwarded = False
         self._created = None
         self._stamp = self._policy.absolute is not None
+        self._binding = None
+        self._binding_changed = False
 
     def _is_dirty(self, key: str) -> bool:
         values = self._values or {}
@@ -474,12 +481,17 @@ class ServerSideSession(SessionMixin):
                     self.sid, {**changed, **stamp}, [], ttl=self.ttl, create=True
                 )
                 self._issued = wrote = True
-        elif changed or deleted or (exists and self._stamp):
+        elif changed or deleted or (exists and (self._stamp or self._binding_changed)):
             if self._values:
                 stamp = self._stamp_values(new=False) if exists else {}
-                gone = deleted
-            else:  # the app emptied the session: its creation time goes with it
-                stamp, gone = {}, [*deleted, CREATED_KEY]
+                gone = list(deleted)
+                if self._binding_changed and self._binding is not None:
+                    stamp[USER_KEY] = self._binding
+                elif self._binding_changed:
+                    gone.append(USER_KEY)
+            else:  # the app emptied the session: what we kept in it goes with it
+                stamp, gone = {}, [*deleted, CREATED_KEY, USER_KEY]
+            self._binding_changed = False
             exists = policy.store.save(
                 self.sid, {**changed, **stamp}, gone, ttl=self.ttl, create=False, lock=lock
             )
@@ -501,6 +513,30 @@ class ServerSideSession(SessionMixin):
             self._created = time.time()
         self._stamp = False
         return {CREATED_KEY: policy.codec.encode(self._created)}
+
+    @property
+    def binding(self) -> tuple[str, str] | None:
+        """The per-user index entry this session is bound to: (user key, label), or None."""
+        self._data()
+        if self._binding is None:
+            return None
+        try:
+            decoded = self._policy.codec.decode(self._binding)
+        except DecodeError:
+            return None
+        if isinstance(decoded, list) and len(decoded) == 2:
+            user, label = decoded
+            if isinstance(user, str) and isinstance(label, str):
+                return user, label
+        return None
+
+    def set_binding(self, user: str | None, label: str = "") -> None:
+        """Record (or, with None, forget) the session's binding; stored at commit."""
+        self._refuse_if_read_only()
+        self._data()
+        encoded = None if user is None else self._policy.codec.encode([user, label])
+        if encoded != self._binding:
+            self._binding, self._binding_changed = encoded, True
 
     def stored_sid(self) -> str:
         """The session's id, writing the session now if it has none yet (a session is
@@ -560,8 +596,11 @@ class ServerSideSession(SessionMixin):
         self._lock = None
         new_sid = new_session_id(policy.id_bytes)
         if encoded:
-            stamp = self._stamp_values(new=True)
-            policy.store.save(new_sid, {**encoded, **stamp}, [], ttl=self.ttl, create=True)
+            kept = self._stamp_values(new=True)
+            if self._binding is not None:  # the binding moves with the data
+                kept[USER_KEY] = self._binding
+            self._binding_changed = False
+            policy.store.save(new_sid, {**encoded, **kept}, [], ttl=self.ttl, create=True)
             if policy.grace:
                 # Written before the old session is deleted: a request with the old id
                 # finds one or the other, never neither.

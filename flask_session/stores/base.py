@@ -56,9 +56,12 @@ PERMANENT_KEY = "_permanent"
 #: app sees (stores hold them like any other key). ``CREATED_KEY``: the session's creation
 #: time (Unix seconds), written when SESSION_ABSOLUTE_LIFETIME is set. ``FORWARD_KEY``: in
 #: a forwarding record left by ``regenerate()``, the new id and the record's deadline.
+#: ``USER_KEY``: the user (hashed) and label a session is bound to in the per-user index
+#: (stores/users.py), so that ``regenerate()`` can bind the new id in its place.
 CREATED_KEY = "_fs_created"
 FORWARD_KEY = "_fs_forward"
-RESERVED_KEYS = frozenset({CREATED_KEY, FORWARD_KEY})
+USER_KEY = "_fs_user"
+RESERVED_KEYS = frozenset({CREATED_KEY, FORWARD_KEY, USER_KEY})
 
 
 @dataclass

@@ -118,6 +118,10 @@ def test_a_planted_id_does_not_become_the_logged_in_session(app_builder, store_c
     time.sleep(max(0.0, logged_in_at + 1.2 - time.time()))
     assert attacker.get("/me").json == {"user": None}
     assert victim.get("/me").json == {"user": "alice"}
+    # the session moved from mallory's index to alice's, it is in hers only
+    iface = app.session_interface
+    assert iface.user_sessions("mallory") == []
+    assert len(iface.user_sessions("alice")) == 1
 
 
 def test_a_password_change_signs_out_the_other_sessions(login_app):

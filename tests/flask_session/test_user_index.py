@@ -295,3 +295,24 @@ def test_the_cleanup_command_prunes_and_says_how_many(app, index):
     assert result.exit_code == 0, result.output
     assert "removed 1 per-user index entries" in result.output.lower()
     assert index_entries(index) == 1
+
+
+def test_regenerating_a_bound_session_binds_its_new_id(app, index):
+    iface = app.session_interface
+    laptop = app.test_client()
+    laptop.post("/login/alice", headers={"User-Agent": "laptop"})
+    first = sid_of(laptop)
+    laptop.post("/regenerate")  # later, say after a privilege change
+    second = sid_of(laptop)
+    assert second != first
+    assert [(s.handle, s.label) for s in iface.user_sessions("alice")] == [
+        (handles(index, second)[0], "laptop")
+    ]
+    assert laptop.get("/get").json == {"user": "alice"}  # the binding never shows
+    assert index_entries(index) == 1
+    laptop.post("/logout")  # unbinds, and the session no longer carries the binding
+    assert iface.user_sessions("alice") == []
+    laptop.post("/set/x?value=1")
+    laptop.post("/regenerate")
+    assert iface.user_sessions("alice") == []
+    assert index_entries(index) == 0
