@@ -167,6 +167,14 @@ SESSION_PERMANENT = True
 # session for the full lifetime.
 PERMANENT_SESSION_LIFETIME = 31 * 24 * 3600
 
+# Absolute timeout of a session, in seconds from its creation (1 s to 3650 days): the
+# server drops it then however busy it is. None: no absolute timeout, only the idle one.
+SESSION_ABSOLUTE_LIFETIME = None
+
+# Seconds (0 to 60) a session's old id still reaches it after regenerate(), for requests
+# in flight with it. The service never regenerates (it has no login); 0 ends it at once.
+SESSION_REGENERATE_GRACE = 5
+
 # Push the expiry out on every request that uses the session (a sliding window). With
 # False a session expires PERMANENT_SESSION_LIFETIME after it was last changed.
 SESSION_REFRESH_EACH_REQUEST = True

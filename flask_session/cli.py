@@ -68,6 +68,10 @@ def run_cleanup(stale_temp_after: float, verbose: bool) -> None:
         f"Removed {report.expired_removed} expired session(s) and {report.temp_removed}"
         f" stale temp file(s) in {elapsed:.2f} s; kept {report.live_kept} live session(s)."
     )
+    if report.index_removed:
+        click.echo(
+            f"Removed {report.index_removed} per-user index entries of sessions that were gone."
+        )
 
 
 @session_cli.command("upgrade-08")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import secrets
 
@@ -26,3 +28,15 @@ def is_well_formed(value: str, nbytes: int) -> bool:
     knows whether we issued it.
     """
     return len(value) == session_id_length(nbytes) and _URLSAFE.fullmatch(value) is not None
+
+
+def forward_id(sid: str, nbytes: int) -> str:
+    """Where the forwarding record ``regenerate()`` leaves for ``sid`` is stored.
+
+    Derived from ``sid`` by a one-way hash, so only whoever holds ``sid`` can name it, and
+    shaped like an id of ``nbytes`` bytes, so every store keys it like a session. The
+    record is not under ``sid`` itself: there, a request still holding the old id could
+    merge into it or increment it as if it were the session.
+    """
+    digest = hashlib.shake_256(b"flask_session forward\0" + sid.encode()).digest(nbytes)
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

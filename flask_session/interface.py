@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flask import has_request_context
+from flask import session as request_session
 from flask.sessions import SessionInterface
 from itsdangerous import BadSignature, Signer, want_bytes
 
@@ -13,6 +15,7 @@ from .errors import StoreUnavailable
 from .ids import is_well_formed
 from .metrics import measured
 from .session import EndpointLocking, RequestPolicy, ServerSideSession
+from .stores.users import UserIndex, UserSession, check_label, session_handle, user_key
 
 if TYPE_CHECKING:
     from flask import Flask, Request, Response
@@ -119,6 +122,8 @@ class ServerSideSessionInterface(SessionInterface):
                 metrics=self.settings.metrics,
                 store_name=self.store.name,
                 endpoints=self.endpoint_locking,
+                absolute=self.settings.absolute_lifetime,
+                grace=self.settings.regenerate_grace,
             )
         return policy
 
@@ -148,6 +153,11 @@ class ServerSideSessionInterface(SessionInterface):
             if commit.existed:  # the session was cleared: make the browser forget it
                 response.delete_cookie(name, **_cookie_keywords(attributes))
             return
+        if session.forwarded and not commit.issued:
+            # Reached through a regenerated session's old id, within the grace window:
+            # the response names no id. The browser that regenerated has the new cookie
+            # already; a holder of the old id must not be handed the new one.
+            return
         permanent = session.is_permanent()
         refresh = permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]
         if commit.issued or commit.wrote or refresh:
@@ -169,11 +179,136 @@ class ServerSideSessionInterface(SessionInterface):
         return app.config["SESSION_COOKIE_SAMESITE"] or "Lax"
 
     def regenerate(self, session: ServerSideSession) -> None:
-        """Give the session a new id, keeping its data; the old id stops working at once.
+        """Give the session a new id, keeping its data; the old id stops working.
 
-        Call it when privileges change (after a login) to defeat session fixation.
+        Call it when privileges change (after a login) to defeat session fixation. The
+        old id keeps reaching the session for SESSION_REGENERATE_GRACE seconds (for
+        requests already in flight with it; responses to them set no cookie), then is
+        gone; with 0 it is gone at once. A session bound to a user (:meth:`bind_user`)
+        is bound again under its new id, and the old id unbound.
         """
+        old_sid = session.sid
         session.regenerate()
+        if not isinstance(self.store, UserIndex) or old_sid is None or session.sid is None:
+            return
+        binding = session.binding
+        if binding is None:
+            return
+        index = self.store
+        user, label = binding
+        index.bind_user(user, session.sid, label=label, cap=None)
+        index.unbind_user(user, old_sid)
+
+    # -- the per-user index (an optional store capability: stores/users.py) -------------
+
+    def bind_user(
+        self,
+        session: ServerSideSession,
+        user_id: str | int,
+        *,
+        label: str = "",
+        max_sessions: int | None = None,
+    ) -> list[str]:
+        """Record ``session`` as one of ``user_id``'s sessions. Call it at login, after
+        ``regenerate`` (a later ``regenerate`` binds the new id by itself).
+
+        ``label`` describes the session in :meth:`user_sessions` (a user agent, a device
+        name; up to 256 characters). A session bound to another user is unbound from
+        them first. With ``max_sessions``, the user's oldest sessions
+        beyond that many are revoked, never this one; returns their handles. Writes the
+        session now if it was not stored yet.
+        """
+        index = self._user_index()
+        if max_sessions is not None and (
+            not isinstance(max_sessions, int) or isinstance(max_sessions, bool) or max_sessions < 1
+        ):
+            raise ValueError(f"max_sessions is {max_sessions!r}; use a whole number from 1")
+        key, checked = user_key(user_id), check_label(label)
+        sid = session.stored_sid()
+        previous = session.binding
+        if previous is not None and previous[0] != key:  # a login over another user's
+            index.unbind_user(previous[0], sid)
+        revoked = index.bind_user(key, sid, label=checked, cap=max_sessions)
+        session.set_binding(key, checked)  # so that regenerate() binds the new id
+        return revoked
+
+    def unbind_user(self, session: ServerSideSession, user_id: str | int) -> None:
+        """Forget that ``session`` is ``user_id``'s (at logout); the session stays."""
+        if session.sid is not None:
+            self._user_index().unbind_user(user_key(user_id), session.sid)
+            session.set_binding(None)
+
+    def user_sessions(self, user_id: str | int) -> list[UserSession]:
+        """``user_id``'s live sessions (handle, bind time, label, expiry), oldest first.
+        Compare a handle with :meth:`session_handle` to find the current session."""
+        return self._user_index().user_sessions(user_key(user_id))
+
+    def session_handle(self, session: ServerSideSession) -> str | None:
+        """The handle :meth:`user_sessions` names ``session`` by (None: not stored)."""
+        return (
+            None if session.sid is None else session_handle(self.settings.key_prefix, session.sid)
+        )
+
+    def revoke_user_sessions(
+        self, user_id: str | int, *, keep: ServerSideSession | None = None
+    ) -> list[str]:
+        """Revoke every session of ``user_id`` but ``keep`` (the current one, for "sign
+        out everywhere else"; None: all of them). A revoked session is deleted: the next
+        request with its cookie, on any server, gets a fresh, empty session. The current
+        request's own session, if revoked, is cleared and ends with the response (which
+        deletes its cookie). Returns the revoked sessions' handles."""
+        kept = self.session_handle(keep) if keep is not None else None
+        return self._revoke(user_key(user_id), None, kept)
+
+    def revoke_user_session(self, user_id: str | int, handle: str) -> bool:
+        """Revoke one of ``user_id``'s sessions by its handle (from :meth:`user_sessions`);
+        a handle that is not theirs is left alone. Returns whether a live session was
+        revoked."""
+        return bool(self._revoke(user_key(user_id), [handle], None))
+
+    def _revoke(self, user: str, handles: list[str] | None, kept: str | None) -> list[str]:
+        """Revoke through the store, except the current request's own session: that one
+        is cleared (the store would otherwise wait for the lock this very request holds)
+        and unbound, if it is among those revoked."""
+        index = self._user_index()
+        own = _request_session()
+        own_handle = self.session_handle(own) if own is not None else None
+        if own is None or own_handle is None or own_handle == kept:
+            return index.revoke_user_sessions(user, handles, keep=kept)
+        if kept is None:
+            revoked = index.revoke_user_sessions(user, handles, keep=own_handle)
+        else:  # two to keep out: name the others
+            targets = [
+                entry.handle
+                for entry in index.user_sessions(user)
+                if entry.handle not in (kept, own_handle)
+                and (handles is None or entry.handle in handles)
+            ]
+            revoked = index.revoke_user_sessions(user, targets, keep=None)
+        wanted = handles is None or own_handle in handles
+        if wanted and any(entry.handle == own_handle for entry in index.user_sessions(user)):
+            assert own.sid is not None
+            index.unbind_user(user, own.sid)
+            own.clear()
+            revoked.append(own_handle)
+        return revoked
+
+    def _user_index(self) -> UserIndex:
+        if not isinstance(self.store, UserIndex):
+            raise TypeError(
+                f"the {self.store.name!r} store keeps no per-user index (SESSION_TYPE ="
+                f" {self.settings.store_type!r}); use a store that does: 'redis',"
+                " 'sqlalchemy' or 'filesystem'"
+            )
+        return self.store
+
+
+def _request_session() -> ServerSideSession | None:
+    """The current request's session, if there is a request and its session is ours."""
+    if not has_request_context():
+        return None
+    current = request_session._get_current_object()  # type: ignore[attr-defined]
+    return current if isinstance(current, ServerSideSession) else None
 
 
 def _secret_keys(app: Flask, secret: str | bytes) -> list[bytes]:

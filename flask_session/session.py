@@ -6,6 +6,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -17,16 +18,24 @@ from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
 from .errors import SessionConflict, SessionReleased, UnstorableValue
-from .ids import new_session_id
+from .ids import forward_id, new_session_id
 from .settings import LOCKING_AUTO
-from .stores.base import PERMANENT_KEY
+from .stores.base import CREATED_KEY, FORWARD_KEY, PERMANENT_KEY, RESERVED_KEYS, USER_KEY
 
 if TYPE_CHECKING:
     from .codecs import Codec
     from .metrics import SessionMetrics
-    from .stores.base import Store
+    from .stores.base import Loaded, Store
 
 logger = logging.getLogger(__name__)
+
+#: The shortest expiry handed to a store (seconds): a session at the very end of its
+#: SESSION_ABSOLUTE_LIFETIME is written with this rather than a zero or negative one.
+MIN_TTL = 0.01
+
+#: How many forwarding records one request follows (a session regenerated twice within
+#: the grace window leaves two); more means a loop, and the id is treated as unknown.
+MAX_FORWARDS = 3
 
 
 class EndpointLocking:
@@ -92,6 +101,8 @@ class RequestPolicy:
     metrics: SessionMetrics | None = None
     store_name: str = ""
     endpoints: EndpointLocking | None = None  # what SESSION_LOCKING='auto' learned
+    absolute: float | None = None  # SESSION_ABSOLUTE_LIFETIME in seconds; None: none
+    grace: float = 0  # SESSION_REGENERATE_GRACE in seconds; 0: the old id ends at once
 
 
 class Commit(NamedTuple):
@@ -155,6 +166,19 @@ class ServerSideSession(SessionMixin):
         self._read_len = False
         self._wrote_data = False
         self._conflict: SessionConflict | None = None
+        # SESSION_ABSOLUTE_LIFETIME: the creation time as stored (None: not stored yet),
+        # and whether the next write must store it (first use of a session stored
+        # without it, or an expiry the load pushed past the absolute end)
+        self._created: float | None = None
+        self._stamp = False
+        #: True if ``sid`` was reached through the forwarding record of a regenerated
+        #: session's old id: the response sets no cookie (see the interface)
+        self.forwarded = False
+        self._forwards = 0  # forwarding records followed for the current cookie id
+        # The per-user index binding as stored (USER_KEY's raw value; None: unbound),
+        # and whether this request changed it (written at commit)
+        self._binding: bytes | None = None
+        self._binding_changed = False
 
     # -- the mapping -------------------------------------------------------------------
 
@@ -165,6 +189,8 @@ class ServerSideSession(SessionMixin):
         return values[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
+        if key in RESERVED_KEYS:
+            raise ValueError(f"session key {key!r} is reserved for flask_session's own use")
         self._writable()[key] = value
 
     def __delitem__(self, key: str) -> None:
@@ -213,8 +239,15 @@ class ServerSideSession(SessionMixin):
 
     @property
     def ttl(self) -> float:
-        """PERMANENT_SESSION_LIFETIME in seconds, as this request read it."""
-        return self._policy.ttl
+        """Seconds the session lives unused: PERMANENT_SESSION_LIFETIME as this request
+        read it, or less if SESSION_ABSOLUTE_LIFETIME ends the session sooner. Every
+        write gives the store this expiry, and a permanent cookie this lifetime."""
+        policy = self._policy
+        if policy.absolute is None:
+            return policy.ttl
+        now = time.time()
+        created = now if self._created is None else self._created
+        return max(MIN_TTL, min(policy.ttl, created + policy.absolute - now))
 
     # -- Flask's SessionMixin ----------------------------------------------------------
 
@@ -263,6 +296,11 @@ class ServerSideSession(SessionMixin):
             raise TypeError(f"session keys are strings, not {type(key).__name__}")
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise TypeError(f"incr amount must be an int, not {type(amount).__name__}")
+        if self._policy.absolute is not None:
+            # The session's age is in its stored values: an increment must not keep a
+            # session past SESSION_ABSOLUTE_LIFETIME alive, so it is loaded (and checked)
+            # first. One more round trip, only with the setting on.
+            self._data()
         if self._optimistic and (key in self._read_keys or self._read_keyset or self._read_len):
             self._lock_for_write()  # an add to what this request read: exact, under the lock
         values = self._values
@@ -281,15 +319,15 @@ class ServerSideSession(SessionMixin):
         policy = self._policy
         result = None
         if self.sid is not None:
-            result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=False)
-            while result is None and self._next_sid():
-                result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=False)
+            result = policy.store.incr(self.sid, key, amount, ttl=self.ttl, create=False)
+            while result is None and (self._follow_forward() or self._next_sid()):
+                result = policy.store.incr(self.sid, key, amount, ttl=self.ttl, create=False)
             if result is not None:
                 self._existed = self._existed or not self._issued
         if result is None:  # no session yet, or the cookie's is gone: start a fresh one
             self._start_fresh()
             self.sid = new_session_id(policy.id_bytes)
-            result = policy.store.incr(self.sid, key, amount, ttl=policy.ttl, create=True)
+            result = policy.store.incr(self.sid, key, amount, ttl=self.ttl, create=True)
             if result is None:  # the contract: create=True always yields a result
                 raise RuntimeError(f"{type(policy.store).__name__}.incr(create=True) returned None")
             self._issued = True
@@ -317,36 +355,121 @@ class ServerSideSession(SessionMixin):
         if self.sid is None:
             self._values = {}
             return
-        refresh = policy.ttl if policy.refresh_each_request else None
+        absolute = policy.absolute
+        # The idle refresh: pushing the expiry out by PERMANENT_SESSION_LIFETIME. With an
+        # absolute lifetime no longer than that, the absolute end always comes first and
+        # the expiry each write sets stands; there is nothing to push.
+        refresh = (
+            policy.ttl
+            if policy.refresh_each_request and (absolute is None or absolute > policy.ttl)
+            else None
+        )
         lock = bool(policy.locking) and not self._read_only and self._released is None
         if lock and policy.locking == LOCKING_AUTO and policy.endpoints is not None:
             self._endpoint = current_request.endpoint if has_request_context() else None
             self._learning = True
             lock = policy.endpoints.locks(self._endpoint)
             self._optimistic = not lock
-        loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
-        while loaded is None and self._next_sid():
-            loaded = policy.store.load(self.sid, lock=lock, refresh_ttl=refresh)
+        loaded = self._fetch(lock, refresh)
+        while loaded is None and (self._follow_forward() or self._next_sid()):
+            loaded = self._fetch(lock, refresh)
         if loaded is None:  # unknown, expired, corrupt or foreign: a fresh session
             self._start_fresh()
             self._values = {}
             return
         self._lock = loaded.lock
+        stored = loaded.values
+        created_raw = None
+        if CREATED_KEY in stored or USER_KEY in stored:  # never shown to the app: kept aside
+            stored = dict(stored)
+            created_raw = stored.pop(CREATED_KEY, None)
+            self._binding = stored.pop(USER_KEY, None)
         try:
-            self._values = {key: policy.codec.decode(raw) for key, raw in loaded.values.items()}
+            self._values = {key: policy.codec.decode(raw) for key, raw in stored.items()}
         except DecodeError:
             self.release_lock()
             self._start_fresh()
             self._values = {}
             return
-        self._stored = loaded.values
+        self._stored = stored
         self._existed = True
+        if absolute is not None:
+            self._created = self._decode_time(created_raw)
+            # Stamped on first use; and when the refresh above pushed the expiry past the
+            # absolute end (the session's last PERMANENT_SESSION_LIFETIME), cut back.
+            self._stamp = self._created is None or (
+                refresh is not None and self._created + absolute - time.time() < refresh
+            )
+
+    def _fetch(self, lock: bool, refresh: float | None) -> Loaded | None:
+        """Load ``sid`` if it names a live session, else None.
+
+        Not live: unknown or expired in the store; a forwarding record (its own id sent
+        as a cookie); or, with SESSION_ABSOLUTE_LIFETIME, older than that (deleted now,
+        so that it is gone for every server).
+        """
+        policy = self._policy
+        sid = self.sid
+        assert sid is not None
+        loaded = policy.store.load(sid, lock=lock, refresh_ttl=refresh)
+        if loaded is None:
+            return None
+        if FORWARD_KEY in loaded.values:
+            if loaded.lock is not None:
+                policy.store.release(sid, loaded.lock)
+            return None
+        if policy.absolute is not None:
+            created = self._decode_time(loaded.values.get(CREATED_KEY))
+            if created is not None and time.time() - created >= policy.absolute:
+                policy.store.delete(sid, lock=loaded.lock)
+                return None
+        return loaded
+
+    def _decode_time(self, raw: bytes | None) -> float | None:
+        """A stored timestamp, or None if missing or not a number (then stamped anew)."""
+        if raw is None:
+            return None
+        try:
+            value = self._policy.codec.decode(raw)
+        except DecodeError:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return None
+
+    def _follow_forward(self) -> bool:
+        """Move to the id that ``sid`` was regenerated to, if ``sid`` is a regenerated
+        session's old id within SESSION_REGENERATE_GRACE; False if it is not."""
+        policy = self._policy
+        if not policy.grace or self.sid is None or self._forwards >= MAX_FORWARDS:
+            return False
+        record = policy.store.load(
+            forward_id(self.sid, policy.id_bytes), lock=False, refresh_ttl=None
+        )
+        if record is None:
+            return False
+        try:
+            new_sid, deadline = policy.codec.decode(record.values[FORWARD_KEY])
+        except (KeyError, DecodeError, TypeError, ValueError):
+            return False
+        # The deadline, not the record's expiry, ends the grace: a store that keeps
+        # the record longer (memcached rounds up to whole seconds) changes nothing.
+        if not isinstance(new_sid, str) or not isinstance(deadline, (int, float)):
+            return False
+        if time.time() >= deadline:
+            return False
+        self.sid = new_sid
+        self.forwarded = True
+        self._forwards += 1
+        return True
 
     def _next_sid(self) -> bool:
         """Move on to the next duplicate cookie's id; False if there is none."""
         if not self._other_sids:
             return False
         self.sid = self._other_sids.pop(0)
+        self.forwarded = False
+        self._forwards = 0
         return True
 
     def _start_fresh(self) -> None:
@@ -356,6 +479,11 @@ class ServerSideSession(SessionMixin):
         self._other_sids.clear()
         self._stored = {}
         self._existed = False
+        self.forwarded = False
+        self._created = None
+        self._stamp = self._policy.absolute is not None
+        self._binding = None
+        self._binding_changed = False
 
     def _is_dirty(self, key: str) -> bool:
         values = self._values or {}
@@ -456,6 +584,11 @@ class ServerSideSession(SessionMixin):
                     " the change was not saved",
                     sorted([*changed, *deleted]),
                 )
+            stamp = self._stamp_values(new=False) if exists else {}
+            if stamp:  # a merge of this one key only: safe without the lock
+                assert self.sid is not None
+                exists = self._policy.store.save(self.sid, stamp, [], ttl=self.ttl, create=False)
+                wrote = True
         elif self._values is not None:
             try:
                 exists, wrote = self._write(exists)
@@ -508,13 +641,26 @@ class ServerSideSession(SessionMixin):
         if self.sid is None:
             if changed:
                 self.sid = new_session_id(policy.id_bytes)
-                exists = policy.store.save(self.sid, changed, [], ttl=policy.ttl, create=True)
+                stamp = self._stamp_values(new=True)
+                exists = policy.store.save(
+                    self.sid, {**changed, **stamp}, [], ttl=self.ttl, create=True
+                )
                 self._issued = saved = True
                 if policy.metrics is not None:
                     policy.metrics.session_created(policy.store_name)
-        elif changed or deleted:
+        elif changed or deleted or (exists and (self._stamp or self._binding_changed)):
+            if self._values:
+                stamp = self._stamp_values(new=False) if exists else {}
+                gone = list(deleted)
+                if self._binding_changed and self._binding is not None:
+                    stamp[USER_KEY] = self._binding
+                elif self._binding_changed:
+                    gone.append(USER_KEY)
+            else:  # the app emptied the session: what we kept in it goes with it
+                stamp, gone = {}, [*deleted, CREATED_KEY, USER_KEY]
+            self._binding_changed = False
             exists = policy.store.save(
-                self.sid, changed, deleted, ttl=policy.ttl, create=False, lock=lock
+                self.sid, {**changed, **stamp}, gone, ttl=self.ttl, create=False, lock=lock
             )
             saved = True
         elif lock is not None:
@@ -540,7 +686,12 @@ class ServerSideSession(SessionMixin):
         if sid is None or self._values is None:
             return
         loaded = policy.store.load(sid, lock=True, refresh_ttl=None)
-        fresh = loaded.values if loaded is not None else {}
+        # what the app sees: the keys this package keeps in the session stay aside
+        fresh = {
+            key: raw
+            for key, raw in (loaded.values if loaded is not None else {}).items()
+            if key not in RESERVED_KEYS
+        }
         stale = self._stale_reads(fresh)
         decoded: dict[str, Any] = {}
         if not stale:
@@ -606,6 +757,56 @@ class ServerSideSession(SessionMixin):
         except UnstorableValue:
             return True
 
+    def _stamp_values(self, *, new: bool) -> dict[str, bytes]:
+        """What a write must add for SESSION_ABSOLUTE_LIFETIME: the creation time (kept if
+        known, else now) when the session is ``new`` or a stamp is due; else nothing."""
+        policy = self._policy
+        if policy.absolute is None or not (new or self._stamp):
+            return {}
+        if self._created is None:
+            self._created = time.time()
+        self._stamp = False
+        return {CREATED_KEY: policy.codec.encode(self._created)}
+
+    @property
+    def binding(self) -> tuple[str, str] | None:
+        """The per-user index entry this session is bound to: (user key, label), or None."""
+        self._data()
+        if self._binding is None:
+            return None
+        try:
+            decoded = self._policy.codec.decode(self._binding)
+        except DecodeError:
+            return None
+        if isinstance(decoded, list) and len(decoded) == 2:
+            user, label = decoded
+            if isinstance(user, str) and isinstance(label, str):
+                return user, label
+        return None
+
+    def set_binding(self, user: str | None, label: str = "") -> None:
+        """Record (or, with None, forget) the session's binding; stored at commit."""
+        self._refuse_if_read_only()
+        self._data()
+        encoded = None if user is None else self._policy.codec.encode([user, label])
+        if encoded != self._binding:
+            self._binding, self._binding_changed = encoded, True
+
+    def stored_sid(self) -> str:
+        """The session's id, writing the session now if it has none yet (a session is
+        otherwise first stored when the response is saved). RuntimeError if it is empty:
+        an empty session is never stored."""
+        self._refuse_if_read_only()
+        self._data()
+        if self.sid is None:
+            self._write(False)
+        if self.sid is None:
+            raise RuntimeError(
+                "this session is empty and so has no id: store something in it (the"
+                " user's id, say) before binding it to a user"
+            )
+        return self.sid
+
     def release_lock(self) -> None:
         """Give up the lock without writing. Safe to call twice; never raises."""
         lock, self._lock = self._lock, None
@@ -626,7 +827,14 @@ class ServerSideSession(SessionMixin):
         return self._policy.permanent_default
 
     def regenerate(self) -> None:
-        """Move the data to a new id and delete the old one (after login, say)."""
+        """Move the data to a new id (after login, say); the old id ends.
+
+        With SESSION_REGENERATE_GRACE, the old id's session is deleted and a
+        forwarding record (the new id and a deadline) is left for the grace window, so
+        a request already in flight with the old cookie still reaches the session. The
+        creation time moves with the data: regenerating never extends
+        SESSION_ABSOLUTE_LIFETIME.
+        """
         self._refuse_if_read_only()
         values = self._data()
         if self._optimistic:
@@ -645,13 +853,29 @@ class ServerSideSession(SessionMixin):
         self._wrote_data = True
         new_sid = new_session_id(policy.id_bytes)
         if encoded:
-            policy.store.save(new_sid, encoded, [], ttl=policy.ttl, create=True)
+            kept = self._stamp_values(new=True)
+            if self._binding is not None:  # the binding moves with the data
+                kept[USER_KEY] = self._binding
+            self._binding_changed = False
+            policy.store.save(new_sid, {**encoded, **kept}, [], ttl=self.ttl, create=True)
+            if policy.grace:
+                # Written before the old session is deleted: a request with the old id
+                # finds one or the other, never neither.
+                record = [new_sid, time.time() + policy.grace]
+                policy.store.save(
+                    forward_id(old_sid, policy.id_bytes),
+                    {FORWARD_KEY: policy.codec.encode(record)},
+                    [],
+                    ttl=policy.grace,
+                    create=True,
+                )
         policy.store.delete(old_sid, lock=lock)
         if policy.metrics is not None:
             policy.metrics.session_regenerated(policy.store_name)
         self.sid = new_sid if encoded else None
         self._stored = encoded
         self._issued = bool(encoded)
+        self.forwarded = False
 
 
 def session_size(values: dict[str, bytes]) -> int:

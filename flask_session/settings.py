@@ -62,6 +62,12 @@ DEFAULT_MAX_SIZE = 1_000_000
 #: SESSION_LOCKING's default: lock only requests that write (see flask_session.session)
 LOCKING_AUTO = "auto"
 
+#: SESSION_REGENERATE_GRACE's default and ceiling, in seconds. The default covers a
+#: request still in flight with the old cookie (a second tab, a slow XHR, a retry); the
+#: ceiling keeps the window in which the pre-login id still reaches the session short.
+DEFAULT_REGENERATE_GRACE = 5
+MAX_REGENERATE_GRACE = 60
+
 DEFAULT_STORE_TYPE = "filesystem"
 DEFAULT_KEY_PREFIX = "session:"
 
@@ -157,6 +163,26 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         " not on a Redis Cluster)",
     ),
     Setting(
+        "SESSION_ABSOLUTE_LIFETIME",
+        None,
+        lambda config, key: _absolute_lifetime(config, key),  # defined with the Flask rows
+        "the absolute timeout: a session older than this (a timedelta or seconds, 1 s to"
+        " 3650 days) is gone however busy it is; unset (None, the default) for none."
+        " PERMANENT_SESSION_LIFETIME stays the idle timeout",
+    ),
+    Setting(
+        "SESSION_REGENERATE_GRACE",
+        DEFAULT_REGENERATE_GRACE,
+        number(
+            minimum=0,
+            maximum=MAX_REGENERATE_GRACE,
+            what="seconds",
+            hint=f"default {DEFAULT_REGENERATE_GRACE}; 0 ends the old id at once",
+        ),
+        "seconds (0 to 60) the old id keeps reaching the session after regenerate(), for"
+        " requests already in flight with it; 0 ends it at once",
+    ),
+    Setting(
         "SESSION_USE_SIGNER",
         False,
         boolean,
@@ -198,7 +224,11 @@ COOKIE_DOMAIN = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 COOKIE_PATH = re.compile(r"/[^\x00-\x20\x7f;,]*")
 
 
-def _lifetime(config: Mapping[str, Any], key: str) -> timedelta:
+def _lifetime(
+    config: Mapping[str, Any],
+    key: str,
+    default: str = "default 2678400, 31 days",
+) -> timedelta:
     value = config[key]
     # Flask takes a timedelta or a number of seconds; check both as seconds.
     as_seconds = {key: value.total_seconds()} if isinstance(value, timedelta) else config
@@ -208,10 +238,20 @@ def _lifetime(config: Mapping[str, Any], key: str) -> timedelta:
         minimum=MIN_LIFETIME,
         maximum=MAX_LIFETIME,
         what="seconds",
-        hint=f"1 s to {MAX_LIFETIME // 86400} days; default 2678400, 31 days",
+        hint=f"1 s to {MAX_LIFETIME // 86400} days; {default}",
         shown=value,
     )
     return timedelta(seconds=seconds)
+
+
+def _absolute_lifetime(config: Mapping[str, Any], key: str) -> float | None:
+    """SESSION_ABSOLUTE_LIFETIME in seconds, or None (off). The same range as
+    PERMANENT_SESSION_LIFETIME: a limit under a second would end sessions mid-request."""
+    value = config[key]
+    if value is None or value == "":
+        return None
+    seconds = _lifetime(config, key, "unset for none").total_seconds()
+    return int(seconds) if seconds.is_integer() else seconds  # whole seconds stay ints
 
 
 def _samesite(config: Mapping[str, Any], key: str) -> str | None:
@@ -350,6 +390,10 @@ class SessionSettings:
     locking: bool | str  # True, False or LOCKING_AUTO
     lock_timeout: float
     max_size: int
+    #: SESSION_ABSOLUTE_LIFETIME in seconds, or None: no absolute timeout
+    absolute_lifetime: float | None
+    #: SESSION_REGENERATE_GRACE in seconds (0: the old id ends at once)
+    regenerate_grace: float
     use_signer: bool
     #: SESSION_08_SERVERS: Flask-Session 0.8 servers may still serve the store
     fs08_servers: bool
@@ -374,6 +418,8 @@ _CORE_FIELDS = {
     "SESSION_LOCKING": "locking",
     "SESSION_LOCK_TIMEOUT": "lock_timeout",
     "SESSION_MAX_SIZE": "max_size",
+    "SESSION_ABSOLUTE_LIFETIME": "absolute_lifetime",
+    "SESSION_REGENERATE_GRACE": "regenerate_grace",
     "SESSION_USE_SIGNER": "use_signer",
     "SESSION_METRICS": "metrics",
     "SESSION_08_SERVERS": "fs08_servers",

@@ -53,6 +53,17 @@ if TYPE_CHECKING:
 #: The key Flask keeps ``session.permanent`` under; ``incr`` reports it (see IncrResult).
 PERMANENT_KEY = "_permanent"
 
+#: Keys this package keeps in the stored values for itself, never shown in the session the
+#: app sees (stores hold them like any other key). ``CREATED_KEY``: the session's creation
+#: time (Unix seconds), written when SESSION_ABSOLUTE_LIFETIME is set. ``FORWARD_KEY``: in
+#: a forwarding record left by ``regenerate()``, the new id and the record's deadline.
+#: ``USER_KEY``: the user (hashed) and label a session is bound to in the per-user index
+#: (stores/users.py), so that ``regenerate()`` can bind the new id in its place.
+CREATED_KEY = "_fs_created"
+FORWARD_KEY = "_fs_forward"
+USER_KEY = "_fs_user"
+RESERVED_KEYS = frozenset({CREATED_KEY, FORWARD_KEY, USER_KEY})
+
 
 @dataclass
 class Loaded:
@@ -81,6 +92,8 @@ class CleanupReport:
     expired_removed: int = 0
     temp_removed: int = 0
     live_kept: int = 0
+    #: per-user index entries of sessions that were gone (see stores/users.py)
+    index_removed: int = 0
     removed_paths: list[str] = field(default_factory=list)
     note: str = ""
 

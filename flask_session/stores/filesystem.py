@@ -15,7 +15,8 @@ Layout and rules:
   ``os.replace``. A reader never sees a half-written file, even if a writer is killed.
 * Every write (save, incr, delete, cleanup) happens under the file's flock, so merges
   and increments are atomic across processes. Readers need no lock.
-* Store-wide counters are ``*.counter`` files beside the sessions (see filecounter.py).
+* Store-wide counters are ``*.counter`` files beside the sessions (see filecounter.py),
+  and the per-user index ``*.users`` files (see fileusers.py).
 * A rolling upgrade (``SESSION_08_SERVERS``): each session is also kept as Flask-Session
   0.8's cachelib file beside its own, and 0.8's writes are read back (filesystem08.py).
 
@@ -57,8 +58,10 @@ from .filesystem08 import (
     with_copy,
     write_08,
 )
+from .fileusers import FileUserIndex
 from .legacy import LegacyCacheLibFiles, adopt
 from .upgrade08 import Count08
+from .users import UserSession
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -80,7 +83,8 @@ OS_ERROR_REASONS = {
 
 
 class FileSystemStore(Store):
-    """Sessions in files (module docstring); store-wide counters too (``Counters``)."""
+    """Sessions in files (module docstring); store-wide counters too (``Counters``), and
+    the per-user index (``UserIndex``, fileusers.py)."""
 
     name = "filesystem"
     settings = (
@@ -127,6 +131,13 @@ class FileSystemStore(Store):
         self._outage = OutageLog(logger, f"session directory {self.directory}")
         self._error_guard = ErrorGuard(self._translate_error, self._outage.succeeded)
         self._counters = FileCounters(self.directory, self.key_prefix, self.lock_timeout)
+        self._users = FileUserIndex(
+            self.directory,
+            self.key_prefix,
+            self.lock_timeout,
+            delete_session_file=self._delete_file,
+            replace_file=lambda path, data: self._replace(path, data, ttl=None),
+        )
 
     # -- the store verbs ---------------------------------------------------------------
 
@@ -199,13 +210,17 @@ class FileSystemStore(Store):
             return True
 
     def delete(self, sid: str, *, lock: FileLock | None = None) -> None:
-        path = self._path(sid)
-        with self._errors(), self._locked(path, lock) as fd:
+        with self._errors():
+            self._delete_file(self._path(sid), lock)
+            # 0.8's copy or file too: a deleted session must not come back from it
+            unlink_08(self._paths_08(sid))
+
+    def _delete_file(self, path: str, lock: FileLock | None = None) -> None:
+        """Delete a session's file under its lock (``lock``, or one taken here)."""
+        with self._locked(path, lock) as fd:
             if fd is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-            # 0.8's copy or file too: a deleted session must not come back from it
-            unlink_08(self._paths_08(sid))
 
     def incr(
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
@@ -260,6 +275,7 @@ class FileSystemStore(Store):
         if self.legacy is not None:  # Flask-Session 0.8's expired files, never carried over
             with self._errors():
                 report.expired_removed += self.legacy.cleanup()
+        report.index_removed = self.prune_user_index()
         return report
 
     def ping(self) -> None:
@@ -302,6 +318,30 @@ class FileSystemStore(Store):
                 except FileNotFoundError:
                     continue
         return found
+
+    # -- the per-user index (UserIndex; fileusers.py) ------------------------------------
+
+    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
+        with self._errors():
+            return self._users.bind(user, sid, label=label, cap=cap)
+
+    def unbind_user(self, user: str, sid: str) -> None:
+        with self._errors():
+            self._users.unbind(user, sid)
+
+    def user_sessions(self, user: str) -> list[UserSession]:
+        with self._errors():
+            return self._users.sessions(user)
+
+    def revoke_user_sessions(
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
+    ) -> list[str]:
+        with self._errors():
+            return self._users.revoke(user, handles, keep=keep)
+
+    def prune_user_index(self) -> int:
+        with self._errors():
+            return self._users.prune()
 
     def counter_path(self, name: str) -> str:
         """Where counter ``name`` is kept (for operators and tests)."""
@@ -378,14 +418,18 @@ class FileSystemStore(Store):
 
     def _write(self, path: str, values: dict[str, bytes], ttl: float) -> None:
         """Replace ``path`` atomically with ``values``, expiring ``ttl`` seconds from now."""
-        data = self.codec.encode_document(values)
+        self._replace(path, self.codec.encode_document(values), ttl=ttl)
+
+    def _replace(self, path: str, data: bytes, *, ttl: float | None) -> None:
+        """Replace ``path`` atomically with ``data``; with ``ttl``, its expiry (mtime)."""
         fd, temp_path = self._create_temp_file()
         try:
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                _set_expiry(fd, ttl)  # before the rename: a reader never sees a wrong expiry
+                if ttl is not None:  # before the rename: a reader never sees a wrong expiry
+                    _set_expiry(fd, ttl)
             finally:
                 os.close(fd)
             os.replace(temp_path, path)

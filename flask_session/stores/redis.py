@@ -107,9 +107,12 @@ from .redis_scripts import (
     SNAPSHOT_08,
     STALE,
     SYNC_08,
+    USER_BIND,
+    USER_FORGET,
     Script,
 )
 from .upgrade08 import Count08, document_08
+from .users import UserSession, session_handle
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -178,8 +181,8 @@ def _glob_escape(text: str) -> str:
 
 
 class RedisStore(Store):
-    """Sessions in Redis (module docstring); counters too (``Counters``), and it counts
-    its sessions (``SessionCount``)."""
+    """Sessions in Redis (module docstring); counters too (``Counters``), the per-user
+    index (``UserIndex``), and it counts its sessions (``SessionCount``)."""
 
     name = "redis"
     settings = SETTINGS
@@ -248,6 +251,8 @@ class RedisStore(Store):
         self._adopt = Script(client, ADOPT)
         self._delete_if_equal = Script(client, DELETE_IF_EQUAL)
         self._counter_incr = Script(client, COUNTER_INCR)
+        self._user_bind = Script(client, USER_BIND)
+        self._user_forget = Script(client, USER_FORGET)
         self._probe = Script(client, PROBE)
         self._sync = Script(client, SYNC_08)
         self._absorb = Script(client, ABSORB_08)
@@ -396,7 +401,12 @@ class RedisStore(Store):
 
     def cleanup(self, *, stale_temp_after: float) -> CleanupReport:
         self.ping()
-        return CleanupReport(note="redis expires sessions and locks by itself; nothing to remove")
+        pruned = self.prune_user_index()
+        return CleanupReport(
+            index_removed=pruned,
+            note="redis expires sessions and locks by itself; removed"
+            f" {pruned} per-user index entries of sessions that were gone",
+        )
 
     def ping(self) -> None:
         """A tiny write that leaves nothing behind: refused exactly when a session's is."""
@@ -477,6 +487,93 @@ class RedisStore(Store):
             f"redis key {key!r} holds something that is not a counter",
             reason="the shared counter holds something that is not a number",
         )
+
+    # -- the per-user index (UserIndex) ---------------------------------------------
+    # A user's index is one hash, ``<prefix>#user{<user key>}``: session id -> "<bind
+    # time>|<label>". Each script touches that one key, and each session is deleted by
+    # ``delete``, so every step is atomic on every topology (a cluster puts a user's
+    # index and their sessions in different slots). A session is deleted before its
+    # entry, so an interrupted revoke leaves a stale entry (pruned later), never a live
+    # session the index has lost.
+
+    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
+        index = self._user_index_key(user)
+        with self._errors():
+            reply = self._write(self._user_bind, [index], [sid, repr(time.time()), label])
+        if cap is None:
+            return []
+        live = self._live_entries(index, _pairs(reply))
+        current = session_handle(self.key_prefix, sid)
+        live.sort(key=lambda pair: (pair[1].handle == current, pair[1].bound_at, pair[0]))
+        excess = [found for found, _ in live[: max(0, len(live) - cap)]]
+        return self._revoke(index, excess) if excess else []
+
+    def unbind_user(self, user: str, sid: str) -> None:
+        with self._errors():
+            self._write(self._user_forget, [self._user_index_key(user)], [sid])
+
+    def user_sessions(self, user: str) -> list[UserSession]:
+        index = self._user_index_key(user)
+        with self._errors():
+            entries = self.redis.hgetall(index)
+        live = [entry for _, entry in self._live_entries(index, entries)]
+        return sorted(live, key=lambda entry: (entry.bound_at, entry.handle))
+
+    def revoke_user_sessions(
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
+    ) -> list[str]:
+        index = self._user_index_key(user)
+        with self._errors():
+            bound = [_text(name) for name in self.redis.hkeys(index)]
+        wanted = None if handles is None else set(handles)
+        targets = []
+        for sid in bound:
+            handle = session_handle(self.key_prefix, sid)
+            if handle != keep and (wanted is None or handle in wanted):
+                targets.append(sid)
+        return self._revoke(index, targets) if targets else []
+
+    def prune_user_index(self) -> int:
+        pattern = f"{self.key_prefix}#user{{*}}"
+        removed = 0
+        with self._errors():
+            for index in self.redis.scan_iter(match=pattern, count=1000):
+                entries = self.redis.hgetall(index)
+                removed += len(entries) - len(self._live_entries(_text(index), entries))
+        return removed
+
+    def _revoke(self, index: str, sids: list[str]) -> list[str]:
+        """Delete the sessions, then their entries; the handles of those that were live."""
+        revoked = []
+        with self._errors():
+            for sid in sids:
+                if self.redis.exists(self._keys(sid)[0]):
+                    revoked.append(session_handle(self.key_prefix, sid))
+                self.delete(sid)
+            self._write(self._user_forget, [index], sids)
+        return revoked
+
+    def _live_entries(self, index: str, entries: dict[Any, Any]) -> list[tuple[str, UserSession]]:
+        """(id, entry) of each entry whose session is live; the others are dropped from
+        the index."""
+        live, dead = [], []
+        with self._errors():
+            for name, raw in entries.items():
+                sid = _text(name)
+                pttl = self.redis.pttl(self._keys(sid)[0])
+                if pttl == PTTL_MISSING:
+                    dead.append(sid)
+                    continue
+                bound_at, _, label = _text(raw).partition("|")
+                expires_in = pttl / 1000 if pttl >= 0 else None
+                handle = session_handle(self.key_prefix, sid)
+                live.append((sid, UserSession(handle, float(bound_at), label, expires_in)))
+            if dead:
+                self._write(self._user_forget, [index], dead)
+        return live
+
+    def _user_index_key(self, user: str) -> str:
+        return f"{self.key_prefix}#user{{{user}}}"
 
     # -- internals -------------------------------------------------------------------
 
@@ -743,6 +840,19 @@ class RedisStore(Store):
         self._outage.succeeded()
         if self._eviction.pending:
             self._eviction.check_if_pending()
+
+
+#: what PTTL answers for a key that does not exist
+PTTL_MISSING = -2
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(reply: list[bytes]) -> dict[bytes, bytes]:
+    """An HGETALL reply from a script (a flat list) as a dict."""
+    return dict(zip(reply[::2], reply[1::2], strict=True))
 
 
 def _ms(seconds: float) -> str:

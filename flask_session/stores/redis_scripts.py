@@ -215,6 +215,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """)
 
+# KEYS: a user's index (a hash: session id -> "<bind time>|<label>"). ARGV: session id,
+# bind time, label. Binds the session (keeping an earlier bind time); returns the index.
+USER_BIND = _lua("""
+local bound = ARGV[2]
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then bound = string.match(old, '^[^|]*') end
+redis.call('HSET', KEYS[1], ARGV[1], bound .. '|' .. ARGV[3])
+return redis.call('HGETALL', KEYS[1])
+""")
+
+# KEYS: a user's index. ARGV: session ids to forget.
+USER_FORGET = _lua("""
+return redis.call('HDEL', KEYS[1], unpack(ARGV))
+""")
+
 # KEYS: counter, record. ARGV: record ttl ms ('0' = keep no record).
 # Returns {DONE, value} or {NOT_AN_INTEGER}; other errors are propagated.
 COUNTER_INCR = _lua("""

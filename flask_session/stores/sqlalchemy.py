@@ -21,6 +21,7 @@ Expiry is a column; expired rows are invisible to every verb and are deleted by
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import secrets
 import threading
@@ -48,6 +49,7 @@ from .sqlalchemy_setup import (
 )
 from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
 from .upgrade08 import SharedLayout08, document_08
+from .users import UserSession, session_handle
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -70,7 +72,8 @@ _REFUSING_SQLSTATES = {
 
 
 class SQLAlchemyStore(Store, SharedLayout08):
-    """Sessions in PostgreSQL or SQLite (module docstring); counters too (``Counters``)."""
+    """Sessions in PostgreSQL or SQLite (module docstring); counters too (``Counters``),
+    and the per-user index (``UserIndex``)."""
 
     name = "sqlalchemy"
     settings = SETTINGS
@@ -272,7 +275,8 @@ class SQLAlchemyStore(Store, SharedLayout08):
             )
             conn.execute(sa.delete(locks).where(locks.c.expires <= now))
             kept = conn.execute(sa.select(sa.func.count()).select_from(sessions)).scalar_one()
-        return CleanupReport(expired_removed=removed, live_kept=kept)
+            pruned = self._prune(conn, now)
+        return CleanupReport(expired_removed=removed, live_kept=kept, index_removed=pruned)
 
     def ping(self) -> None:
         # A write in a writing transaction that leaves nothing behind: a read-only
@@ -347,6 +351,124 @@ class SQLAlchemyStore(Store, SharedLayout08):
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text(f"SET LOCAL statement_timeout = {remaining_ms}"))
             return int(conn.execute(query).scalar_one())
+
+    # -- the per-user index (UserIndex) -------------------------------------------------
+    # One row per bound session in <table>_users. Each verb is one transaction, and
+    # bind and revoke first take a lock on the user (PostgreSQL: a
+    # transaction-scoped advisory lock; SQLite: every writing transaction holds the
+    # file's write lock), so two logins of one user never both miss each other's row
+    # when enforcing a cap. A session counts as live by its row in <table>.
+
+    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
+        users = self.tables.users
+        key = self.key_prefix + sid
+        with self._transaction() as (conn, _txn):
+            self._lock_user(conn, user)
+            conn.execute(
+                self._insert(users)
+                .values(user=user, session_id=key, bound_at=time.time(), label=label)
+                .on_conflict_do_update(
+                    index_elements=[users.c.user, users.c.session_id], set_={"label": label}
+                )
+            )
+            if cap is None:
+                return []
+            live = self._live_entries(conn, user, _now())
+            current = session_handle(self.key_prefix, sid)
+            live.sort(key=lambda pair: (pair[1].handle == current, pair[1].bound_at, pair[0]))
+            excess = [found for found, _ in live[: max(0, len(live) - cap)]]
+            return self._revoke(conn, user, excess)
+
+    def unbind_user(self, user: str, sid: str) -> None:
+        users = self.tables.users
+        with self._transaction() as (conn, _txn):
+            conn.execute(
+                sa.delete(users).where(
+                    users.c.user == user, users.c.session_id == self.key_prefix + sid
+                )
+            )
+
+    def user_sessions(self, user: str) -> list[UserSession]:
+        with self._transaction() as (conn, _txn):
+            now = _now()
+            live = [entry for _, entry in self._live_entries(conn, user, now)]
+            self._prune(conn, now, user)
+        return sorted(live, key=lambda entry: (entry.bound_at, entry.handle))
+
+    def revoke_user_sessions(
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
+    ) -> list[str]:
+        users = self.tables.users
+        with self._transaction() as (conn, _txn):
+            self._lock_user(conn, user)
+            bound = conn.execute(sa.select(users.c.session_id).where(users.c.user == user))
+            prefix = len(self.key_prefix)
+            wanted = None if handles is None else set(handles)
+            targets = []
+            for key in bound.scalars():
+                handle = _handle_of_key(key)
+                if handle != keep and (wanted is None or handle in wanted):
+                    targets.append(key[prefix:])
+            return self._revoke(conn, user, targets)
+
+    def prune_user_index(self) -> int:
+        with self._transaction() as (conn, _txn):
+            return self._prune(conn, _now())
+
+    def _lock_user(self, conn: sa.Connection, user: str) -> None:
+        if self.engine.dialect.name == "postgresql":
+            # the first 60 bits of the user's hash, as a bigint lock key
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(int(user[:15], 16))))
+
+    def _live_entries(
+        self, conn: sa.Connection, user: str, now: datetime
+    ) -> list[tuple[str, UserSession]]:
+        """(id, entry) of each of ``user``'s entries whose session is live."""
+        users, sessions = self.tables.users, self.tables.sessions
+        rows = conn.execute(
+            sa.select(users.c.session_id, users.c.bound_at, users.c.label, sessions.c.expiry)
+            .join(sessions, sessions.c.session_id == users.c.session_id)
+            .where(users.c.user == user, sessions.c.expiry > now)
+        )
+        prefix = len(self.key_prefix)
+        return [
+            (
+                row.session_id[prefix:],
+                UserSession(
+                    _handle_of_key(row.session_id),
+                    row.bound_at,
+                    row.label,
+                    (row.expiry - now).total_seconds(),
+                ),
+            )
+            for row in rows
+        ]
+
+    def _revoke(self, conn: sa.Connection, user: str, sids: list[str]) -> list[str]:
+        """Delete the sessions and their entries (in the caller's transaction); return
+        the handles of those that were live."""
+        if not sids:
+            return []
+        users, sessions = self.tables.users, self.tables.sessions
+        keys = [self.key_prefix + sid for sid in sids]
+        gone = conn.execute(
+            sa.delete(sessions)
+            .where(sessions.c.session_id.in_(keys), sessions.c.expiry > _now())
+            .returning(sessions.c.session_id)
+        ).scalars()
+        revoked = set(gone)
+        conn.execute(sa.delete(sessions).where(sessions.c.session_id.in_(keys)))
+        conn.execute(sa.delete(users).where(users.c.user == user, users.c.session_id.in_(keys)))
+        return [_handle_of_key(key) for key in keys if key in revoked]
+
+    def _prune(self, conn: sa.Connection, now: datetime, user: str | None = None) -> int:
+        """Delete index entries whose session is gone (of ``user``, or of everyone)."""
+        users, sessions = self.tables.users, self.tables.sessions
+        live = sa.select(sessions.c.session_id).where(sessions.c.expiry > now)
+        condition: sa.ColumnElement[bool] = users.c.session_id.not_in(live)
+        if user is not None:
+            condition = sa.and_(users.c.user == user, condition)
+        return len(conn.execute(sa.delete(users).where(condition).returning(users.c.user)).all())
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -562,6 +684,12 @@ def _unavailable(error: BaseException) -> StoreUnavailable:
     else:
         reason = "the session store refused the request"
     return StoreUnavailable(f"the session database failed: {text}", reason=reason)
+
+
+def _handle_of_key(key: str) -> str:
+    """The index handle (users.session_handle) of the session stored under ``key``
+    (``key_prefix + sid``)."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _now() -> datetime:

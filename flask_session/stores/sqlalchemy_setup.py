@@ -12,6 +12,9 @@ see :func:`missing_parts`):
   ``expires``). A lease ends at its expiry, so a killed worker's lock frees itself
   within ``SESSION_LOCK_TIMEOUT``.
 * ``<table>_counters``: store-wide counters (``name``, ``value``).
+* ``<table>_users``: the per-user index (stores/users.py): one row per bound session
+  (``user``, a hash of the user id; ``session_id`` as in ``<table>``; ``bound_at``, Unix
+  seconds; ``label``).
 
 An in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``), the one most
 test suites use, lives in one connection of one process: the store keeps one connection
@@ -33,6 +36,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from .._version import install_hint
 from ..errors import SessionConfigError
 from ..readers import Setting, as_is, boolean, sql_name, text
+from .users import MAX_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ class Tables:
     sessions: sa.Table
     locks: sa.Table
     counters: sa.Table
+    users: sa.Table
 
 
 def define_tables(name: str, schema: str | None, sequence: str | None = None) -> Tables:
@@ -86,7 +91,15 @@ def define_tables(name: str, schema: str | None, sequence: str | None = None) ->
         sa.Column("name", sa.String(255), primary_key=True),
         sa.Column("value", sa.BigInteger, nullable=False),
     )
-    return Tables(sessions, locks, counters)
+    users = sa.Table(
+        f"{name}_users",
+        metadata,
+        sa.Column("user", sa.String(64), primary_key=True),
+        sa.Column("session_id", sa.String(255), primary_key=True),
+        sa.Column("bound_at", sa.Float, nullable=False),
+        sa.Column("label", sa.String(MAX_LABEL), nullable=False),
+    )
+    return Tables(sessions, locks, counters, users)
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,12 @@ class Database:
 
 
 #: the key of each table that the store's upserts (``ON CONFLICT``) name
-CONFLICT_COLUMNS = {"sessions": "session_id", "locks": "session_id", "counters": "name"}
+CONFLICT_COLUMNS = {
+    "sessions": ("session_id",),
+    "locks": ("session_id",),
+    "counters": ("name",),
+    "users": ("user", "session_id"),
+}
 
 
 def missing_parts(connection: sa.Connection, tables: Tables) -> list[str]:
@@ -116,6 +134,7 @@ def missing_parts(connection: sa.Connection, tables: Tables) -> list[str]:
         ("sessions", tables.sessions),
         ("locks", tables.locks),
         ("counters", tables.counters),
+        ("users", tables.users),
     ):
         name, schema = table.name, table.schema
         if not inspector.has_table(name, schema=schema):
@@ -126,8 +145,8 @@ def missing_parts(connection: sa.Connection, tables: Tables) -> list[str]:
             f"column {name}.{column.name}" for column in table.columns if column.name not in present
         )
         key = CONFLICT_COLUMNS[role]
-        if key in present and not _is_unique(inspector, name, schema, key):
-            missing.append(f"a unique key on {name}.{key}")
+        if present.issuperset(key) and not _is_unique(inspector, name, schema, key):
+            missing.append(f"a unique key on {name}({', '.join(key)})")
     for column in tables.sessions.columns:
         sequence = column.default if isinstance(column.default, sa.Sequence) else None
         if (
@@ -139,9 +158,9 @@ def missing_parts(connection: sa.Connection, tables: Tables) -> list[str]:
     return missing
 
 
-def _is_unique(inspector: Any, table: str, schema: str | None, column: str) -> bool:
-    """Whether ``column`` alone is the table's primary key, or unique by a constraint or
-    a unique index (what ``ON CONFLICT (column)`` needs)."""
+def _is_unique(inspector: Any, table: str, schema: str | None, columns: tuple[str, ...]) -> bool:
+    """Whether ``columns`` (in any order) are the table's primary key, or unique by a
+    constraint or a unique index (what ``ON CONFLICT (columns)`` needs)."""
     keys = [inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []]
     keys += [found["column_names"] for found in inspector.get_unique_constraints(table, schema)]
     # SQLite reports a column's own UNIQUE only as an automatic index, listed on request
@@ -151,7 +170,7 @@ def _is_unique(inspector: Any, table: str, schema: str | None, column: str) -> b
         for found in inspector.get_indexes(table, schema=schema, **options)
         if found.get("unique")
     ]
-    return [column] in [list(key) for key in keys]
+    return set(columns) in [set(key) for key in keys]
 
 
 def engine_from_config(config: Mapping[str, Any], lock_timeout: float) -> Database:
@@ -246,8 +265,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SESSION_SQLALCHEMY_TABLE",
         DEFAULT_TABLE,
         _table_name,
-        "the sessions table (Flask-Session 0.8's name and layout); <table>_locks and"
-        " <table>_counters are made beside it",
+        "the sessions table (Flask-Session 0.8's name and layout); <table>_locks,"
+        " <table>_counters and <table>_users are made beside it",
     ),
     Setting("SESSION_SQLALCHEMY_SCHEMA", None, sql_name, "schema of the tables (PostgreSQL)"),
     Setting(

@@ -107,9 +107,47 @@ def create_app(config: dict | None = None) -> Flask:
         session.clear()
         return jsonify({})
 
+    # -- the per-user index: log in (regenerate, bind), list, revoke, log out --------
+
+    @app.post("/login/<user>")
+    def login(user: str):
+        session["user"] = user
+        app.session_interface.regenerate(session)
+        cap = request.args.get("cap")
+        revoked = app.session_interface.bind_user(
+            session,
+            user,
+            label=request.headers.get("User-Agent", ""),
+            max_sessions=int(cap) if cap else None,
+        )
+        return jsonify(revoked=revoked)
+
+    @app.get("/sessions")
+    def user_sessions():
+        iface = app.session_interface
+        current = iface.session_handle(session)
+        found = iface.user_sessions(session["user"])
+        return jsonify([{"label": s.label, "current": s.handle == current} for s in found])
+
+    @app.post("/revoke-others")
+    def revoke_others():
+        user = session["user"]
+        return jsonify(revoked=app.session_interface.revoke_user_sessions(user, keep=session))
+
+    @app.post("/revoke-all")
+    def revoke_all():
+        return jsonify(revoked=app.session_interface.revoke_user_sessions(session["user"]))
+
+    @app.post("/logout")
+    def logout():
+        app.session_interface.unbind_user(session, session["user"])
+        session.clear()
+        return jsonify({})
+
     @app.post("/regenerate")
     def regenerate():
-        session.get("x")
+        session.get("x")  # loaded (and locked) first, so a delay below holds the lock
+        time.sleep(float(request.args.get("delay", 0)))
         app.session_interface.regenerate(session)
         return jsonify(dict(session))
 

@@ -82,7 +82,9 @@ def test_a_value_that_is_no_observer_is_refused_naming_the_key(make_app):
 def test_a_missing_prometheus_client_is_refused_naming_the_extra(make_app, monkeypatch):
     monkeypatch.delitem(sys.modules, "flask_session.prometheus", raising=False)
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # what an absent package is
-    with pytest.raises(SessionConfigError, match=r"SESSION_METRICS.*Flask-Session-Atomic\[metrics\]"):
+    with pytest.raises(
+        SessionConfigError, match=r"SESSION_METRICS.*Flask-Session-Atomic\[metrics\]"
+    ):
         make_app(SESSION_METRICS="prometheus")
 
 

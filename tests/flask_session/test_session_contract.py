@@ -540,7 +540,8 @@ def test_clearing_a_session_deletes_it_and_its_cookie(app):
     assert stored_session_count(app) == 0
 
 
-def test_regenerate_moves_the_data_to_a_new_id_and_kills_the_old(app):
+def test_regenerate_moves_the_data_to_a_new_id_and_kills_the_old(make_app):
+    app = make_app(SESSION_REGENERATE_GRACE=0)  # the grace window: test_lifetimes.py
     client = app.test_client()
     client.post("/set/user?value=alice")
     old = sid_of(client)

@@ -139,7 +139,9 @@ def test_ids_are_43_url_safe_characters_carrying_256_bits(service):
 
 
 def test_regenerate_kills_the_old_id(store_config, in_process_app):
-    app = in_process_app(create_demo_app, {"TESTING": True, **store_config})
+    # with no grace window: the old id ends at once (the window: test_lifetimes.py)
+    config = {"TESTING": True, **store_config, "SESSION_REGENERATE_GRACE": 0}
+    app = in_process_app(create_demo_app, config)
     client = app.test_client()
     client.post("/set/x?value=secret")
     old = client.get_cookie("session").value
@@ -159,7 +161,8 @@ def test_regenerate_kills_the_old_id(store_config, in_process_app):
 
 
 def test_regenerate_over_http_under_granian(granian_server, store_env):
-    server = granian_server(DEMO_APP, env=store_env, workers=2, threads=2)
+    env = {**store_env, "FLASK_SESSION_REGENERATE_GRACE": "0"}
+    server = granian_server(DEMO_APP, env=env, workers=2, threads=2)
     first = httpkit.request(server.url, "POST", "/set/x?value=1")
     old = first.cookie("session")
     regenerated = httpkit.request(server.url, "POST", "/regenerate", cookie=f"session={old}")

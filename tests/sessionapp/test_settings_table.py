@@ -139,6 +139,16 @@ SETTINGS = [
         ("", "a/b", ".hidden", "a.b", "x" * 65, "123", "sp ace", "null", "x.session"),
         (("tickets", "tickets"), ("Shared_2", "Shared_2"), ("a-b", "a-b")),
     ),
+    Setting(
+        "SESSION_ABSOLUTE_LIFETIME",
+        ("0", "0.5", "soon", "true", "[1]", "315360001"),
+        (("28800", 28800), ("1.5", 1.5), ("null", None), ("", None)),
+    ),
+    Setting(
+        "SESSION_REGENERATE_GRACE",
+        ("-1", "61", "soon", "true", "null", ""),
+        (("0", 0), ("2.5", 2.5), ("5", 5)),
+    ),
     # Flask's, not in config.py: the cookie's Path when SESSION_COOKIE_PATH is unset.
     Setting("APPLICATION_ROOT", ("app", "123", "/a b", "null"), (("/", "/"), ("/app", "/app"))),
     Setting("SECRET_KEY", ("12345", "true", ""), (("s3cret", "s3cret"), ("null", None))),
