@@ -14,7 +14,7 @@ SYSTEM_PACKAGES := redis-server chromium postgresql memcached
 help:
 	@echo "make venv             create .venv: the library and the service (editable) and the dev tools"
 	@echo "make system-packages  install redis-server, chromium, postgresql, memcached (Debian) when missing"
-	@echo "make test             set everything up, lint, type-check, run the test suite (PYTEST_ARGS=... to narrow)"
+	@echo "make test             set everything up, lint, type-check, run the test suite (PYTEST_ARGS=... to narrow), then make test-bounds (skipped when narrowed)"
 	@echo "make test-bounds      a fast core of the suite on the lowest and newest allowed versions, Python 3.10 and 3.13"
 	@echo "make typecheck        mypy: --strict on flask_session, checked on sessionapp (pyproject.toml)"
 	@echo "make run              set up and start the service on granian (sessionapp/serve.py)"
@@ -41,9 +41,11 @@ $(STAMP): pyproject.toml service/pyproject.toml flask_session_guard.py
 system-packages:
 	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
 
-# test: lint, types, then the whole suite against real redis-server, PostgreSQL, memcached, granian, gunicorn and chromium
+# test: lint, types, the whole suite against real redis-server, PostgreSQL, memcached, granian,
+# gunicorn and chromium, then test-bounds (not when PYTEST_ARGS narrows the run)
 test: venv system-packages lint typecheck
 	$(VPY) -m pytest $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,$(MAKE) test-bounds)
 
 # test-bounds: the store contract (filesystem, Redis), the session contract, the drop-in API
 # and the service's commands, against the lowest versions the metadata allows and the newest,
