@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.flask_session_08 import GunicornServer08
+from tests.support.flask_session_08 import GunicornServer08, run_08
 from tests.support.rolling import HTTP_TIMEOUT, User, run_users, write_app
 
 USERS_PER_GROUP = 5
@@ -64,6 +64,12 @@ def test_a_rolling_upgrade_loses_no_session_and_no_increment(
     app_dir = tmp_path / "app"
     app_spec = write_app(app_dir)
     env = {"ROLLING_STORE": store_type, "ROLLING_TARGET": target, "ROLLING_FORMAT": fmt}
+    if store == "postgresql":
+        # The 0.8 fleet was serving before the roll, so its table exists. Made here once:
+        # 0.8 creates it as each worker builds the app, and two workers doing that at the
+        # same moment race in PostgreSQL's catalog (one dies: 0.8's race, not the roll's).
+        make_table = f"import os; os.environ.update({env!r}); import rolling_app"
+        run_08(fs08_python, make_table, cwd=app_dir)
     old = GunicornServer08(
         app_spec, python=fs08_python, env=env, cwd=app_dir, workers=2, threads=4
     ).start()
