@@ -9,8 +9,9 @@ gunicorn. It reads the same environment (sessionapp/server_settings.py):
     SESSIONAPP_METRICS_BIND, SESSIONAPP_METRICS_ALLOW   GET /metrics on a port of its
                          own, summed over the workers (sessionapp/metrics_server.py)
 
-and serves APP (default ``app:app``, or ``sessionapp.wsgi:app`` when installed without the
-repository; ``module:factory()`` calls a factory) with:
+and serves APP (default ``sessionapp.wsgi:app``, the service itself, imported from the
+installed package whatever the current directory holds, never an ``app.py`` found there;
+``module:factory()`` calls a factory) with:
 
 - failed workers respawned (a worker killed by ``kill -9`` is replaced), SIGHUP respawning
   all workers gracefully, and ``--workers-max-rss MiB`` recycling workers that grow;
@@ -34,7 +35,6 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from . import server_settings
@@ -52,8 +52,8 @@ WORKER_START_METHOD = "spawn"
 EXIT_BAD_SETTING = 1
 
 _SOURCE = "sessionapp.serve"
-_REPO_APP = "app:app"
-_PACKAGE_APP = "sessionapp.wsgi:app"
+#: the service, from the installed package: the same app as the repository's app.py
+DEFAULT_APP = "sessionapp.wsgi:app"
 
 _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 _ACCESS_FORMAT = "[%(asctime)s] [%(process)d] [ACCESS] %(message)s"
@@ -110,11 +110,6 @@ class ServeSettings:
         workers = server_settings.workers(server_settings.usable_cores(), environ, source=_SOURCE)
         threads = server_settings.threads(environ, source=_SOURCE)
         return cls(host=host, port=port, workers=workers, threads=threads)
-
-
-def default_target() -> str:
-    """``app:app`` next to config.py in the repository, else the packaged entry point."""
-    return _REPO_APP if Path("app.py").is_file() else _PACKAGE_APP
 
 
 def split_target(target: str) -> tuple[str, bool]:
@@ -193,7 +188,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="sessionapp",
         description="Serve the counter service on granian (settings: SESSIONAPP_* variables).",
     )
-    parser.add_argument("app", nargs="?", help="WSGI app, module:name (default: app:app)")
+    parser.add_argument(
+        "app",
+        nargs="?",
+        default=DEFAULT_APP,
+        help=f"WSGI app, module:name or module:factory() (default: {DEFAULT_APP})",
+    )
     parser.add_argument(
         "--workers-max-rss",
         type=int,
@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     exporter = Exporter(metrics, source=_SOURCE) if metrics is not None else None
     if exporter is not None:
         exporter.prepare()  # before the app is checked: it is checked with metrics on
-    target, factory = split_target(args.app or default_target())
+    target, factory = split_target(args.app)
     problem = check_app(target, factory)
     if problem is not None:
         print(f"{_SOURCE}: {target} cannot start: {problem}", file=sys.stderr)

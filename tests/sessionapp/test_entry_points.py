@@ -345,6 +345,41 @@ def test_serve_refuses_a_bad_app_setting_at_once(tmp_path, argv):
     assert time.monotonic() - started < 30
 
 
+#: an app.py that would betray being imported: it leaves a marker file and serves nothing
+HOSTILE_APP = """\
+from pathlib import Path
+Path(__file__).with_name("imported").touch()
+raise SystemExit("the foreign app.py was imported")
+"""
+
+
+def test_the_console_script_serves_the_service_not_an_app_py_of_the_current_directory(
+    command_server, tmp_path
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "app.py").write_text(HOSTILE_APP)
+    port = free_port()
+    env = {
+        "SESSIONAPP_BIND": f"{HOST}:{port}",
+        "SESSIONAPP_WORKERS": "1",
+        "FLASK_SESSION_FILE_DIR": str(tmp_path / "sessions"),
+    }
+    server = command_server([CONSOLE_SCRIPT], env=env, port=port, cwd=elsewhere)
+    with requests.Session() as http:
+        assert [http.post(server.url + "/inc", timeout=10).json()["counter"] for _ in range(2)] == [
+            1,
+            2,
+        ]
+    assert not (elsewhere / "imported").exists(), server.log_text()
+    assert (
+        serve.DEFAULT_APP
+        in subprocess.run(
+            [CONSOLE_SCRIPT, "--help"], cwd=elsewhere, capture_output=True, text=True, timeout=30
+        ).stdout
+    )
+
+
 def test_shared_settings_module_is_what_gunicorn_conf_uses():
     conf = load_gunicorn_conf()
     assert conf["threads"] == server_settings.DEFAULT_THREADS
