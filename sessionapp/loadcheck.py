@@ -1,6 +1,8 @@
 """Check a running counter service over HTTP: will it go wrong as it scales?
 
-    python -m sessionapp.loadcheck http://127.0.0.1:5000 [--clients 100 --requests 20 --threads 16]
+    loadcheck http://127.0.0.1:5000 [--clients 100 --requests 20 --threads 16]
+
+(the service's console script; ``python -m sessionapp.loadcheck`` is the same.)
 
 Three checks, each one a way a counter kept in a global variable or in an unlocked
 session goes wrong once there are several threads, worker processes or servers:
@@ -526,7 +528,7 @@ def positive_float(text: str) -> float:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m sessionapp.loadcheck",
+        prog="loadcheck",
         description=(
             "Check a running counter service over HTTP for lost updates and duplicate"
             " numbers: per-client isolation, same-cookie concurrency, shared-counter"
