@@ -526,6 +526,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def installed_version() -> str:
+    """The project's version (the library's, ``flask_session.__version__``, which the
+    service shares); this file also runs copied alone, where there may be none."""
+    try:
+        from flask_session import __version__
+    except ImportError:
+        return "(version unknown: flask_session is not installed)"
+    return __version__
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="loadcheck",
@@ -536,6 +546,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ),
         epilog="Exit status: 0 all exact, 1 something is off, 2 could not run.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     parser.add_argument("url", help="base URL of the service, e.g. http://127.0.0.1:5000")
     parser.add_argument(
         "--clients",

@@ -37,6 +37,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flask_session import __version__
+
 from . import server_settings
 from .metrics_server import Exporter, MetricsSettings
 
@@ -194,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_APP,
         help=f"WSGI app, module:name or module:factory() (default: {DEFAULT_APP})",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--workers-max-rss",
         type=int,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from flask_session import __version__
 from sessionapp.loadcheck import CookieJar, Target, Unusable
 from tests.reliability.conftest import SERVICE_APP, needs_service
 from tests.support.app_servers import REPO_ROOT
@@ -122,6 +123,12 @@ def test_bad_arguments_exit_2(args):
     done = loadcheck(*args, timeout=30)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [AS_MODULE, CONSOLE_SCRIPT], ids=["module", "script"])
+def test_version_prints_the_projects_version_and_exits_0(command):
+    done = loadcheck("--version", timeout=30, command=command)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"loadcheck {__version__}\n", "")
 
 
 def test_target_parsing():

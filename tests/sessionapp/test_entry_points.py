@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from flask_session import __version__
 from sessionapp import serve, server_settings
 from tests.support.app_servers import child_pids, is_alive
 from tests.support.ports import HOST, free_port
@@ -378,6 +379,14 @@ def test_the_console_script_serves_the_service_not_an_app_py_of_the_current_dire
             [CONSOLE_SCRIPT, "--help"], cwd=elsewhere, capture_output=True, text=True, timeout=30
         ).stdout
     )
+
+
+@pytest.mark.parametrize("argv", [[PYTHON, "-m", "sessionapp.serve"], [CONSOLE_SCRIPT]])
+def test_version_prints_the_projects_version_and_exits_0(argv, tmp_path):
+    done = subprocess.run(
+        [*argv, "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"sessionapp {__version__}\n", "")
 
 
 def test_shared_settings_module_is_what_gunicorn_conf_uses():
