@@ -29,6 +29,7 @@ it before it listens, with a message naming the setting and exit status 1.
 from __future__ import annotations
 
 import argparse
+import importlib
 import multiprocessing
 import os
 import sys
@@ -121,6 +122,19 @@ def split_target(target: str) -> tuple[str, bool]:
     return target, False
 
 
+def load_app(target: str, factory: bool) -> Any:
+    """Import ``module:name`` (``name`` may be dotted; ``app`` if left out) and return the
+    app, called first when `factory`: how granian's workers resolve the target, with the
+    current directory first on ``sys.path`` as there. Our own code, not granian's loader,
+    which lives in its private ``granian._internal`` (no public equivalent)."""
+    module_name, _, name = target.partition(":")
+    sys.path.insert(0, os.getcwd())
+    app: Any = importlib.import_module(module_name)
+    for attribute in (name or "app").split("."):
+        app = getattr(app, attribute)
+    return app() if factory else app
+
+
 def check_app(target: str, factory: bool) -> str | None:
     """Build the app once in a throwaway child process; the error text if it fails.
 
@@ -134,9 +148,7 @@ def check_app(target: str, factory: bool) -> str | None:
         os.close(read_end)
         status = 0
         try:
-            from granian._internal import load_target
-
-            load_target(target, factory=factory)
+            load_app(target, factory)
         except BaseException as exc:  # noqa: BLE001 - any failure is the message
             status = EXIT_BAD_SETTING
             message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -160,11 +172,12 @@ def build_server(
     rss_sample_interval: int = 30,
 ) -> Any:
     """The granian server object for `settings`, not yet serving."""
+    # granian's documented embedding API: the Granian class and its option types
+    from granian import Granian
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
-    from granian.server import Server
 
-    return Server(
+    return Granian(
         target,
         address=settings.host,
         port=settings.port,

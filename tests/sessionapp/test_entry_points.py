@@ -13,6 +13,7 @@ import runpy
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -379,6 +380,31 @@ def test_the_console_script_serves_the_service_not_an_app_py_of_the_current_dire
             [CONSOLE_SCRIPT, "--help"], cwd=elsewhere, capture_output=True, text=True, timeout=30
         ).stdout
     )
+
+
+def test_the_app_check_resolves_targets_as_granian_does(tmp_path, monkeypatch):
+    """module:name, a dotted name, module:factory(), looked up in the current directory
+    first; a missing name is the error text, and nothing is imported in this process."""
+    (tmp_path / "here_app.py").write_text(
+        "class holder:\n    app = 'nested'\napp = 'plain'\ndef make():\n    return 'built'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for target in ["here_app:app", "here_app", "here_app:holder.app", "here_app:make()"]:
+        assert serve.check_app(*serve.split_target(target)) is None, target
+    assert "missing" in serve.check_app("here_app:missing", False)
+    assert "here_app" not in sys.modules
+
+
+def test_serve_uses_no_private_granian_name():
+    """Only granian's documented API (the Granian class, constants, http): a private
+    name (granian._internal, granian._anything) may change in any release."""
+    imports = [
+        (source.name, line.strip())
+        for source in (REPO_ROOT / "sessionapp").glob("*.py")
+        for line in re.findall(r"^\s*(?:from|import) granian.*$", source.read_text(), re.M)
+    ]
+    assert ("serve.py", "from granian import Granian") in imports  # the scan sees them
+    assert [hit for hit in imports if re.search(r"\._|import _", hit[1])] == []
 
 
 @pytest.mark.parametrize("argv", [[PYTHON, "-m", "sessionapp.serve"], [CONSOLE_SCRIPT]])
