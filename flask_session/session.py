@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import threading
 import time
@@ -901,13 +902,29 @@ def read_only_session(view: View) -> View:
         @read_only_session
         def counter():
             return {"counter": session.get("counter", 0)}
+
+    An ``async def`` view (Flask's async views) stays a coroutine function, so Flask
+    still sees it as async and awaits it.
     """
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def read_only_async_view(*args: Any, **kwargs: Any) -> Any:
+            _mark_read_only()
+            return await view(*args, **kwargs)
+
+        return read_only_async_view  # type: ignore[return-value]
 
     @functools.wraps(view)
     def read_only_view(*args: Any, **kwargs: Any) -> Any:
-        current = current_session._get_current_object()  # type: ignore[attr-defined]
-        if isinstance(current, ServerSideSession):
-            current.mark_read_only()
+        _mark_read_only()
         return view(*args, **kwargs)
 
     return read_only_view  # type: ignore[return-value]
+
+
+def _mark_read_only() -> None:
+    """Mark this request's session read-only (before the view first touches it)."""
+    current = current_session._get_current_object()  # type: ignore[attr-defined]
+    if isinstance(current, ServerSideSession):
+        current.mark_read_only()

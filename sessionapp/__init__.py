@@ -5,8 +5,9 @@ Each browser or cookie-carrying client has its own counter in a server-side sess
 live in the configured store (files with locks, or Redis), never in process memory, so
 they stay exact with any number of threads, worker processes and app servers.
 
-``create_app()`` builds the app; ``app.py`` at the top of the repository exposes one for
-``python -m sessionapp.serve`` (granian, ``make run``), ``gunicorn app:app`` and
+``create_app()`` builds the app; ``sessionapp.wsgi`` exposes one for
+``python -m sessionapp.serve`` (granian, ``make run``, the ``sessionapp`` command), and
+``app.py`` at the top of the repository the same for ``gunicorn app:app`` and
 ``flask --app app run``.
 """
 

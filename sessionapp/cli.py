@@ -2,7 +2,8 @@
 
 ``sessionapp [--workers-max-rss MIB] [APP]`` runs ``python -m sessionapp.serve`` (see there):
 ``SESSIONAPP_BIND``, ``SESSIONAPP_WORKERS`` and ``SESSIONAPP_THREADS`` work as with
-``make run``. Outside the repository it serves ``sessionapp.wsgi:app``. For gunicorn
+``make run``. It serves ``sessionapp.wsgi:app``, imported from the installed package,
+wherever it is run: never an ``app.py`` of the current directory. For gunicorn
 instead: ``gunicorn -c python:sessionapp.gunicorn_conf sessionapp.wsgi:app``.
 """
 

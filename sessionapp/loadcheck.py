@@ -1,6 +1,8 @@
 """Check a running counter service over HTTP: will it go wrong as it scales?
 
-    python -m sessionapp.loadcheck http://127.0.0.1:5000 [--clients 100 --requests 20 --threads 16]
+    loadcheck http://127.0.0.1:5000 [--clients 100 --requests 20 --threads 16]
+
+(the service's console script; ``python -m sessionapp.loadcheck`` is the same.)
 
 Three checks, each one a way a counter kept in a global variable or in an unlocked
 session goes wrong once there are several threads, worker processes or servers:
@@ -524,9 +526,19 @@ def positive_float(text: str) -> float:
     return value
 
 
+def installed_version() -> str:
+    """The project's version (the library's, ``flask_session.__version__``, which the
+    service shares); this file also runs copied alone, where there may be none."""
+    try:
+        from flask_session import __version__
+    except ImportError:
+        return "(version unknown: flask_session is not installed)"
+    return __version__
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m sessionapp.loadcheck",
+        prog="loadcheck",
         description=(
             "Check a running counter service over HTTP for lost updates and duplicate"
             " numbers: per-client isolation, same-cookie concurrency, shared-counter"
@@ -534,6 +546,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ),
         epilog="Exit status: 0 all exact, 1 something is off, 2 could not run.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     parser.add_argument("url", help="base URL of the service, e.g. http://127.0.0.1:5000")
     parser.add_argument(
         "--clients",

@@ -9,8 +9,9 @@ gunicorn. It reads the same environment (sessionapp/server_settings.py):
     SESSIONAPP_METRICS_BIND, SESSIONAPP_METRICS_ALLOW   GET /metrics on a port of its
                          own, summed over the workers (sessionapp/metrics_server.py)
 
-and serves APP (default ``app:app``, or ``sessionapp.wsgi:app`` when installed without the
-repository; ``module:factory()`` calls a factory) with:
+and serves APP (default ``sessionapp.wsgi:app``, the service itself, imported from the
+installed package whatever the current directory holds, never an ``app.py`` found there;
+``module:factory()`` calls a factory) with:
 
 - failed workers respawned (a worker killed by ``kill -9`` is replaced), SIGHUP respawning
   all workers gracefully, and ``--workers-max-rss MiB`` recycling workers that grow;
@@ -28,14 +29,16 @@ it before it listens, with a message naming the setting and exit status 1.
 from __future__ import annotations
 
 import argparse
+import importlib
 import multiprocessing
 import os
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from flask_session import __version__
 
 from . import server_settings
 from .metrics_server import Exporter, MetricsSettings
@@ -52,8 +55,8 @@ WORKER_START_METHOD = "spawn"
 EXIT_BAD_SETTING = 1
 
 _SOURCE = "sessionapp.serve"
-_REPO_APP = "app:app"
-_PACKAGE_APP = "sessionapp.wsgi:app"
+#: the service, from the installed package: the same app as the repository's app.py
+DEFAULT_APP = "sessionapp.wsgi:app"
 
 _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 _ACCESS_FORMAT = "[%(asctime)s] [%(process)d] [ACCESS] %(message)s"
@@ -112,16 +115,24 @@ class ServeSettings:
         return cls(host=host, port=port, workers=workers, threads=threads)
 
 
-def default_target() -> str:
-    """``app:app`` next to config.py in the repository, else the packaged entry point."""
-    return _REPO_APP if Path("app.py").is_file() else _PACKAGE_APP
-
-
 def split_target(target: str) -> tuple[str, bool]:
     """``"mod:factory()"`` -> ``("mod:factory", True)`` (gunicorn's spelling of a factory)."""
     if target.endswith("()"):
         return target[:-2], True
     return target, False
+
+
+def load_app(target: str, factory: bool) -> Any:
+    """Import ``module:name`` (``name`` may be dotted; ``app`` if left out) and return the
+    app, called first when `factory`: how granian's workers resolve the target, with the
+    current directory first on ``sys.path`` as there. Our own code, not granian's loader,
+    which lives in its private ``granian._internal`` (no public equivalent)."""
+    module_name, _, name = target.partition(":")
+    sys.path.insert(0, os.getcwd())
+    app: Any = importlib.import_module(module_name)
+    for attribute in (name or "app").split("."):
+        app = getattr(app, attribute)
+    return app() if factory else app
 
 
 def check_app(target: str, factory: bool) -> str | None:
@@ -137,9 +148,7 @@ def check_app(target: str, factory: bool) -> str | None:
         os.close(read_end)
         status = 0
         try:
-            from granian._internal import load_target
-
-            load_target(target, factory=factory)
+            load_app(target, factory)
         except BaseException as exc:  # noqa: BLE001 - any failure is the message
             status = EXIT_BAD_SETTING
             message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -163,11 +172,12 @@ def build_server(
     rss_sample_interval: int = 30,
 ) -> Any:
     """The granian server object for `settings`, not yet serving."""
+    # granian's documented embedding API: the Granian class and its option types
+    from granian import Granian
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
-    from granian.server import Server
 
-    return Server(
+    return Granian(
         target,
         address=settings.host,
         port=settings.port,
@@ -193,7 +203,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="sessionapp",
         description="Serve the counter service on granian (settings: SESSIONAPP_* variables).",
     )
-    parser.add_argument("app", nargs="?", help="WSGI app, module:name (default: app:app)")
+    parser.add_argument(
+        "app",
+        nargs="?",
+        default=DEFAULT_APP,
+        help=f"WSGI app, module:name or module:factory() (default: {DEFAULT_APP})",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--workers-max-rss",
         type=int,
@@ -218,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     exporter = Exporter(metrics, source=_SOURCE) if metrics is not None else None
     if exporter is not None:
         exporter.prepare()  # before the app is checked: it is checked with metrics on
-    target, factory = split_target(args.app or default_target())
+    target, factory = split_target(args.app)
     problem = check_app(target, factory)
     if problem is not None:
         print(f"{_SOURCE}: {target} cannot start: {problem}", file=sys.stderr)

@@ -165,6 +165,17 @@ def create_app(config: dict | None = None) -> Flask:
     def peek():
         return jsonify(dict(session))
 
+    @app.get("/peek-async")
+    @read_only_session
+    async def peek_async():  # Flask's async views (asgiref): the decorator keeps it async
+        return jsonify(dict(session))
+
+    @app.post("/peek-then-write-async")
+    @read_only_session
+    async def peek_then_write_async():
+        session["x"] = 1  # refused: the view is read-only
+        return "written"
+
     @app.post("/peek-then-write")
     @read_only_session
     def peek_then_write():

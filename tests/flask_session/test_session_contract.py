@@ -284,14 +284,15 @@ def test_the_lock_serializes_read_modify_write_across_threads(app):
     assert first.get("/get").json["n"] == 200
 
 
-def test_a_read_only_view_reads_without_waiting_for_the_lock(make_app):
+@pytest.mark.parametrize("peek", ["/peek", "/peek-async"])  # a def view, an async def view
+def test_a_read_only_view_reads_without_waiting_for_the_lock(make_app, peek):
     app = make_app(SESSION_LOCK_TIMEOUT=0.5)
     other_worker = make_app(SESSION_LOCK_TIMEOUT=30).session_interface.store
     client = app.test_client()
     client.post("/set/a")
     held = other_worker.load(sid_of(client), lock=True, refresh_ttl=None)
     started = time.monotonic()
-    assert client.get("/peek").json == {"a": "x"}
+    assert client.get(peek).json == {"a": "x"}
     assert time.monotonic() - started < 0.3
     assert client.get("/get").status_code == 503  # a normal view still waits, then gives up
     other_worker.release(sid_of(client), held.lock)
@@ -302,6 +303,8 @@ def test_a_read_only_view_cannot_write_and_loses_in_place_changes_loudly(app, ca
     client.post("/set/a")
     with pytest.raises(RuntimeError, match="read_only_session"):
         client.post("/peek-then-write")
+    with pytest.raises(RuntimeError, match="read_only_session"):
+        client.post("/peek-then-write-async")
     store = app.session_interface.store
     store.save(sid_of(client), {"items": store.codec.encode(["kept"])}, [], ttl=60, create=False)
     with caplog.at_level(logging.WARNING, logger="flask_session"):
@@ -310,13 +313,14 @@ def test_a_read_only_view_cannot_write_and_loses_in_place_changes_loudly(app, ca
     assert [r.getMessage() for r in caplog.records if "not saved" in r.getMessage()]
 
 
-def test_a_read_only_view_stores_nothing_for_a_new_client_and_takes_no_lock(app):
+@pytest.mark.parametrize("peek", ["/peek", "/peek-async"])
+def test_a_read_only_view_stores_nothing_for_a_new_client_and_takes_no_lock(app, peek):
     client = app.test_client()
-    response = client.get("/peek")
+    response = client.get(peek)
     assert response.json == {} and "Set-Cookie" not in response.headers
     assert stored_session_count(app) == 0
     client.post("/set/a")
-    assert client.get("/peek").json == {"a": "x"}
+    assert client.get(peek).json == {"a": "x"}
     store = app.session_interface.store
     assert kit_of(store).lock_count(store, app.config["SESSION_KEY_PREFIX"]) == 0
 

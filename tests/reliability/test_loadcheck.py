@@ -1,4 +1,5 @@
-"""Issue 4, point 7: ``python -m sessionapp.loadcheck URL`` as an operator runs it.
+"""Issue 4, point 7: ``python -m sessionapp.loadcheck URL`` (or the ``loadcheck`` console
+script) as an operator runs it.
 
 Run as a real command against a real granian: the service on both stores must pass
 every check (exit 0); the seed's mistakes (tests/reliability/broken_app.py: Flask's
@@ -14,18 +15,26 @@ import pty
 import select
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from flask_session import __version__
 from sessionapp.loadcheck import CookieJar, Target, Unusable
 from tests.reliability.conftest import SERVICE_APP, needs_service
 from tests.support.app_servers import REPO_ROOT
 from tests.support.ports import free_port
 
+#: the two ways to run it: as a module, and the console script of the service's distribution
+AS_MODULE = [sys.executable, "-m", "sessionapp.loadcheck"]
+CONSOLE_SCRIPT = [str(Path(sys.executable).parent / "loadcheck")]
 
-def loadcheck(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+
+def loadcheck(
+    *args: str, timeout: float = 180, command: list[str] = AS_MODULE
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sessionapp.loadcheck", *args],
+        [*command, *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -57,10 +66,13 @@ def test_service_passes_every_check_on_both_stores(granian_server, store_env, st
     assert done.stderr == ""  # not a terminal and no --progress: no progress bar
 
 
-def test_broken_server_fails_with_exit_status_1(granian_server):
+@pytest.mark.parametrize("command", [AS_MODULE, CONSOLE_SCRIPT], ids=["module", "script"])
+def test_broken_server_fails_with_exit_status_1(granian_server, command):
     """Module-global counter + Flask's cookie session under 2 workers: the seed's bugs."""
     server = granian_server("tests.reliability.broken_app:app", workers=2, threads=4)
-    done = loadcheck(server.url, "--clients", "30", "--requests", "10", "--progress")
+    done = loadcheck(
+        server.url, "--clients", "30", "--requests", "10", "--progress", command=command
+    )
     print(done.stdout)
     assert done.returncode == 1, done.stdout + done.stderr
     table = rows(done.stdout)
@@ -71,8 +83,9 @@ def test_broken_server_fails_with_exit_status_1(granian_server):
     assert "[" in done.stderr and "requests" in done.stderr  # the progress bar, forced on
 
 
-def test_unreachable_url_is_a_clear_error_not_a_traceback():
-    done = loadcheck(f"http://127.0.0.1:{free_port()}", "--request-timeout", "2")
+@pytest.mark.parametrize("command", [AS_MODULE, CONSOLE_SCRIPT], ids=["module", "script"])
+def test_unreachable_url_is_a_clear_error_not_a_traceback(command):
+    done = loadcheck(f"http://127.0.0.1:{free_port()}", "--request-timeout", "2", command=command)
     assert done.returncode == 2
     assert done.stderr.startswith("loadcheck: cannot reach http://127.0.0.1:")
     assert "Connection refused" in done.stderr
@@ -110,6 +123,12 @@ def test_bad_arguments_exit_2(args):
     done = loadcheck(*args, timeout=30)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [AS_MODULE, CONSOLE_SCRIPT], ids=["module", "script"])
+def test_version_prints_the_projects_version_and_exits_0(command):
+    done = loadcheck("--version", timeout=30, command=command)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"loadcheck {__version__}\n", "")
 
 
 def test_target_parsing():

@@ -87,11 +87,18 @@ def page_numbers(html: str) -> tuple[int, int]:
 
 @pytest.fixture
 def command_server() -> Iterator[Callable[..., CommandServer]]:
-    """Factory: ``command_server(args, env=..., port=...)`` -> a started, healthy server."""
+    """Factory: ``command_server(args, env=..., port=..., cwd=...)`` -> a started, healthy
+    server (run in `cwd`, default the repository)."""
     servers: list[CommandServer] = []
 
-    def start(args: list[str], *, env: Mapping[str, str], port: int) -> CommandServer:
-        server = CommandServer(args, env, port)
+    def start(
+        args: list[str],
+        *,
+        env: Mapping[str, str],
+        port: int,
+        cwd: str | os.PathLike[str] = REPO_ROOT,
+    ) -> CommandServer:
+        server = CommandServer(args, env, port, cwd=cwd)
         servers.append(server)
         return server.start()
 

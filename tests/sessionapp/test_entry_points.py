@@ -13,6 +13,7 @@ import runpy
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from flask_session import __version__
 from sessionapp import serve, server_settings
 from tests.support.app_servers import child_pids, is_alive
 from tests.support.ports import HOST, free_port
@@ -343,6 +345,74 @@ def test_serve_refuses_a_bad_app_setting_at_once(tmp_path, argv):
     assert "SESSION_COOKIE_SECURE is 'maybe'" in result.stderr
     assert "Listening" not in result.stdout + result.stderr
     assert time.monotonic() - started < 30
+
+
+#: an app.py that would betray being imported: it leaves a marker file and serves nothing
+HOSTILE_APP = """\
+from pathlib import Path
+Path(__file__).with_name("imported").touch()
+raise SystemExit("the foreign app.py was imported")
+"""
+
+
+def test_the_console_script_serves_the_service_not_an_app_py_of_the_current_directory(
+    command_server, tmp_path
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "app.py").write_text(HOSTILE_APP)
+    port = free_port()
+    env = {
+        "SESSIONAPP_BIND": f"{HOST}:{port}",
+        "SESSIONAPP_WORKERS": "1",
+        "FLASK_SESSION_FILE_DIR": str(tmp_path / "sessions"),
+    }
+    server = command_server([CONSOLE_SCRIPT], env=env, port=port, cwd=elsewhere)
+    with requests.Session() as http:
+        assert [http.post(server.url + "/inc", timeout=10).json()["counter"] for _ in range(2)] == [
+            1,
+            2,
+        ]
+    assert not (elsewhere / "imported").exists(), server.log_text()
+    assert (
+        serve.DEFAULT_APP
+        in subprocess.run(
+            [CONSOLE_SCRIPT, "--help"], cwd=elsewhere, capture_output=True, text=True, timeout=30
+        ).stdout
+    )
+
+
+def test_the_app_check_resolves_targets_as_granian_does(tmp_path, monkeypatch):
+    """module:name, a dotted name, module:factory(), looked up in the current directory
+    first; a missing name is the error text, and nothing is imported in this process."""
+    (tmp_path / "here_app.py").write_text(
+        "class holder:\n    app = 'nested'\napp = 'plain'\ndef make():\n    return 'built'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for target in ["here_app:app", "here_app", "here_app:holder.app", "here_app:make()"]:
+        assert serve.check_app(*serve.split_target(target)) is None, target
+    assert "missing" in serve.check_app("here_app:missing", False)
+    assert "here_app" not in sys.modules
+
+
+def test_serve_uses_no_private_granian_name():
+    """Only granian's documented API (the Granian class, constants, http): a private
+    name (granian._internal, granian._anything) may change in any release."""
+    imports = [
+        (source.name, line.strip())
+        for source in (REPO_ROOT / "sessionapp").glob("*.py")
+        for line in re.findall(r"^\s*(?:from|import) granian.*$", source.read_text(), re.M)
+    ]
+    assert ("serve.py", "from granian import Granian") in imports  # the scan sees them
+    assert [hit for hit in imports if re.search(r"\._|import _", hit[1])] == []
+
+
+@pytest.mark.parametrize("argv", [[PYTHON, "-m", "sessionapp.serve"], [CONSOLE_SCRIPT]])
+def test_version_prints_the_projects_version_and_exits_0(argv, tmp_path):
+    done = subprocess.run(
+        [*argv, "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"sessionapp {__version__}\n", "")
 
 
 def test_shared_settings_module_is_what_gunicorn_conf_uses():
