@@ -82,7 +82,7 @@ def anchors(path: Path) -> set[str]:
 
 def broken_links(path: Path) -> list[str]:
     problems = []
-    for number, line in enumerate(prose_lines(path.read_text(encoding="utf-8")), 1):
+    for line in prose_lines(path.read_text(encoding="utf-8")):
         for target in LINK.findall(line):
             if SCHEME.match(target) or target.startswith("/"):
                 continue
