@@ -92,7 +92,7 @@ def init_app(app: Flask) -> None:
                 f"{key} is no longer read: the shared counter is the store's counter named"
                 " SHARED_COUNTER_NAME (default 'shared'), kept under SESSION_KEY_PREFIX."
                 f" Remove {key}. The old counter's value is not carried over: see the"
-                " README's note on upgrading"
+                " note on upgrading in docs/service.md (Configuration)"
             )
     name = config_text(
         app.config,

@@ -122,7 +122,7 @@ def test_library_sdist_holds_tests_docs_and_licenses(dist: Path) -> None:
     with tarfile.open(built(dist, "flask_session_atomic-*.tar.gz")) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for needed in (
-        "LICENSE", "README.md", "flask_session_guard.pth", "docs/flask_session.md",
+        "LICENSE", "README.md", "CHANGES.md", "flask_session_guard.pth", "docs/flask_session.md",
         "tests/conftest.py", "tests/flask_session/test_session_contract.py",
         "tests/dropin/fs08/LICENSE", "tests/dropin/fs08/test_basic.py",
     ):  # fmt: skip
