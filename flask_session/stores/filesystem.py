@@ -60,7 +60,7 @@ from .filesystem08 import (
 )
 from .fileusers import FileUserIndex
 from .legacy import LegacyCacheLibFiles, adopt
-from .upgrade08 import Count08
+from .upgrade08 import Count08, refuse_finish_while_serving_08
 from .users import UserSession
 
 if TYPE_CHECKING:
@@ -530,21 +530,13 @@ class FileSystemStore(Store):
                     yield entry.path, ours
 
     def count_08(self) -> Count08:
-        count = Count08()
         with self._errors():
-            for _path, ours in self._files_08():
-                if ours is not None and os.path.exists(ours):
-                    count.mirrored += 1
-                else:
-                    count.not_carried_over += 1
-        return count
+            return Count08.of(
+                ours is not None and os.path.exists(ours) for _path, ours in self._files_08()
+            )
 
     def finish_08(self) -> Count08:
-        if self.serves_08:
-            raise RuntimeError(
-                "SESSION_08_SERVERS is True: Flask-Session 0.8 servers may still be serving;"
-                " set it False on every server first"
-            )
+        refuse_finish_while_serving_08(self.serves_08)
         moved = Count08()
         with self._errors():
             for path_08, ours in list(self._files_08()):

@@ -111,7 +111,7 @@ from .redis_scripts import (
     USER_FORGET,
     Script,
 )
-from .upgrade08 import Count08, document_08
+from .upgrade08 import Count08, document_08, refuse_finish_while_serving_08
 from .users import UserSession, session_handle
 
 if TYPE_CHECKING:
@@ -801,21 +801,11 @@ class RedisStore(Store):
             yield from classify(batch)
 
     def count_08(self) -> Count08:
-        count = Count08()
         with self._errors():
-            for _sid, mirrored in self._sids_08():
-                if mirrored:
-                    count.mirrored += 1
-                else:
-                    count.not_carried_over += 1
-        return count
+            return Count08.of(mirrored for _sid, mirrored in self._sids_08())
 
     def finish_08(self) -> Count08:
-        if self.serves_08:
-            raise RuntimeError(
-                "SESSION_08_SERVERS is True: Flask-Session 0.8 servers may still be serving;"
-                " set it False on every server first"
-            )
+        refuse_finish_while_serving_08(self.serves_08)
         moved = Count08()
         with self._errors():
             for sid, mirrored in list(self._sids_08()):

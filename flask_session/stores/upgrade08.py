@@ -13,6 +13,7 @@ Stores without it refuse ``SESSION_08_SERVERS = True`` at start-up (see
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -42,6 +43,26 @@ class Count08:
     @property
     def total(self) -> int:
         return self.mirrored + self.not_carried_over
+
+    @classmethod
+    def of(cls, mirrored: Iterable[bool]) -> Count08:
+        """The count of 0.8 sessions given, for each, whether this package holds it too."""
+        count = cls()
+        for ours in mirrored:
+            if ours:
+                count.mirrored += 1
+            else:
+                count.not_carried_over += 1
+        return count
+
+
+def refuse_finish_while_serving_08(serves_08: bool) -> None:
+    """``finish_08``'s precondition: RuntimeError while SESSION_08_SERVERS is on."""
+    if serves_08:
+        raise RuntimeError(
+            "SESSION_08_SERVERS is True: Flask-Session 0.8 servers may still be serving;"
+            " set it False on every server first"
+        )
 
 
 @runtime_checkable

@@ -95,12 +95,12 @@ def _run(command: list[str]) -> None:
         raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Mount]:
-    """A 512 KiB tmpfs at tmp_path/"mnt", unmounted at teardown; skips unless mounting works."""
+def mounted_tmpfs(tmp_path: Path, size: str) -> Iterator[Mount]:
+    """A tmpfs of ``size`` at tmp_path/"mnt" for a fixture to yield, unmounted at teardown;
+    skips unless mounting works (it needs root)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs for disk-full/read-only tests needs root")
-    mount = Mount(tmp_path / "mnt", "512k")
+    mount = Mount(tmp_path / "mnt", size)
     try:
         mount.mount()
     except RuntimeError as error:
@@ -109,3 +109,9 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Mount]:
         yield mount
     finally:
         mount.unmount()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Mount]:
+    """A 512 KiB tmpfs at tmp_path/"mnt", unmounted at teardown."""
+    yield from mounted_tmpfs(tmp_path, "512k")

@@ -20,7 +20,7 @@ from flask_session.errors import StoreUnavailable
 from flask_session.stores.sqlalchemy_setup import JOURNAL_SIZE_LIMIT, WAL_AUTOCHECKPOINT_PAGES
 from tests.flask_session.demo_app import create_app as create_demo_app
 from tests.reliability import httpkit
-from tests.reliability.conftest import SERVICE_APP, Mount, needs_service
+from tests.reliability.conftest import SERVICE_APP, Mount, mounted_tmpfs, needs_service
 from tests.reliability.test_disk_full import assert_503, counters, make_clients
 
 #: room for the database, a full write-ahead log (1 MiB) and its index, and the filler
@@ -38,17 +38,7 @@ MAX_WRITES_TO_FULL = 2000
 @pytest.fixture
 def sqlite_tmpfs(tmp_path: Path) -> Iterator[Mount]:
     """A VOLUME tmpfs for a SQLite database, unmounted at teardown."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = Mount(tmp_path / "mnt", VOLUME)
-    try:
-        mount.mount()
-    except RuntimeError as error:
-        pytest.skip(f"cannot mount a tmpfs here: {error}")
-    try:
-        yield mount
-    finally:
-        mount.unmount()
+    yield from mounted_tmpfs(tmp_path, VOLUME)
 
 
 def sqlite_env(database: Path) -> dict[str, str]:
