@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import has_request_context
-from flask import session as request_session
 from flask.sessions import SessionInterface
 from itsdangerous import BadSignature, Signer, want_bytes
 
@@ -14,7 +12,13 @@ from .cookies import CookieFormat
 from .errors import StoreUnavailable
 from .ids import is_well_formed
 from .metrics import measured
-from .session import EndpointLocking, RequestPolicy, ServerSideSession
+from .session import (
+    OPENED_SESSION_KEY,
+    EndpointLocking,
+    RequestPolicy,
+    ServerSideSession,
+    opened_session,
+)
 from .stores.users import UserIndex, UserSession, check_label, session_handle, user_key
 
 if TYPE_CHECKING:
@@ -71,6 +75,11 @@ class ServerSideSessionInterface(SessionInterface):
         self.endpoint_locking = EndpointLocking()
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        opened = self._open_session(app, request)
+        request.environ[OPENED_SESSION_KEY] = opened  # see opened_session
+        return opened
+
+    def _open_session(self, app: Flask, request: Request) -> ServerSideSession:
         id_bytes = self.settings.id_bytes
         cookies = request.cookies.getlist(self.get_cookie_name(app))
         policy = self._policy(app)
@@ -271,7 +280,7 @@ class ServerSideSessionInterface(SessionInterface):
         is cleared (the store would otherwise wait for the lock this very request holds)
         and unbound, if it is among those revoked."""
         index = self._user_index()
-        own = _request_session()
+        own = opened_session()
         own_handle = self.session_handle(own) if own is not None else None
         if own is None or own_handle is None or own_handle == kept:
             return index.revoke_user_sessions(user, handles, keep=kept)
@@ -301,14 +310,6 @@ class ServerSideSessionInterface(SessionInterface):
                 " 'sqlalchemy' or 'filesystem'"
             )
         return self.store
-
-
-def _request_session() -> ServerSideSession | None:
-    """The current request's session, if there is a request and its session is ours."""
-    if not has_request_context():
-        return None
-    current = request_session._get_current_object()  # type: ignore[attr-defined]
-    return current if isinstance(current, ServerSideSession) else None
 
 
 def _secret_keys(app: Flask, secret: str | bytes) -> list[bytes]:

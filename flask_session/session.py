@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from flask import has_request_context
 from flask import request as current_request
-from flask import session as current_session
 from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
@@ -925,6 +924,23 @@ def read_only_session(view: View) -> View:
 
 def _mark_read_only() -> None:
     """Mark this request's session read-only (before the view first touches it)."""
-    current = current_session._get_current_object()  # type: ignore[attr-defined]
-    if isinstance(current, ServerSideSession):
+    current = opened_session()
+    if current is not None:
         current.mark_read_only()
+
+
+#: The WSGI environ key under which the interface's ``open_session`` leaves the session it
+#: opened for the request, so that the extension's own look-ups (the lock-release teardown,
+#: ``@read_only_session``, revoking the current session) find it without going through
+#: Flask's ``session`` proxy: since Flask 3.1.3 the proxy marks the session accessed (which
+#: adds ``Vary: Cookie``), and it raises AssertionError when ``open_session`` failed.
+OPENED_SESSION_KEY = "flask_session.opened"
+
+
+def opened_session() -> ServerSideSession | None:
+    """The current request's session if this extension opened it, else None (no request,
+    another interface, or ``open_session`` failed). Does not mark the session accessed."""
+    if not has_request_context():
+        return None
+    current = current_request.environ.get(OPENED_SESSION_KEY)
+    return current if isinstance(current, ServerSideSession) else None

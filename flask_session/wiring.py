@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Response, session
+from flask import Response
 
 from .cli import session_cleanup_alias, session_cli
 from .errors import StoreUnavailable
-from .session import ServerSideSession
+from .session import opened_session
 from .settings import SessionSettings, publish, read_settings
 from .stores import make_store
 
@@ -91,6 +91,6 @@ def store_unavailable_response(error: StoreUnavailable) -> Response:
 
 def release_session_lock(_error: BaseException | None) -> None:
     """Teardown: free the lock of a request that failed before its session was saved."""
-    current = session._get_current_object()  # type: ignore[attr-defined]
-    if isinstance(current, ServerSideSession):
+    current = opened_session()  # not the proxy: that would mark the session accessed
+    if current is not None:
         current.release_lock()
