@@ -13,7 +13,8 @@ For each Python and each resolution, a fresh virtual environment in ``.venv-boun
 2. the ``test`` dependency group, constrained to what step 1 installed (so the tools
    cannot move the versions under test).
 3. the core: the store contract on the filesystem and Redis stores, the session contract,
-   the drop-in API with Flask-Session 0.8's own filesystem and Redis tests, and the
+   the drop-in API with Flask-Session 0.8's own filesystem and Redis tests, Flask's own
+   session tests (tests/flask_compat) with the extension on every app, and the
    service's commands on granian and gunicorn (CORE and CORE_SELECTION below).
 
 Prints the versions each environment got and a table of results; exits non-zero if any
@@ -41,6 +42,7 @@ CORE = [
     "tests/dropin/fs08/test_basic.py",
     "tests/dropin/fs08/test_filesystem.py",
     "tests/dropin/fs08/test_redis.py",
+    "tests/flask_compat",  # Flask's own session tests, with the extension on every app
     "tests/sessionapp/test_entry_points.py",
 ]
 #: filesystem and standalone Redis only: the other stores' clients are extras not under test

@@ -27,6 +27,7 @@ import flask
 import pytest
 
 from flask_session import Session
+from flask_session.interface import ServerSideSessionInterface
 
 #: Test name -> why this extension deliberately differs from Flask's signed-cookie session.
 XFAIL: dict[str, str] = {
@@ -75,6 +76,9 @@ def _extension_on_every_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
     monkeypatch.setattr(flask.Flask, "__init__", init_with_session)
     yield
+    for made in apps:  # close what the stores opened (warnings are errors here)
+        if isinstance(made.session_interface, ServerSideSessionInterface):
+            made.session_interface.store.close()
 
 
 # --- Flask 3.1.3's tests/conftest.py fixtures (verbatim) ---
