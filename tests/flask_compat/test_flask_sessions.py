@@ -7,19 +7,15 @@
 import re
 import typing as t
 import uuid
-from datetime import datetime
-from datetime import timezone
-
-import pytest
-from markupsafe import Markup
-from werkzeug.http import parse_date
+from datetime import datetime, timezone
 
 import flask
+import pytest
 from flask.globals import request_ctx
-from flask.sessions import SecureCookieSessionInterface
-from flask.sessions import SessionInterface
+from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask.testing import FlaskClient
-
+from markupsafe import Markup
+from werkzeug.http import parse_date
 
 # --- from tests/test_basic.py ---
 
