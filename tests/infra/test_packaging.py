@@ -125,6 +125,7 @@ def test_library_sdist_holds_tests_docs_and_licenses(dist: Path) -> None:
         "LICENSE", "README.md", "CHANGES.md", "flask_session_guard.pth", "docs/flask_session.md",
         "tests/conftest.py", "tests/flask_session/test_session_contract.py",
         "tests/dropin/fs08/LICENSE", "tests/dropin/fs08/test_basic.py",
+        "tests/flask_compat/LICENSE", "tests/flask_compat/test_flask_sessions.py",
     ):  # fmt: skip
         assert needed in names, needed
     assert not any("__pycache__" in name for name in names)
