@@ -8,20 +8,21 @@ PYTEST_ARGS ?=
 SYSTEM_PACKAGES := redis-server chromium postgresql memcached
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-packages test test-bounds typecheck run run-gunicorn bench lint clean
+.PHONY: help venv system-packages test test-bounds typecheck docs run run-gunicorn bench lint clean
 
 # help: list the targets
 help:
 	@echo "make venv             create .venv: the library and the service (editable) and the dev tools"
 	@echo "make system-packages  install redis-server, chromium, postgresql, memcached (Debian) when missing"
-	@echo "make test             set everything up, lint, type-check, run the test suite (PYTEST_ARGS=... to narrow), then make test-bounds (skipped when narrowed)"
+	@echo "make test             set everything up, lint, type-check, build the docs, run the test suite (PYTEST_ARGS=... to narrow), then make test-bounds (skipped when narrowed)"
 	@echo "make test-bounds      a fast core of the suite on the lowest and newest allowed versions, Python 3.10 and 3.13"
 	@echo "make typecheck        mypy: --strict on flask_session, checked on sessionapp (pyproject.toml)"
+	@echo "make docs             build the Sphinx docs into docs/_build/html, warnings as errors"
 	@echo "make run              set up and start the service on granian (sessionapp/serve.py)"
 	@echo "make run-gunicorn     the same service on gunicorn instead (gunicorn.conf.py)"
 	@echo "make bench            benchmark against Flask-Session 0.8 and plain Flask (BENCH_ARGS=--quick)"
 	@echo "make lint             ruff over the repository, and the import-layering check"
-	@echo "make clean            remove .venv and caches"
+	@echo "make clean            remove .venv, caches and the built docs"
 
 # venv: the virtual environment, reinstalled only when a pyproject.toml changes: both
 # distributions editable (the library, ., and the service, service/), and the `dev`
@@ -41,9 +42,10 @@ $(STAMP): pyproject.toml service/pyproject.toml flask_session_guard.py
 system-packages:
 	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
 
-# test: lint, types, the whole suite against real redis-server, PostgreSQL, memcached, granian,
-# gunicorn and chromium, then test-bounds (not when PYTEST_ARGS narrows the run)
-test: venv system-packages lint typecheck
+# test: lint, types, the docs, the whole suite against real redis-server, PostgreSQL,
+# memcached, granian, gunicorn and chromium, then test-bounds (not when PYTEST_ARGS narrows
+# the run)
+test: venv system-packages lint typecheck docs
 	$(VPY) -m pytest $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,$(MAKE) test-bounds)
 
@@ -58,6 +60,12 @@ test-bounds: venv system-packages
 # typecheck: mypy (the `typecheck` dependency group) with the settings in pyproject.toml
 typecheck: venv
 	$(VPY) -m mypy
+
+# docs: the Sphinx site (the `docs` dependency group; docs/conf.py): the guides in docs/*.md,
+# the API reference from the docstrings, the settings table from the code's Setting rows,
+# CHANGES.md; any warning (a broken link, bad docstring markup) fails the build
+docs: venv
+	$(VPY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 # run: the service on granian (settings: SESSIONAPP_BIND/WORKERS/THREADS, see sessionapp/serve.py);
 # needs neither redis nor chromium (filesystem store by default)
@@ -80,7 +88,7 @@ lint: venv
 	$(VPY) -m ruff check .
 	$(VPY) scripts/check_imports.py flask_session
 
-# clean: remove the virtual environment and tool caches
+# clean: remove the virtual environment, tool caches and the built docs
 clean:
-	rm -rf $(VENV) .venv-bounds .pytest_cache .ruff_cache .hypothesis *.egg-info build
+	rm -rf $(VENV) .venv-bounds .pytest_cache .ruff_cache .hypothesis *.egg-info build docs/_build
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
