@@ -110,6 +110,11 @@ class FileUserIndex:
     def prune(self) -> int:
         removed = 0
         ending = f".{self._namespace}{SUFFIX}"
+        # An app that never bound a session has no index: then nothing is locked, so
+        # cleanup leaves no lock file behind. (An index a bind creates meanwhile holds only
+        # that live session: nothing to prune.)
+        if not any(name.endswith(ending) for name in os.listdir(self.directory)):
+            return 0
         with self._locked():
             for name in os.listdir(self.directory):
                 if not name.endswith(ending):
