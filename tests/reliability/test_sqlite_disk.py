@@ -9,11 +9,14 @@ line, and nothing is acknowledged that went to a file that is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from flask_session.errors import StoreUnavailable
@@ -109,11 +112,30 @@ def test_a_full_disk_answers_503_and_recovers_when_space_is_freed(
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+def wait_until_every_worker_holds(server, path: Path, timeout: float = 20.0) -> None:
+    """Wait until each of the server's workers has ``path`` open (psutil's open files)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = server.wait_for_workers()
+        holding = []
+        for pid in pids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                opened = {item.path for item in psutil.Process(pid).open_files()}
+                holding.append(str(path) in opened)
+        if holding and all(holding) and len(holding) == len(pids):
+            return
+        assert time.monotonic() < deadline, f"not every worker opened {path}: {holding}"
+        time.sleep(0.05)
+
+
 def test_a_deleted_database_file_answers_503_never_200(tmp_path: Path, granian_server) -> None:
     needs_service()
     database = tmp_path / "sessions.db"
     server = granian_server(SERVICE_APP, env=sqlite_env(database), workers=2, threads=2)
     cookies = make_clients(server)
+    # Every worker has the file open before it goes: a worker that starts after the rm
+    # makes a new, empty database at the path (a fresh start, not this test's case).
+    wait_until_every_worker_holds(server, database)
 
     database.unlink()  # as an operator's rm would: the workers still hold it open
     # Several rounds, so that every worker and pooled connection meets it.
