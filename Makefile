@@ -15,7 +15,7 @@ help:
 	@echo "make venv             create .venv: the library and the service (editable) and the dev tools"
 	@echo "make system-packages  install redis-server, chromium, postgresql, memcached (Debian) when missing"
 	@echo "make test             set everything up, lint, type-check, build the docs, run the test suite (PYTEST_ARGS=... to narrow), then make test-bounds (skipped when narrowed)"
-	@echo "make test-bounds      a fast core of the suite on the lowest and newest allowed versions, Python 3.10 and 3.13"
+	@echo "make test-bounds      a fast core of the suite: lowest versions on Python 3.10, newest on 3.13 (BOUNDS_ARGS=--matrix: both on both)"
 	@echo "make typecheck        mypy: --strict on flask_session, checked on sessionapp (pyproject.toml)"
 	@echo "make docs             build the Sphinx docs into docs/_build/html, warnings as errors"
 	@echo "make run              set up and start the service on granian (sessionapp/serve.py)"
@@ -50,8 +50,8 @@ test: venv system-packages lint typecheck docs
 	$(if $(PYTEST_ARGS),,$(MAKE) test-bounds)
 
 # test-bounds: the store contract (filesystem, Redis), the session contract, the drop-in API
-# and the service's commands, against the lowest versions the metadata allows and the newest,
-# on the oldest and newest Python requires-python admits (BOUNDS_ARGS="--pythons 3.10");
+# and the service's commands: the lowest versions the metadata allows on the oldest Python
+# requires-python admits, and the newest on the newest (BOUNDS_ARGS=--matrix: both on both);
 # each in its own venv under .venv-bounds/, installed by uv (scripts/test_bounds.py)
 test-bounds: venv system-packages
 	$(VPY) -m pip install -q --group bounds

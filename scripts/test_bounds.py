@@ -1,10 +1,13 @@
 """Run a fast core of the suite against the lowest and the newest versions the metadata
 allows, on the oldest and the newest Python that ``requires-python`` admits (``make test-bounds``).
 
-    .venv/bin/python scripts/test_bounds.py [--pythons 3.10,3.13]
+    .venv/bin/python scripts/test_bounds.py [--pythons 3.10,3.13] [--matrix]
         [--resolutions lowest-direct,highest] [-- PYTEST_ARGS...]
 
-For each Python and each resolution, a fresh virtual environment in ``.venv-bounds/``:
+By default the two ends: the lowest versions on the oldest Python and the newest on the
+newest (``make test`` runs it, and keeps within its time budget); ``--matrix`` runs every
+resolution on every Python (four environments, about twice as long). For each, a fresh
+virtual environment in ``.venv-bounds/``:
 
 1. ``uv pip install --resolution R -e '.[hiredis]' -e ./service``: the library with its
    Redis client and the service with its servers, each direct requirement at its lowest
@@ -97,28 +100,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--pythons", default="3.10,3.13")
     parser.add_argument("--resolutions", default="lowest-direct,highest")
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="every resolution on every Python; by default the two ends: the lowest"
+        " versions on the oldest Python and the newest on the newest (what `make test`"
+        " runs, to stay within its time budget)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments")
     args = parser.parse_args()
+    pythons, resolutions = args.pythons.split(","), args.resolutions.split(",")
+    runs = (
+        [(version, resolution) for version in pythons for resolution in resolutions]
+        if args.matrix
+        else list(zip(pythons, resolutions, strict=True))
+    )
     results: list[tuple[str, str, dict[str, str], str, float]] = []
-    for version in args.pythons.split(","):
+    for version, resolution in runs:
         python = find_python(version)
-        for resolution in args.resolutions.split(","):
-            venv = BOUNDS_DIR / f"py{version}-{resolution}"
-            print(f"\n=== Python {version}, {resolution}: {venv}", flush=True)
-            started = time.monotonic()
-            try:
-                versions = build_env(python, resolution, venv)
-            except subprocess.CalledProcessError:
-                results.append((version, resolution, {}, "install failed", 0.0))
-                continue
-            print("   " + ", ".join(f"{name} {v}" for name, v in versions.items()), flush=True)
-            run = subprocess.run(
-                [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                 *CORE, "-k", CORE_SELECTION, *args.pytest_args],
-                cwd=REPO_ROOT,
-            )  # fmt: skip
-            outcome = "passed" if run.returncode == 0 else f"FAILED (pytest exit {run.returncode})"
-            results.append((version, resolution, versions, outcome, time.monotonic() - started))
+        venv = BOUNDS_DIR / f"py{version}-{resolution}"
+        print(f"\n=== Python {version}, {resolution}: {venv}", flush=True)
+        started = time.monotonic()
+        try:
+            versions = build_env(python, resolution, venv)
+        except subprocess.CalledProcessError:
+            results.append((version, resolution, {}, "install failed", 0.0))
+            continue
+        print("   " + ", ".join(f"{name} {v}" for name, v in versions.items()), flush=True)
+        run = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             *CORE, "-k", CORE_SELECTION, *args.pytest_args],
+            cwd=REPO_ROOT,
+        )  # fmt: skip
+        outcome = "passed" if run.returncode == 0 else f"FAILED (pytest exit {run.returncode})"
+        results.append((version, resolution, versions, outcome, time.monotonic() - started))
 
     print("\n| Python | resolution | " + " | ".join(SHOWN) + " | result | seconds |")
     print("|---|---|" + "---|" * len(SHOWN) + "---|---|")
