@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from flask import current_app, has_app_context
 from flask.sessions import SessionInterface
 from itsdangerous import BadSignature, Signer, want_bytes
 
@@ -19,7 +22,14 @@ from .session import (
     ServerSideSession,
     opened_session,
 )
-from .stores.users import UserIndex, UserSession, check_label, session_handle, user_key
+from .stores.users import (
+    UserIndex,
+    UserSession,
+    check_label,
+    last_seen,
+    session_handle,
+    user_key,
+)
 
 if TYPE_CHECKING:
     from flask import Flask, Request, Response
@@ -248,9 +258,15 @@ class ServerSideSessionInterface(SessionInterface):
             session.set_binding(None)
 
     def user_sessions(self, user_id: str | int) -> list[UserSession]:
-        """``user_id``'s live sessions (handle, bind time, label, expiry), oldest first.
-        Compare a handle with :meth:`session_handle` to find the current session."""
-        return self._user_index().user_sessions(user_key(user_id))
+        """``user_id``'s live sessions (handle, bind time, label, expiry, last seen),
+        oldest first. Compare a handle with :meth:`session_handle` to find the current
+        session. ``last_seen`` is derived from the expiry and the current app's
+        PERMANENT_SESSION_LIFETIME (None outside an app context): no write per request."""
+        found = self._user_index().user_sessions(user_key(user_id))
+        if not has_app_context():
+            return found
+        idle, now = current_app.permanent_session_lifetime.total_seconds(), time.time()
+        return [replace(entry, last_seen=last_seen(entry, idle, now)) for entry in found]
 
     def session_handle(self, session: ServerSideSession) -> str | None:
         """The handle :meth:`user_sessions` names ``session`` by (None: not stored)."""
@@ -303,11 +319,11 @@ class ServerSideSessionInterface(SessionInterface):
         return revoked
 
     def _user_index(self) -> UserIndex:
-        if not isinstance(self.store, UserIndex):
+        if not isinstance(self.store, UserIndex):  # every built-in store has one
             raise TypeError(
                 f"the {self.store.name!r} store keeps no per-user index (SESSION_TYPE ="
-                f" {self.settings.store_type!r}); use a store that does: 'redis',"
-                " 'sqlalchemy' or 'filesystem'"
+                f" {self.settings.store_type!r}): it does not implement"
+                " flask_session.stores.users.UserIndex"
             )
         return self.store
 

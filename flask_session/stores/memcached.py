@@ -14,6 +14,10 @@ counter is ever a session).
   holds our token, so a lease that expired and was taken by another request is left
   alone.
 
+The per-user index (``UserIndex``) is memcacheusers.py's: it fails closed, so a bound
+session loads only while its user's index names it (one more ``get``, for bound sessions
+only).
+
 What memcached cannot promise (docs/flask_session.md): it evicts items, live sessions
 and counters included, when it runs out of memory, and a restart forgets everything;
 expiry has whole-second resolution.
@@ -40,11 +44,13 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped]
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable, UnstorableValue
 from ..readers import Setting, as_is
-from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
+from .base import PERMANENT_KEY, USER_KEY, CleanupReport, IncrResult, Loaded, Store
 from .common import LEASE_GRACE, ErrorGuard, LockWait, check_key_length, decode_int
 from .counters import check_counter_name
 from .documents import decode_document
+from .memcacheusers import MemcachedUserIndex
 from .upgrade08 import SharedLayout08, document_08
+from .users import UserSession
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -187,6 +193,7 @@ class MemcachedStore(Store, SharedLayout08):
         where = ", ".join(self._clients)
         self._outage = OutageLog(logger, f"memcached session store ({where})")
         self._error_guard = ErrorGuard(self._translate_error, self._outage.succeeded)
+        self._users = MemcachedUserIndex(self)
 
     # -- the store verbs ---------------------------------------------------------------
 
@@ -201,6 +208,8 @@ class MemcachedStore(Store, SharedLayout08):
                 token = self._take_lease(node, key, "the session")
             data = node.get(key)
             values = self._decode(data, sid) if data is not None else None
+            if values is not None and USER_KEY in values and not self._users.admits(sid, values):
+                values = None  # revoked, or its user's index is gone: fail closed
             if values is None:
                 if token is not None:
                     self._drop_lease(node, key, token)
@@ -256,8 +265,10 @@ class MemcachedStore(Store, SharedLayout08):
 
         with self._errors():
             node = self._node(item)
-            if not create and node.get(item) is None:
-                return None
+            if not create:
+                data = node.get(item)
+                if data is None or not self._users.admits_document(sid, data):
+                    return None  # gone, or revoked (a bound session: memcacheusers.py)
             token = self._take_lease(node, item, "the session")
             try:
                 values: dict[str, bytes] = {}
@@ -275,7 +286,8 @@ class MemcachedStore(Store, SharedLayout08):
     def cleanup(self, *, stale_temp_after: float) -> CleanupReport:
         self.ping()
         return CleanupReport(
-            note="memcached expires sessions and locks by itself; nothing to remove"
+            note="memcached expires sessions and locks by itself; nothing to remove (each"
+            " user's index drops its stale entries when it is next used)"
         )
 
     def ping(self) -> None:
@@ -288,6 +300,30 @@ class MemcachedStore(Store, SharedLayout08):
     def close(self) -> None:
         for node in self._clients.values():
             node.close()
+
+    # -- the per-user index (UserIndex; memcacheusers.py) --------------------------------
+
+    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
+        with self._errors():
+            return self._users.bind(user, sid, label=label, cap=cap)
+
+    def unbind_user(self, user: str, sid: str) -> None:
+        with self._errors():
+            self._users.unbind(user, sid)
+
+    def user_sessions(self, user: str) -> list[UserSession]:
+        with self._errors():
+            return self._users.sessions(user)
+
+    def revoke_user_sessions(
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
+    ) -> list[str]:
+        with self._errors():
+            return self._users.revoke(user, handles, keep=keep)
+
+    def prune_user_index(self) -> int:
+        # memcached cannot list keys: each user's index is pruned when next used
+        return 0
 
     # -- store-wide counters -----------------------------------------------------------
 
@@ -324,6 +360,20 @@ class MemcachedStore(Store, SharedLayout08):
     def _node(self, key: str) -> PooledClient:
         return self._clients[self._hash.get_node(key)]
 
+    def _item_key(self, sid: str) -> str:
+        """The key of session ``sid``'s item (what the per-user index records)."""
+        return self.key_prefix + sid
+
+    def _document(self, values: dict[str, bytes]) -> bytes:
+        """The item a session's values are stored as."""
+        if self.serves_08:  # 0.8's servers read this item too
+            return document_08(values, self.codec)
+        return self.codec.encode_document(values)
+
+    @staticmethod
+    def _exptime(ttl: float) -> int:
+        return _expiry(ttl)
+
     def _merge(
         self,
         node: PooledClient,
@@ -357,11 +407,7 @@ class MemcachedStore(Store, SharedLayout08):
                 if data is not None:
                     node.cas(key, b"", cas, expire=EXPIRE_NOW, noreply=False)
                 return False
-            document = (  # 0.8's servers read this item too
-                document_08(values, self.codec)
-                if self.serves_08
-                else self.codec.encode_document(values)
-            )
+            document = self._document(values)
             try:
                 if data is None:
                     written = node.add(key, document, expire=_expiry(ttl), noreply=False)

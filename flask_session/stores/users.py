@@ -11,9 +11,9 @@ Like :class:`~flask_session.stores.counters.Counters`, this is not part of the s
 contract: a store offers it by implementing :class:`UserIndex`, and the interface's
 helpers refuse, naming the store, when it does not.
 
-Offered by the Redis, sqlalchemy and filesystem stores; not by memcached, which may
-evict a user's index while their sessions live on (a revoke-all that silently misses
-sessions would be worse than none).
+Offered by every store: Redis, sqlalchemy, filesystem, and memcached, which may evict a
+user's index while their sessions live on and so makes its index fail closed: a bound
+session whose index is gone no longer loads (memcacheusers.py).
 
 The index never outlives what it indexes for long: listing a user's sessions drops the
 entries whose session is gone (expired, deleted), and ``prune_user_index`` (run by
@@ -48,6 +48,25 @@ class UserSession:
     label: str
     #: seconds until the store expires the session unless it is used again (None: unknown)
     expires_in: float | None
+    #: when the session was last used, as its expiry tells (Unix seconds; None: unknown):
+    #: the expiry less the idle lifetime (PERMANENT_SESSION_LIFETIME), since every request
+    #: that refreshes the expiry sets it to then + the idle lifetime; never before
+    #: ``bound_at`` nor after now. Filled in by the session interface, which knows the
+    #: lifetime (see :func:`last_seen`); stores leave it None.
+    last_seen: float | None = None
+
+
+def last_seen(entry: UserSession, idle_lifetime: float, now: float) -> float | None:
+    """When ``entry``'s session was last used, from its time to expiry: ``now +
+    expires_in - idle_lifetime``, kept between ``bound_at`` and ``now``. Exact to the
+    store's expiry resolution (memcached: whole seconds) for a session whose expiry each
+    request refreshes; otherwise (SESSION_REFRESH_EACH_REQUEST off, or a store TTL cut
+    short by SESSION_ABSOLUTE_LIFETIME) the last write that set the expiry, or earlier:
+    never later than the true last use."""
+    if entry.expires_in is None:
+        return None
+    seen = now + entry.expires_in - idle_lifetime
+    return min(now, max(entry.bound_at, seen))
 
 
 def user_key(user_id: str | int) -> str:
