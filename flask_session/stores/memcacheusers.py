@@ -45,7 +45,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pymemcache.exceptions import MemcacheClientError  # type: ignore[import-untyped]
+from pymemcache.exceptions import (  # type: ignore[import-untyped]
+    MemcacheClientError,
+    MemcacheUnexpectedCloseError,
+)
 
 from ..codecs import DecodeError
 from ..errors import SessionConfigError
@@ -169,9 +172,7 @@ class MemcachedUserIndex:
         doomed: list[tuple[str, str]] = []
 
         def change(entries: Entries) -> list[str]:
-            targets = [
-                h for h in entries if h != keep and (wanted is None or h in wanted)
-            ]
+            targets = [h for h in entries if h != keep and (wanted is None or h in wanted)]
             alive = self._alive({h: entries[h] for h in targets})
             doomed[:] = [(h, entries.pop(h)[2]) for h in targets]
             return [h for h in targets if h in alive]
@@ -248,11 +249,8 @@ class MemcachedUserIndex:
             batches.setdefault(id(node), (node, []))[1].append(item)
         alive: dict[str, float | None] = {}
         for node, items in batches.values():
-            command = "\r\n".join(f"mg {item} k t q" for item in items) + "\r\nmn"
-            reply = node.raw_command(command, _END)
-            for line in reply.decode("ascii", "replace").split("\r\n"):
-                if not line:
-                    continue
+            command = "".join(f"mg {item} k t q\r\n" for item in items) + "mn\r\n"
+            for line in _pipelined(node, command.encode()):
                 if not line.startswith("HD "):
                     raise MemcacheClientError(f"memcached answered {line[:64]!r} to mg")
                 flags = {token[0]: token[1:] for token in line.split()[1:]}
@@ -291,10 +289,10 @@ class MemcachedUserIndex:
 
     def _ttl(self, node: Any, key: str) -> float | None:
         """Seconds until ``key`` expires (a large number for never), None if it is gone."""
-        reply = node.raw_command(f"mg {key} t", b"\r\n").decode("ascii", "replace")
-        if not reply.startswith("HD"):
+        lines = _pipelined(node, f"mg {key} t q\r\nmn\r\n".encode())
+        if not lines or not lines[0].startswith("HD "):
             return None
-        flags = {token[0]: token[1:] for token in reply.split()[1:]}
+        flags = {token[0]: token[1:] for token in lines[0].split()[1:]}
         ttl = int(flags.get("t", "-1"))
         return float(ttl) if ttl >= 0 else float(NEVER)
 
@@ -305,6 +303,28 @@ class MemcachedUserIndex:
 
 #: what "never expires" is kept as when an item is rewritten: 10 years, the longest lifetime
 NEVER = 3650 * 24 * 3600
+
+
+def _pipelined(node: Any, command: bytes) -> list[str]:
+    """The reply lines to a batch of quiet meta commands ended by ``mn`` (sent at once
+    on one of ``node``'s pooled connections), without the final ``MN``.
+
+    Read here rather than with pymemcache's ``raw_command``, which keeps only the last
+    chunk of a reply that arrives in several (pymemcache 4.0: a batch of 30 keys lost
+    its first 26 answers). Every hit line ends in ``t<seconds>``, so only the batch's
+    end ends in ``MN``; a connection that fails mid-reply is dropped from the pool."""
+    with node.client_pool.get_and_release(destroy_on_fail=True) as client:
+        if client.sock is None:
+            client._connect()
+        client.sock.sendall(command)
+        reply = b""
+        while not (reply == _END or reply.endswith(b"\r\n" + _END)):
+            chunk = client.sock.recv(65536)
+            if not chunk:
+                client.close()
+                raise MemcacheUnexpectedCloseError()
+            reply += chunk
+    return reply[: -len(_END)].decode("ascii", "replace").splitlines()
 
 
 def _set_item(entries: Entries, handle: str, item: str) -> None:
