@@ -207,15 +207,20 @@ class ServerSideSessionInterface(SessionInterface):
         is bound again under its new id, and the old id unbound.
         """
         old_sid = session.sid
-        session.regenerate()
-        if not isinstance(self.store, UserIndex) or old_sid is None or session.sid is None:
-            return
-        binding = session.binding
-        if binding is None:
-            return
         index = self.store
+        binding = session.binding if isinstance(index, UserIndex) and old_sid else None
+        if binding is None or not isinstance(index, UserIndex) or old_sid is None:
+            session.regenerate()
+            return
         user, label = binding
-        index.bind_user(user, session.sid, label=label, cap=None)
+
+        def bind(new_sid: str) -> None:
+            # Before the old session is deleted: a request reaching the new one through
+            # the old id finds it bound (memcached admits a bound session only then), and
+            # a revoke-all meanwhile finds one of the two.
+            index.bind_user(user, new_sid, label=label, cap=None)
+
+        session.regenerate(on_stored=bind)
         index.unbind_user(user, old_sid)
 
     # -- the per-user index (an optional store capability: stores/users.py) -------------

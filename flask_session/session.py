@@ -826,14 +826,16 @@ class ServerSideSession(SessionMixin):
                 pass
         return self._policy.permanent_default
 
-    def regenerate(self) -> None:
+    def regenerate(self, on_stored: Callable[[str], None] | None = None) -> None:
         """Move the data to a new id (after login, say); the old id ends.
 
         With SESSION_REGENERATE_GRACE, the old id's session is deleted and a
         forwarding record (the new id and a deadline) is left for the grace window, so
         a request already in flight with the old cookie still reaches the session. The
         creation time moves with the data: regenerating never extends
-        SESSION_ABSOLUTE_LIFETIME.
+        SESSION_ABSOLUTE_LIFETIME. ``on_stored(new_id)`` runs once the new session is
+        stored, before anything can reach it through the old id (the interface binds
+        the new id in the per-user index there).
         """
         self._refuse_if_read_only()
         values = self._data()
@@ -858,6 +860,8 @@ class ServerSideSession(SessionMixin):
                 kept[USER_KEY] = self._binding
             self._binding_changed = False
             policy.store.save(new_sid, {**encoded, **kept}, [], ttl=self.ttl, create=True)
+            if on_stored is not None:
+                on_stored(new_sid)
             if policy.grace:
                 # Written before the old session is deleted: a request with the old id
                 # finds one or the other, never neither.
