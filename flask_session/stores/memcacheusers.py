@@ -114,10 +114,19 @@ class MemcachedUserIndex:
             return False
         key = self._index_key(user)
         handle = session_handle(self.key_prefix, sid)
-        entry = _parse(self.store._node(key).get(key)).get(handle)
+        item = self.store._item_key(sid)
+        data = self.store._node(key).get(key)
+        if data is None:
+            return False
+        # Every request of a bound session asks, so first without parsing the index: the
+        # index as _dump writes it holds ``"<handle>":[`` only as the handle's entry, and
+        # ``"<item>"]`` only as an entry's last field (inside a label, JSON escapes
+        # every quote: ``\"``), and a handle names one item.
+        if f'"{handle}":['.encode() in data and f'"{item}"]'.encode() in data:
+            return True
+        entry = _parse(data).get(handle)
         if entry is None:
             return False
-        item = self.store._item_key(sid)
         if entry[2] != item:  # the session's item was renamed (ids hashed at rest): follow
             self._update(user, lambda entries: _set_item(entries, handle, item))
         return True
