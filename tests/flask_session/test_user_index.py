@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from flask import session
 
 from flask_session.ids import new_session_id
+from flask_session.stores.base import USER_KEY
 from flask_session.stores.memcacheusers import INDEX_MARK
 from flask_session.stores.users import UserIndex, UserSession, last_seen, session_handle, user_key
 from tests.reliability import httpkit
@@ -404,3 +405,22 @@ def test_memcached_a_lost_index_fails_closed(make_app, index, store_type):
     assert laptop.post("/login/alice").status_code == 200  # a new login starts a new index
     assert laptop.get("/get").json == {"user": "alice"}
     assert listed(index, ALICE) == handles(index, sid_of(laptop))
+
+
+@pytest.mark.parametrize("store_type", ["memcached"])
+def test_memcached_a_label_cannot_keep_a_revoked_session_admitted(index, store_type):
+    """memcached admits a bound session without parsing its user's index when the
+    handle's entry is found as text; a label (a user agent: the user's to choose) that
+    spells out a revoked session's entry must not pass for it."""
+    kept, revoked = new_session(index), new_session(index)
+    entry = f'"{handles(index, revoked)[0]}":[1,"","{index._item_key(revoked)}"]'
+    index.bind_user(ALICE, kept, label=entry, cap=None)
+    index.bind_user(ALICE, revoked, label="", cap=None)
+    binding = {USER_KEY: index.codec.encode([ALICE, ""])}
+    for sid in (kept, revoked):  # as the session layer stores a binding
+        assert index.save(sid, binding, [], ttl=60, create=False)
+    assert index.load(revoked, lock=False, refresh_ttl=None) is not None
+    assert index.revoke_user_sessions(ALICE, handles(index, revoked), keep=None)
+    index.save(revoked, {"user": b'"x"', **binding}, [], ttl=60, create=True)  # written again
+    assert index.load(revoked, lock=False, refresh_ttl=None) is None
+    assert index.load(kept, lock=False, refresh_ttl=None) is not None
