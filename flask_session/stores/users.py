@@ -18,7 +18,8 @@ session whose index is gone no longer loads (memcacheusers.py).
 The index never outlives what it indexes for long: listing a user's sessions drops the
 entries whose session is gone (expired, deleted), and ``prune_user_index`` (run by
 ``flask session cleanup``) drops every such entry, so that afterwards the index holds
-exactly the live sessions.
+exactly the live sessions. (memcached cannot list its keys: there binding, unbinding,
+listing and revoking drop a user's stale entries, and ``prune_user_index`` finds none.)
 """
 
 from __future__ import annotations
@@ -118,4 +119,5 @@ class UserIndex(Protocol):
         the revoked sessions (each live until now)."""
 
     def prune_user_index(self) -> int:
-        """Drop every index entry whose session is gone; returns how many."""
+        """Drop every index entry whose session is gone; returns how many. (0 on a store
+        that cannot list its users' indexes, memcached: each is pruned when used.)"""
