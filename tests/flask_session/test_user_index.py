@@ -424,3 +424,41 @@ def test_memcached_a_label_cannot_keep_a_revoked_session_admitted(index, store_t
     index.save(revoked, {"user": b'"x"', **binding}, [], ttl=60, create=True)  # written again
     assert index.load(revoked, lock=False, refresh_ttl=None) is None
     assert index.load(kept, lock=False, refresh_ttl=None) is not None
+
+
+#: concurrent logins of one user: threads, and logins per thread
+BIND_THREADS = 6
+BINDS_PER_THREAD = 4
+
+
+def test_concurrent_logins_of_one_user_lose_no_entry_and_keep_the_cap(index):
+    """Logins of one user at once (threads, each with the store's own connections):
+    every bind lands (no lost update of the index), and with a cap the user ends with
+    exactly the cap's number of live sessions."""
+    sids = [[new_session(index) for _ in range(BINDS_PER_THREAD)] for _ in range(BIND_THREADS)]
+    errors: list[BaseException] = []
+
+    def login(own: list[str], user: str, cap: int | None) -> None:
+        try:
+            for sid in own:
+                index.bind_user(user, sid, label="", cap=cap)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    for user, cap in ((ALICE, None), (BOB, 3)):
+        threads = [threading.Thread(target=login, args=(own, user, cap)) for own in sids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        if cap is None:
+            assert sorted(listed(index, ALICE)) == sorted(
+                handles(index, *[sid for own in sids for sid in own])
+            )
+    live_for_bob = listed(index, BOB)
+    assert len(live_for_bob) == 3
+    # the sessions the cap revoked are gone from the store, not only from the index
+    alive = [sid for own in sids for sid in own if index.load(sid, lock=False, refresh_ttl=None)]
+    assert len(alive) == 3
+    assert sorted(handles(index, *alive)) == sorted(live_for_bob)
