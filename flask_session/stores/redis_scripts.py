@@ -2,8 +2,8 @@
 
 Each verb of :class:`~flask_session.stores.redis.RedisStore` is one of these scripts, so
 that load+lock, save+unlock and increment-unless-locked are one round trip each, and
-atomic. Every script touches only keys that share the session's ``{sid}`` hash tag (or
-the counter's), so each runs on one cluster node.
+atomic. Every script touches only keys that share one hash tag (the session's at-rest
+name, a raw id being carried over, or the counter's), so each runs on one cluster node.
 """
 
 from __future__ import annotations
@@ -215,8 +215,47 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """)
 
-# KEYS: a user's index (a hash: session id -> "<bind time>|<label>"). ARGV: session id,
-# bind time, label. Binds the session (keeping an earlier bind time); returns the index.
+# -- carrying a session over from the raw-id layout ({sid} in the key) ------------------
+# Run only when a session's hashed key is missing. Cluster-safe: the raw key and the
+# hashed one are in different slots, so the move is three steps, each on one slot:
+# CLAIM_RAW (raw slot) renames the raw hash to a "moving" key under a short lease and
+# returns it serialized; RESTORE_RAW (hashed slot) restores it unless the key exists;
+# MOVED_RAW (raw slot) drops the moving key. Nothing of this package writes to a raw key,
+# so no update can land there and be lost; a request meeting a move in progress waits.
+# A mover that dies leaves the moving key: the next one takes it over once the lease ends.
+
+# KEYS: raw data, moving, lease. ARGV: token, lease ms.
+# Returns nil (nothing to carry over), LOCKED (another request is moving it), or
+# {DUMP of the session, its pttl}.
+CLAIM_RAW = _lua("""
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('TYPE', KEYS[1]).ok ~= 'hash' then
+  return false
+end
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[3]) ~= ARGV[1] then return LOCKED end
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('RENAME', KEYS[1], KEYS[2]) end
+return {redis.call('DUMP', KEYS[2]), redis.call('PTTL', KEYS[2])}
+""")
+
+# KEYS: the hashed data key. ARGV: pttl (0 = none), the DUMP from CLAIM_RAW. A script
+# (not a bare RESTORE) so that SESSION_REDIS_MIN_REPLICAS waits for it like any write.
+# Returns 1, or 0 if the key exists (restored by a mover that died before MOVED_RAW).
+RESTORE_RAW = _lua("""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('RESTORE', KEYS[1], ARGV[1], ARGV[2])
+return 1
+""")
+
+# KEYS: moving, lease. ARGV: token. The session is at its hashed key now.
+MOVED_RAW = _lua("""
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+""")
+
+# KEYS: a user's index (a hash: session's at-rest name -> "<bind time>|<label>").
+# ARGV: the session's at-rest name, bind time, label. Binds the session (keeping an earlier bind time); returns the index.
 USER_BIND = _lua("""
 local bound = ARGV[2]
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -225,7 +264,7 @@ redis.call('HSET', KEYS[1], ARGV[1], bound .. '|' .. ARGV[3])
 return redis.call('HGETALL', KEYS[1])
 """)
 
-# KEYS: a user's index. ARGV: session ids to forget.
+# KEYS: a user's index. ARGV: at-rest names of the sessions to forget.
 USER_FORGET = _lua("""
 return redis.call('HDEL', KEYS[1], unpack(ARGV))
 """)
