@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from flask_session.stores.common import at_rest_name
+
 from ..server_process import ServerProcess
 from ..setting_rows import Setting
 
@@ -55,18 +57,19 @@ class StoreKit:
         the store keeps any) go in ``session_dir``."""
         raise NotImplementedError
 
-    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
-        """Ids of the sessions the store holds (expired ones included while they are
-        still there), looked up directly, not through the store's verbs."""
+    def session_names(self, store: Any, prefix: str = "session:") -> set[str]:
+        """At-rest names (``at_rest_name(prefix, sid)``) of the sessions the store holds
+        (expired ones included while they are still there), looked up directly, not
+        through the store's verbs. The store holds no id: a name is all it knows."""
         raise NotImplementedError
 
     def holds(self, store: Any, sid: str, prefix: str = "session:") -> bool:
         """Whether the store holds a session ``sid``."""
-        return sid in self.session_ids(store, prefix)
+        return at_rest_name(prefix, sid) in self.session_names(store, prefix)
 
     def session_count(self, store: Any, prefix: str = "session:") -> int:
         """How many sessions the store holds."""
-        return len(self.session_ids(store, prefix))
+        return len(self.session_names(store, prefix))
 
     def lock_count(self, store: Any, prefix: str = "session:") -> int:
         """Session locks (lock keys, lease rows, lock items) the store holds."""

@@ -63,7 +63,7 @@ class MemcachedKit(StoreKit):
         servers = request.getfixturevalue("memcached_servers")
         return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED_SERVERS": servers}
 
-    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
+    def session_names(self, store: Any, prefix: str = "session:") -> set[str]:
         return {
             key[len(prefix) :]
             for key in all_keys(store)
@@ -78,12 +78,12 @@ class MemcachedKit(StoreKit):
 
     def stored_document(self, store: Any, sid: str) -> bytes | None:
         with closing(Client(store.servers[0])) as client:
-            found: bytes = client.get(store.key_prefix + sid)
+            found: bytes = client.get(store._key(sid))
         return found
 
     def corrupt(self, store: Any, sid: str) -> None:
         with closing(Client(store.servers[0], default_noreply=False)) as client:
-            client.set(store.key_prefix + sid, b"{torn", expire=60)
+            client.set(store._key(sid), b"{torn", expire=60)
 
 
 KIT = MemcachedKit()

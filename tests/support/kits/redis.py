@@ -1,4 +1,4 @@
-"""The Redis store, on every topology: ``<prefix>{<sid>}`` hashes, ``...:lock`` keys."""
+"""The Redis store, on every topology: ``<prefix>{<name>}`` hashes, ``...:lock`` keys."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from .base import StoreKit
 UNREACHABLE_REPLICA_COUNT = 100
 
 
-def session_ids(client: Any, prefix: str = "session:") -> set[str]:
-    """Session ids that have a data key (``<prefix>{<sid>}``) in Redis."""
+def session_names(client: Any, prefix: str = "session:") -> set[str]:
+    """At-rest names of the sessions that have a data key (``<prefix>{<name>}``) in Redis."""
     ids = set()
     for key in client.scan_iter(f"{prefix}{{*}}"):
         name = key.decode()
@@ -83,8 +83,8 @@ class RedisKit(StoreKit):
         url = request.getfixturevalue("topology_url")
         return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": url}
 
-    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
-        return session_ids(store.redis, prefix)
+    def session_names(self, store: Any, prefix: str = "session:") -> set[str]:
+        return session_names(store.redis, prefix)
 
     def lock_count(self, store: Any, prefix: str = "session:") -> int:
         return len(lock_keys(store.redis, prefix))

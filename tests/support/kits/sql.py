@@ -25,7 +25,7 @@ class SqlKit(StoreKit):
     def owns(self, store: Any) -> bool:
         return bool(store.name == "sqlalchemy" and store.engine.dialect.name == self.dialect)
 
-    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
+    def session_names(self, store: Any, prefix: str = "session:") -> set[str]:
         rows = _column(store, store.tables.sessions.c.session_id)
         return {key[len(prefix) :] for key in rows}
 
@@ -46,7 +46,7 @@ class SqlKit(StoreKit):
             return bytes(
                 conn.execute(
                     sa.select(sessions.c.data).where(
-                        sessions.c.session_id == store.key_prefix + sid
+                        sessions.c.session_id == store._key(sid)
                     )
                 ).scalar_one()
             )
@@ -56,7 +56,7 @@ class SqlKit(StoreKit):
         with store.engine.begin() as conn:
             conn.execute(
                 sa.update(sessions)
-                .where(sessions.c.session_id == store.key_prefix + sid)
+                .where(sessions.c.session_id == store._key(sid))
                 .values(data=b"\x93\x01\x02")  # a msgpack array: neither format's document
             )
 
