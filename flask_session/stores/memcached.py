@@ -352,11 +352,10 @@ class MemcachedStore(Store, SharedLayout08):
         old, new = self.key_prefix + sid, self._key(sid)
         old_node = self._node(old)
         data, cas = old_node.gets(old)
-        if data is None:
-            return False
-        expire = _remaining_expiry(old_node, old)
-        if expire is None:  # expired between the two reads
-            return False
+        expire = _remaining_expiry(old_node, old) if data is not None else None
+        if data is None or expire is None:
+            # none, or carried over by another request since this one missed the new key
+            return self._node(new).get(new) is not None
         if self._node(new).add(new, data, expire=expire, noreply=False):
             old_node.cas(old, b"", cas, expire=EXPIRE_NOW, noreply=False)
             logger.info("carried session %s… over to its hashed key", sid[:6])

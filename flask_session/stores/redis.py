@@ -634,7 +634,9 @@ class RedisStore(Store):
         raw = self._raw_keys(sid)
         reply = self._write(self._claim_raw, raw, [token, self._lock_ms])
         if reply is None:
-            return None
+            # none, or carried over by another request since this one missed the hashed
+            # key (then: load again)
+            return True if self.redis.exists(self._keys(sid)[0]) else None
         if reply == LOCKED:
             return False
         dump, pttl = reply

@@ -199,10 +199,12 @@ class SQLAlchemyStore(Store, SharedLayout08):
                     if lock or refresh_ttl is not None
                     else self._select_row.where(self._sid_is(key))
                 ).first()
-                if row is None and not carry and self._raw_row_exists(conn, sid):
-                    carry = True  # a row of the raw-id layout
-                    txn.rollback()
-                    continue
+                if row is None and not carry:
+                    found = self._after_a_miss(conn, sid)
+                    if found is not None:
+                        carry = found == "raw"  # else: moved since, by another request
+                        txn.rollback()
+                        continue
                 if row is None or row.expiry is None or row.expiry <= now:
                     return None
                 values = self._decode(row.data, sid)
@@ -507,15 +509,24 @@ class SQLAlchemyStore(Store, SharedLayout08):
             return hashlib.sha256(key.encode()).hexdigest()
         return key[len(self.key_prefix) :]
 
-    def _raw_row_exists(self, conn: sa.Connection, sid: str) -> bool:
-        """Whether ``sid`` has a row of the raw-id layout to carry over (never while
-        0.8's servers read the table: that is their layout)."""
+    def _after_a_miss(self, conn: sa.Connection, sid: str) -> str | None:
+        """After ``sid``'s hashed key was missed: "raw" if a row of the raw-id layout is
+        there to carry over, "moved" if the hashed row is there now (another request
+        carried it over meanwhile), None if neither (never while 0.8's servers read
+        the table: the raw layout is theirs). One statement, so one snapshot sees the
+        row under one key or the other."""
         if self.serves_08:
-            return False
-        found = conn.execute(
-            sa.select(self.tables.sessions.c.id).where(self._sid_is(self.key_prefix + sid))
-        ).first()
-        return found is not None
+            return None
+        sessions = self.tables.sessions
+        raw, hashed = self.key_prefix + sid, self._key(sid)
+        keys = set(
+            conn.execute(
+                sa.select(sessions.c.session_id).where(sessions.c.session_id.in_([raw, hashed]))
+            ).scalars()
+        )
+        if hashed in keys:
+            return "moved"
+        return "raw" if raw in keys else None
 
     def _carry_over_raw(self, conn: sa.Connection, sid: str) -> bool:
         """Move ``sid``'s row of the raw-id layout, and its index rows, to its hashed key
@@ -554,7 +565,10 @@ class SQLAlchemyStore(Store, SharedLayout08):
                 .on_conflict_do_nothing(index_elements=[self.tables.sessions.c.session_id])
             )
         row = conn.execute(self._select_row.where(self._sid_is(key)).with_for_update()).first()
-        if row is None and not create and self._carry_over_raw(conn, sid):
+        if row is None and not create and not self.serves_08:
+            # Carry a row of the raw-id layout over; either way look again, as another
+            # request may have carried it over since the read above.
+            self._carry_over_raw(conn, sid)
             row = conn.execute(self._select_row.where(self._sid_is(key)).with_for_update()).first()
         live = row is not None and row.expiry is not None and row.expiry > now
         values = self._decode(row.data, sid) if live and row is not None else None

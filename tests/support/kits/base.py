@@ -85,6 +85,22 @@ class StoreKit:
         JSON or msgpack document; None for a store that keeps values one by one (Redis)."""
         raise NotImplementedError
 
+    def dump(self, store: Any) -> bytes:
+        """Everything the store holds, names and contents (keys and values, every column
+        of every row, file names and bytes), as one blob: what a stolen backup holds."""
+        raise NotImplementedError
+
+    def write_unhashed(
+        self, store: Any, sid: str, values: dict[str, bytes], ttl: float, prefix: str = "session:"
+    ) -> None:
+        """Store session ``sid`` as this package wrote it before ids were hashed at rest
+        (keyed by the raw id); not for the filesystem store, whose files always were."""
+        raise NotImplementedError(f"{self.store_type} never kept raw ids")
+
+    def holds_unhashed(self, store: Any, sid: str, prefix: str = "session:") -> bool:
+        """Whether anything is still stored under the raw id ``sid``."""
+        raise NotImplementedError(f"{self.store_type} never kept raw ids")
+
     def corrupt(self, store: Any, sid: str) -> None:
         """Overwrite session ``sid``'s stored data with bytes neither format can read,
         as something other than the store would (a torn write, a foreign writer)."""

@@ -48,6 +48,16 @@ class FilesystemKit(StoreKit):
     expires_by_cleanup = True
     locks_are_stored = False
 
+    def dump(self, store: Any) -> bytes:
+        parts: list[bytes] = []
+        for root, _dirs, files in os.walk(store.directory):
+            parts.append(root.encode())
+            for name in files:
+                parts.append(name.encode())
+                with open(os.path.join(root, name), "rb") as file:
+                    parts.append(file.read())
+        return b"\n".join(parts)
+
     def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
         return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(session_dir)}
 

@@ -97,6 +97,32 @@ class RedisKit(StoreKit):
     def stored_document(self, store: Any, sid: str) -> bytes | None:
         return None  # a hash: one field per value, and a marker field naming the format
 
+    def dump(self, store: Any) -> bytes:
+        client = store.redis
+        parts: list[bytes] = []
+        for key in client.scan_iter("*"):
+            parts.append(key)
+            kind = client.type(key)
+            kind = kind.decode() if isinstance(kind, bytes) else kind
+            if kind == "hash":
+                for field, value in client.hgetall(key).items():
+                    parts += (field, value)
+            elif kind == "string":
+                parts.append(client.get(key) or b"")
+            elif kind != "none":
+                parts.append(client.dump(key) or b"")
+        return b"\n".join(parts)
+
+    def write_unhashed(
+        self, store: Any, sid: str, values: dict[str, bytes], ttl: float, prefix: str = "session:"
+    ) -> None:
+        key = f"{prefix}{{{sid}}}"
+        store.redis.hset(key, mapping={b"\xff": store.codec.name, **values})
+        store.redis.pexpire(key, int(ttl * 1000))
+
+    def holds_unhashed(self, store: Any, sid: str, prefix: str = "session:") -> bool:
+        return bool(store.redis.exists(f"{prefix}{{{sid}}}", f"{prefix}{{{sid}}}:moving"))
+
     def corrupt(self, store: Any, sid: str) -> None:
         # Written by something else (the other of json/msgpack is read: see test_redis_formats)
         store.redis.hset(store._keys(sid)[0], b"\xff", "pickle")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,6 +51,35 @@ class SqlKit(StoreKit):
                     )
                 ).scalar_one()
             )
+
+    def dump(self, store: Any) -> bytes:
+        tables = store.tables
+        parts: list[bytes] = []
+        with store.engine.connect() as conn:
+            for table in (tables.sessions, tables.locks, tables.users, tables.counters):
+                for row in conn.execute(sa.select(table)):
+                    for value in row:
+                        if isinstance(value, (bytes, memoryview)):
+                            parts.append(bytes(value))
+                        else:
+                            parts.append(str(value).encode())
+        return b"\n".join(parts)
+
+    def write_unhashed(
+        self, store: Any, sid: str, values: dict[str, bytes], ttl: float, prefix: str = "session:"
+    ) -> None:
+        expiry = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=ttl)
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.insert(store.tables.sessions).values(
+                    session_id=prefix + sid,
+                    data=store.codec.encode_document(values),
+                    expiry=expiry,
+                )
+            )
+
+    def holds_unhashed(self, store: Any, sid: str, prefix: str = "session:") -> bool:
+        return prefix + sid in _column(store, store.tables.sessions.c.session_id)
 
     def corrupt(self, store: Any, sid: str) -> None:
         sessions = store.tables.sessions
