@@ -99,6 +99,7 @@ from .redis_scripts import (
     FOREIGN,
     GONE,
     INCR,
+    LEGACY,
     LOAD,
     LOCKED,
     MARKER,
@@ -581,7 +582,12 @@ class RedisStore(Store):
                 keys = self._named_keys(handle)
                 if self.redis.exists(keys[0]):
                     revoked.append(handle)
+                # 0.8's copy, while the transition lasts, goes too: else 0.8's servers,
+                # and ours (reading 0.8's writes back), would still serve the session
+                legacy = self.redis.hget(keys[0], LEGACY)
                 self._write(self._delete, keys, [""])
+                if legacy is not None:
+                    self.redis.delete(legacy)
             self._write(self._user_forget, [index], handles)
         return revoked
 
@@ -666,6 +672,7 @@ class RedisStore(Store):
             fields = dict(zip(reply[::2], reply[1::2], strict=True))
             marker = fields.pop(MARKER, None)
             fields.pop(MIRROR, None)
+            fields.pop(LEGACY, None)
             values = {name.decode(): raw for name, raw in fields.items()}
             if marker == self._format:
                 return values
@@ -707,6 +714,7 @@ class RedisStore(Store):
         fields = dict(zip(reply[::2], reply[1::2], strict=True))
         marker = fields.pop(MARKER, b"")
         fields.pop(MIRROR, None)  # bookkeeping, not a value: CONVERT leaves it
+        fields.pop(LEGACY, None)
         other = self._other_codec(marker)
         if other is None:
             raise StoreUnavailable(
@@ -813,6 +821,7 @@ class RedisStore(Store):
         hash's fields; None (with a warning) if it cannot be written so."""
         codec = CODECS.get((fields.pop(MARKER, b"") or b"").decode("ascii", "replace"))
         fields.pop(MIRROR, None)
+        fields.pop(LEGACY, None)
         if codec is None:
             return None
         try:

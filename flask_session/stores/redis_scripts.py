@@ -23,6 +23,11 @@ MARKER = b"\xff"
 #: for 0.8's servers or read from them (``SESSION_08_SERVERS``): 0.8's key holding other
 #: bytes means a 0.8 server wrote the session since. Never a UTF-8 key either.
 MIRROR = b"\xfe"
+#: The hash field naming the session's Flask-Session 0.8 key (which holds the raw id),
+#: kept beside MIRROR, so that a session deleted by its at-rest name alone (revoked
+#: through the per-user index) loses 0.8's copy too. Dropped with MIRROR when the
+#: transition ends: the only place an id is at rest in this package's own keys.
+LEGACY = b"\xfd"
 
 
 class Status(IntEnum):
@@ -47,6 +52,7 @@ DONE, MISSING, LOCKED, NOT_AN_INTEGER, FOREIGN, OVERFLOW, OTHER_FORMAT, STALE, G
 #: Lua definitions put in front of every script: the statuses and the marker fields.
 _PRELUDE = "".join(f"local {status.name} = {status.value}\n" for status in Status) + (
     f"local MARKER = '\\{MARKER[0]}'\nlocal MIRROR = '\\{MIRROR[0]}'\n"
+    f"local LEGACY = '\\{LEGACY[0]}'\n"
 )
 
 
@@ -91,6 +97,7 @@ local last_changed = 5 + 2 * tonumber(ARGV[5])
 if last_changed > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6, last_changed)) end
 if #ARGV > last_changed then redis.call('HDEL', KEYS[1], unpack(ARGV, last_changed + 1, #ARGV)) end
 local bookkeeping = redis.call('HEXISTS', KEYS[1], MARKER) + redis.call('HEXISTS', KEYS[1], MIRROR)
+  + redis.call('HEXISTS', KEYS[1], LEGACY)
 if redis.call('HLEN', KEYS[1]) - bookkeeping == 0 then
   redis.call('DEL', KEYS[1])
   return {0, lock_lost}
@@ -106,7 +113,8 @@ return {1, lock_lost}
 CONVERT = _lua("""
 if redis.call('HGET', KEYS[1], MARKER) ~= ARGV[1] then return 0 end
 local n = tonumber(ARGV[3])
-if redis.call('HLEN', KEYS[1]) ~= n + 1 + redis.call('HEXISTS', KEYS[1], MIRROR) then return 0 end
+local extra = redis.call('HEXISTS', KEYS[1], MIRROR) + redis.call('HEXISTS', KEYS[1], LEGACY)
+if redis.call('HLEN', KEYS[1]) ~= n + 1 + extra then return 0 end
 for i = 0, n - 1 do
   if redis.call('HGET', KEYS[1], ARGV[4 + 3 * i]) ~= ARGV[5 + 3 * i] then return 0 end
 end
@@ -329,7 +337,7 @@ elseif redis.call('HGET', KEYS[1], MIRROR) ~= ARGV[2] then
   return 0
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], MARKER, ARGV[3], MIRROR, ARGV[1])
+redis.call('HSET', KEYS[1], MARKER, ARGV[3], MIRROR, ARGV[1], LEGACY, KEYS[2])
 if #ARGV > 3 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, #ARGV)) end
 local pttl = redis.call('PTTL', KEYS[2])
 if pttl > 0 then redis.call('PEXPIRE', KEYS[1], pttl) end
@@ -350,7 +358,7 @@ local function fields_digest(key)
   local all = redis.call('HGETALL', key)
   local parts = {}
   for i = 1, #all, 2 do
-    if all[i] ~= MIRROR then
+    if all[i] ~= MIRROR and all[i] ~= LEGACY then
       parts[#parts + 1] = #all[i] .. ':' .. all[i] .. #all[i + 1] .. ':' .. all[i + 1]
     end
   end
@@ -389,7 +397,7 @@ if pttl > 0 then
 else
   redis.call('SET', KEYS[2], ARGV[2])
 end
-redis.call('HSET', KEYS[1], MIRROR, redis.sha1hex(ARGV[2]))
+redis.call('HSET', KEYS[1], MIRROR, redis.sha1hex(ARGV[2]), LEGACY, KEYS[2])
 return 1
 """
 )
@@ -403,6 +411,7 @@ if mirror then
   if legacy and redis.sha1hex(legacy) ~= mirror then return 0 end
   redis.call('HDEL', KEYS[1], MIRROR)
 end
+redis.call('HDEL', KEYS[1], LEGACY)
 redis.call('DEL', KEYS[2])
 return 1
 """)
