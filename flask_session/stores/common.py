@@ -47,6 +47,13 @@ def at_rest_name(key_prefix: str, sid: str) -> str:
 
 #: characters in :func:`at_rest_name`
 AT_REST_NAME_LENGTH = 64
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def is_at_rest_name(text: str) -> bool:
+    """Whether ``text`` has the shape of an :func:`at_rest_name` (an id of the same
+    length made of hex digits only is, for 256 random bits, never met)."""
+    return len(text) == AT_REST_NAME_LENGTH and _HEX_DIGITS.issuperset(text)
 
 
 def decode_int(codec: Codec, raw: bytes | None, key: str) -> int:

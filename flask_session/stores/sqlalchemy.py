@@ -46,7 +46,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
-from .common import LEASE_GRACE, LockWait, at_rest_name, check_key_length, decode_int
+from .common import (
+    LEASE_GRACE,
+    LockWait,
+    at_rest_name,
+    check_key_length,
+    decode_int,
+    is_at_rest_name,
+)
 from .counters import check_counter_name
 from .documents import decode_document
 from .sqlalchemy_setup import (
@@ -58,7 +65,7 @@ from .sqlalchemy_setup import (
     missing_parts,
 )
 from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
-from .upgrade08 import SharedLayout08, document_08
+from .upgrade08 import Count08, SharedLayout08, document_08, refuse_finish_while_serving_08
 from .users import UserSession
 
 if TYPE_CHECKING:
@@ -548,6 +555,26 @@ class SQLAlchemyStore(Store, SharedLayout08):
         conn.execute(sa.update(users).where(users.c.session_id == old).values(session_id=new))
         logger.info("carried session %s… over to its hashed key", sid[:6])
         return True
+
+    def finish_08(self) -> Count08:
+        """The transition is over: carry every row still keyed by a raw id (0.8's layout)
+        over to its hashed key at once, so that no id is left at rest; rows are otherwise
+        carried over on first use. Refused while SESSION_08_SERVERS is on."""
+        refuse_finish_while_serving_08(self.serves_08)
+        sessions = self.tables.sessions
+        prefix = self.key_prefix
+        moved = Count08()
+        with self._transaction() as (conn, _txn):
+            keys = conn.execute(
+                sa.select(sessions.c.session_id).where(
+                    sessions.c.session_id.startswith(prefix, autoescape=True)
+                )
+            ).scalars()
+            for key in list(keys):
+                rest = key[len(prefix) :]
+                if not is_at_rest_name(rest) and self._carry_over_raw(conn, rest):
+                    moved.not_carried_over += 1
+        return moved
 
     def _sid_is(self, key: str) -> sa.ColumnElement[bool]:
         return self.tables.sessions.c.session_id == key
