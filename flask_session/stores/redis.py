@@ -112,8 +112,8 @@ from .redis_scripts import (
     OVERFLOW,
     PROBE,
     READ_LEGACY,
-    RESTORE_RAW,
     RELEASE,
+    RESTORE_RAW,
     SAVE,
     SNAPSHOT_08,
     STALE,
@@ -541,7 +541,9 @@ class RedisStore(Store):
     def unbind_user(self, user: str, sid: str) -> None:
         with self._errors():
             self._write(
-                self._user_forget, [self._user_index_key(user)], [at_rest_name(self.key_prefix, sid)]
+                self._user_forget,
+                [self._user_index_key(user)],
+                [at_rest_name(self.key_prefix, sid)],
             )
 
     def user_sessions(self, user: str) -> list[UserSession]:
@@ -920,5 +922,3 @@ def _pairs(reply: list[bytes]) -> dict[bytes, bytes]:
 
 def _ms(seconds: float) -> str:
     return str(max(1, int(seconds * 1000)))
-
-

@@ -412,9 +412,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
         users = self.tables.users
         with self._transaction() as (conn, _txn):
             conn.execute(
-                sa.delete(users).where(
-                    users.c.user == user, users.c.session_id == self._key(sid)
-                )
+                sa.delete(users).where(users.c.user == user, users.c.session_id == self._key(sid))
             )
 
     def user_sessions(self, user: str) -> list[UserSession]:

@@ -30,6 +30,7 @@ def stored_key(prefix: str, sid: str) -> str:
     ids are hashed at rest (an app reading 0.8's model by ``prefix + sid`` finds nothing)."""
     return prefix + at_rest_name(prefix, sid)
 
+
 INCREMENTS = 3
 
 
@@ -141,7 +142,9 @@ def test_session_sqlalchemy_bind_key_puts_sessions_in_that_database(
     assert session_ids_in(main_url) is None
     with app.test_request_context():
         model = app.session_interface.sql_session_model
-        assert db.session.query(model).filter_by(session_id=stored_key("session:", sid)).count() == 1
+        assert (
+            db.session.query(model).filter_by(session_id=stored_key("session:", sid)).count() == 1
+        )
 
 
 def test_unknown_bind_key_is_refused_naming_it(

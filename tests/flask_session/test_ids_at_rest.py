@@ -75,7 +75,9 @@ def test_a_session_of_the_raw_id_layout_is_carried_over_on_first_use(store):
     assert kit.holds_unhashed(store, sid) and not kit.holds(store, sid)
     loaded = store.load(sid, lock=True, refresh_ttl=None)
     assert loaded is not None and store.codec.decode(loaded.values["a"]) == "kept"
-    assert store.save(sid, {"b": store.codec.encode(2)}, [], ttl=TTL, create=False, lock=loaded.lock)
+    assert store.save(
+        sid, {"b": store.codec.encode(2)}, [], ttl=TTL, create=False, lock=loaded.lock
+    )
     assert kit.holds(store, sid) and not kit.holds_unhashed(store, sid)
     values = store.load(sid, lock=False, refresh_ttl=None).values
     assert {key: store.codec.decode(raw) for key, raw in values.items()} == {"a": "kept", "b": 2}

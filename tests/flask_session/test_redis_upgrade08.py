@@ -13,8 +13,8 @@ import pytest
 from flask_session.ids import new_session_id
 from flask_session.stores.redis_scripts import LEGACY, MIRROR
 from flask_session.stores.users import user_key
-from tests.support.kits import kit_of
 from tests.flask_session.redis_stores import FORMATS, TTL
+from tests.support.kits import kit_of
 
 LIFETIME_S = 3000
 DECODERS = {"msgpack": msgspec.msgpack.decode, "json": msgspec.json.decode}

@@ -46,9 +46,7 @@ class SqlKit(StoreKit):
         with store.engine.connect() as conn:
             return bytes(
                 conn.execute(
-                    sa.select(sessions.c.data).where(
-                        sessions.c.session_id == store._key(sid)
-                    )
+                    sa.select(sessions.c.data).where(sessions.c.session_id == store._key(sid))
                 ).scalar_one()
             )
 
