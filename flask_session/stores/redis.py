@@ -520,11 +520,11 @@ class RedisStore(Store):
 
     # -- the per-user index (UserIndex) ---------------------------------------------
     # A user's index is one hash, ``<prefix>#user{<user key>}``: a session's at-rest name
-    # (its handle) -> "<bind time>|<label>". Each script touches that one key, and each session is deleted by
-    # ``delete``, so every step is atomic on every topology (a cluster puts a user's
-    # index and their sessions in different slots). A session is deleted before its
-    # entry, so an interrupted revoke leaves a stale entry (pruned later), never a live
-    # session the index has lost.
+    # (its handle) -> "<bind time>|<label>". Each script touches that one key, and each
+    # session is deleted by DELETE, so every step is atomic on every topology (a
+    # cluster puts a user's index and their sessions in different slots). A session is
+    # deleted before its entry, so an interrupted revoke leaves a stale entry (pruned
+    # later), never a live session the index has lost.
 
     def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
         index = self._user_index_key(user)

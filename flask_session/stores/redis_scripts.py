@@ -263,7 +263,8 @@ return 1
 """)
 
 # KEYS: a user's index (a hash: session's at-rest name -> "<bind time>|<label>").
-# ARGV: the session's at-rest name, bind time, label. Binds the session (keeping an earlier bind time); returns the index.
+# ARGV: the session's at-rest name, bind time, label. Binds the session (keeping an
+# earlier bind time); returns the index.
 USER_BIND = _lua("""
 local bound = ARGV[2]
 local old = redis.call('HGET', KEYS[1], ARGV[1])
