@@ -640,7 +640,10 @@ class RedisStore(Store):
         """
         token = secrets.token_hex(16)
         raw = self._raw_keys(sid)
-        reply = self._write(self._claim_raw, raw, [token, self._lock_ms])
+        # Not waited for (SESSION_REDIS_MIN_REPLICAS): for a session that is nowhere (the
+        # usual miss) it writes nothing, and a claimed session's move ends with two
+        # writes that are waited for.
+        reply = self._claim_raw(raw, [token, self._lock_ms])
         if reply is None:
             # none, or carried over by another request since this one missed the hashed
             # key (then: load again)
