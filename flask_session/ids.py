@@ -40,3 +40,33 @@ def forward_id(sid: str, nbytes: int) -> str:
     """
     digest = hashlib.shake_256(b"flask_session forward\0" + sid.encode()).digest(nbytes)
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _forward_pad(old_sid: str, length: int) -> bytes:
+    return hashlib.shake_256(b"flask_session forward pad\0" + old_sid.encode()).digest(length)
+
+
+def mask_forward(new_sid: str, old_sid: str) -> str:
+    """``new_sid`` as the forwarding record of ``old_sid`` stores it: XORed with a pad
+    derived from ``old_sid`` by a one-way hash (another than :func:`forward_id`'s), as
+    URL-safe base64. Only whoever holds ``old_sid`` (the old cookie) can unmask it, so a
+    dump of the store holding the record gives away neither id; the record lives for
+    SESSION_REGENERATE_GRACE at most."""
+    raw = new_sid.encode()
+    masked = bytes(a ^ b for a, b in zip(raw, _forward_pad(old_sid, len(raw)), strict=True))
+    return base64.urlsafe_b64encode(masked).rstrip(b"=").decode()
+
+
+def unmask_forward(masked: str, old_sid: str, nbytes: int) -> str | None:
+    """The new id a forwarding record masked with :func:`mask_forward`; None if it does
+    not unmask to an id we issue (a record written by other code, damaged data)."""
+    try:
+        raw = base64.urlsafe_b64decode(masked + "=" * (-len(masked) % 4))
+    except ValueError:
+        return None
+    new = bytes(a ^ b for a, b in zip(raw, _forward_pad(old_sid, len(raw)), strict=True))
+    try:
+        text = new.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return text if is_well_formed(text, nbytes) else None

@@ -18,7 +18,7 @@ from flask.sessions import SessionMixin
 
 from .codecs import DecodeError
 from .errors import SessionConflict, SessionReleased, UnstorableValue
-from .ids import forward_id, new_session_id
+from .ids import forward_id, mask_forward, new_session_id, unmask_forward
 from .settings import LOCKING_AUTO
 from .stores.base import CREATED_KEY, FORWARD_KEY, PERMANENT_KEY, RESERVED_KEYS, USER_KEY
 
@@ -449,14 +449,17 @@ class ServerSideSession(SessionMixin):
         if record is None:
             return False
         try:
-            new_sid, deadline = policy.codec.decode(record.values[FORWARD_KEY])
+            masked, deadline = policy.codec.decode(record.values[FORWARD_KEY])
         except (KeyError, DecodeError, TypeError, ValueError):
             return False
         # The deadline, not the record's expiry, ends the grace: a store that keeps
         # the record longer (memcached rounds up to whole seconds) changes nothing.
-        if not isinstance(new_sid, str) or not isinstance(deadline, (int, float)):
+        if not isinstance(masked, str) or not isinstance(deadline, (int, float)):
             return False
         if time.time() >= deadline:
+            return False
+        new_sid = unmask_forward(masked, self.sid, policy.id_bytes)
+        if new_sid is None:
             return False
         self.sid = new_sid
         self.forwarded = True
@@ -830,8 +833,12 @@ class ServerSideSession(SessionMixin):
         """Move the data to a new id (after login, say); the old id ends.
 
         With SESSION_REGENERATE_GRACE, the old id's session is deleted and a
-        forwarding record (the new id and a deadline) is left for the grace window, so
-        a request already in flight with the old cookie still reaches the session. The
+        forwarding record is left for the grace window, so a request already in flight
+        with the old cookie still reaches the session. The record is stored under
+        :func:`~flask_session.ids.forward_id` of the old id (hashed again by the store,
+        as every id) and holds the new id masked with a pad only the old id yields
+        (:func:`~flask_session.ids.mask_forward`) and a deadline: nothing in the store
+        names or opens the new session without the old cookie. The
         creation time moves with the data: regenerating never extends
         SESSION_ABSOLUTE_LIFETIME. ``on_stored(new_id)`` runs once the new session is
         stored, before anything can reach it through the old id (the interface binds
@@ -865,7 +872,7 @@ class ServerSideSession(SessionMixin):
             if policy.grace:
                 # Written before the old session is deleted: a request with the old id
                 # finds one or the other, never neither.
-                record = [new_sid, time.time() + policy.grace]
+                record = [mask_forward(new_sid, old_sid), time.time() + policy.grace]
                 policy.store.save(
                     forward_id(old_sid, policy.id_bytes),
                     {FORWARD_KEY: policy.codec.encode(record)},

@@ -56,7 +56,8 @@ PERMANENT_KEY = "_permanent"
 #: Keys this package keeps in the stored values for itself, never shown in the session the
 #: app sees (stores hold them like any other key). ``CREATED_KEY``: the session's creation
 #: time (Unix seconds), written when SESSION_ABSOLUTE_LIFETIME is set. ``FORWARD_KEY``: in
-#: a forwarding record left by ``regenerate()``, the new id and the record's deadline.
+#: a forwarding record left by ``regenerate()``, the new id masked (ids.mask_forward) and the
+#: record's deadline.
 #: ``USER_KEY``: the user (hashed) and label a session is bound to in the per-user index
 #: (stores/users.py), so that ``regenerate()`` can bind the new id in its place.
 CREATED_KEY = "_fs_created"

@@ -1,4 +1,5 @@
-"""Machinery the stores share: error translation, lock waits, reading an increment's value.
+"""Machinery the stores share: error translation, lock waits, reading an increment's value,
+the at-rest name of a session id.
 
 None of it is part of the contract (:mod:`flask_session.stores.base`); each store uses
 what fits it, so that a rule (how long a waiter waits past a lease, what counts as an
@@ -7,6 +8,7 @@ integer) is written once.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable
@@ -26,6 +28,32 @@ if TYPE_CHECKING:
 #: at that very moment instead of taking their turn. (memcached's clock ticks in whole
 #: seconds, so its leases end up to a second late: the same grace covers that.)
 LEASE_GRACE = 1.0
+
+
+def at_rest_name(key_prefix: str, sid: str) -> str:
+    """The name a session is stored under: ``sha256(key_prefix + sid)``, 64 hex digits.
+
+    Every store keys a session (its data, lock, lease, increment records, forwarding
+    record and per-user index entry) by this name, never by the id itself, so a dump of
+    the store or a backup holds nothing that opens a session: the cookie's id cannot be
+    recovered from it. It is also the session's public handle in the per-user index
+    (:func:`~flask_session.stores.users.session_handle`) and its file name in the
+    filesystem store, so one name means one session everywhere. An id has 256 bits (or
+    ``SESSION_ID_LENGTH``'s) of randomness, so an unsalted hash is safe: there is no
+    dictionary of ids to try.
+    """
+    return hashlib.sha256((key_prefix + sid).encode()).hexdigest()
+
+
+#: characters in :func:`at_rest_name`
+AT_REST_NAME_LENGTH = 64
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def is_at_rest_name(text: str) -> bool:
+    """Whether ``text`` has the shape of an :func:`at_rest_name` (an id of the same
+    length made of hex digits only is, for 256 random bits, never met)."""
+    return len(text) == AT_REST_NAME_LENGTH and _HEX_DIGITS.issuperset(text)
 
 
 def decode_int(codec: Codec, raw: bytes | None, key: str) -> int:
@@ -119,8 +147,11 @@ class LockWait:
 
 
 def check_key_length(settings: SessionSettings, limit: int, where: str) -> None:
-    """Refuse at start-up a prefix and id length whose keys would not fit the store."""
-    length = len(settings.key_prefix.encode()) + session_id_length(settings.id_bytes)
+    """Refuse at start-up a prefix and id length whose keys would not fit the store: a
+    key holds the prefix and either the session's at-rest name or (Flask-Session 0.8's
+    layout, during its transition) the id itself."""
+    longest = max(session_id_length(settings.id_bytes), AT_REST_NAME_LENGTH)
+    length = len(settings.key_prefix.encode()) + longest
     if length > limit:
         raise SessionConfigError(
             f"SESSION_KEY_PREFIX ({settings.key_prefix!r}) plus a session id of"

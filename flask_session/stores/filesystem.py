@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import logging
 import os
 import secrets
@@ -44,7 +43,7 @@ from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from ..readers import Setting, directory
 from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
-from .common import ErrorGuard, decode_int
+from .common import ErrorGuard, at_rest_name, decode_int
 from .documents import codec_of, recode
 from .filecounter import FileCounters
 from .filelock import FileLock, lock_existing, same_file
@@ -370,8 +369,7 @@ class FileSystemStore(Store):
         return self.load(sid, lock=lock, refresh_ttl=refresh_ttl)
 
     def _path(self, sid: str) -> str:
-        digest = hashlib.sha256((self.key_prefix + sid).encode()).hexdigest()
-        return os.path.join(self.directory, digest + SUFFIX)
+        return os.path.join(self.directory, at_rest_name(self.key_prefix, sid) + SUFFIX)
 
     @contextlib.contextmanager
     def _locked(self, path: str, held: FileLock | None) -> Iterator[int | None]:

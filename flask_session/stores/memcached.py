@@ -1,10 +1,20 @@
 """The memcached store: one item per session, for apps that already run memcached.
 
-Layout (Flask-Session 0.8's, so its sessions carry over): ``<prefix><sid>`` holds the
-whole session as one JSON or msgpack document. ``<prefix><sid>:lock`` is a session's
-lock, a lease taken with ``add`` (atomic: only one client creates an item) that expires
-by itself. Counters are ``<prefix>:counter:<name>`` (an id never holds a colon, so no
-counter is ever a session).
+Layout: ``<prefix><name>`` holds the whole session as one JSON or msgpack document,
+``<name>`` being its at-rest name (:func:`~flask_session.stores.common.at_rest_name`),
+never the id. ``<prefix><name>:lock`` is a session's lock, a lease taken with ``add``
+(atomic: only one client creates an item) that expires by itself. Counters are
+``<prefix>:counter:<name>`` (a name never holds a colon, so no counter is ever a
+session).
+
+Flask-Session 0.8 (and this package before ids were hashed) kept a session at
+``<prefix><sid>``, the same document. Such an item is carried over on first use, only
+when the hashed key is missing: ``gets`` of the old item, ``add`` at the new key (of two
+requests carrying it over at once, one adds and the other is refused and reads the new
+key), then the old item expired by a ``cas`` (only if nobody wrote it meanwhile). Nothing
+of this package writes to an old key, so no update can be lost there. While
+``SESSION_08_SERVERS`` is on, items stay at 0.8's key, where 0.8's servers read them (ids
+at rest in the clear for as long as the transition lasts).
 
 * Merges use CAS (``gets`` then ``cas``): a save whose item changed meanwhile reads it
   again and merges again; a failed CAS wrote nothing.
@@ -45,7 +55,14 @@ from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable, UnstorableValue
 from ..readers import Setting, as_is
 from .base import PERMANENT_KEY, USER_KEY, CleanupReport, IncrResult, Loaded, Store
-from .common import LEASE_GRACE, ErrorGuard, LockWait, check_key_length, decode_int
+from .common import (
+    LEASE_GRACE,
+    ErrorGuard,
+    LockWait,
+    at_rest_name,
+    check_key_length,
+    decode_int,
+)
 from .counters import check_counter_name
 from .documents import decode_document
 from .memcacheusers import MemcachedUserIndex
@@ -198,15 +215,17 @@ class MemcachedStore(Store, SharedLayout08):
     # -- the store verbs ---------------------------------------------------------------
 
     def load(self, sid: str, *, lock: bool, refresh_ttl: float | None) -> Loaded | None:
-        key = self.key_prefix + sid
+        key = self._key(sid)
         with self._errors():
             node = self._node(key)
             token = None
             if lock:
-                if node.get(key) is None:
+                if node.get(key) is None and not self._carry_over_raw(sid):
                     return None  # strict ids: no lease for a session that does not exist
                 token = self._take_lease(node, key, "the session")
             data = node.get(key)
+            if data is None and not lock and self._carry_over_raw(sid):
+                data = node.get(key)
             values = self._decode(data, sid) if data is not None else None
             if values is not None and USER_KEY in values and not self._users.admits(sid, values):
                 values = None  # revoked, or its user's index is gone: fail closed
@@ -228,7 +247,7 @@ class MemcachedStore(Store, SharedLayout08):
         create: bool,
         lock: str | None = None,
     ) -> bool:
-        key = self.key_prefix + sid
+        key = self._key(sid)
         deleted = list(deleted)
         with self._errors():
             node = self._node(key)
@@ -245,7 +264,7 @@ class MemcachedStore(Store, SharedLayout08):
                     )
 
     def delete(self, sid: str, *, lock: str | None = None) -> None:
-        key = self.key_prefix + sid
+        key = self._key(sid)
         with self._errors():
             node = self._node(key)
             node.delete(key, noreply=False)
@@ -255,7 +274,7 @@ class MemcachedStore(Store, SharedLayout08):
     def incr(
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
-        item = self.key_prefix + sid
+        item = self._key(sid)
         result: list[int] = []
 
         def add(values: dict[str, bytes]) -> None:
@@ -267,6 +286,8 @@ class MemcachedStore(Store, SharedLayout08):
             node = self._node(item)
             if not create:
                 data = node.get(item)
+                if data is None and self._carry_over_raw(sid):
+                    data = node.get(item)
                 if data is None or not self._users.admits_document(sid, data):
                     return None  # gone, or revoked (a bound session: memcacheusers.py)
             token = self._take_lease(node, item, "the session")
@@ -279,7 +300,7 @@ class MemcachedStore(Store, SharedLayout08):
         return IncrResult(result[0], values.get(PERMANENT_KEY))
 
     def release(self, sid: str, lock: str) -> None:
-        key = self.key_prefix + sid
+        key = self._key(sid)
         with self._errors():
             self._drop_lease(self._node(key), key, lock)
 
@@ -353,16 +374,37 @@ class MemcachedStore(Store, SharedLayout08):
 
     # -- helpers -----------------------------------------------------------------------
 
+    def _key(self, sid: str) -> str:
+        """The key of ``sid``'s item: ``<prefix><at-rest name>``; while Flask-Session
+        0.8's servers may read the store (``SESSION_08_SERVERS``), 0.8's ``<prefix><sid>``."""
+        if self.serves_08:
+            return self.key_prefix + sid
+        return self.key_prefix + at_rest_name(self.key_prefix, sid)
+
+    def _carry_over_raw(self, sid: str) -> bool:
+        """Move ``sid``'s item from the raw-id key to its hashed key, keeping its expiry
+        (module docstring); called only when the hashed key is missing. True if the
+        session is now at its hashed key (moved by this request or another)."""
+        if self.serves_08:
+            return False
+        old, new = self.key_prefix + sid, self._key(sid)
+        old_node = self._node(old)
+        data, cas = old_node.gets(old)
+        expire = _remaining_expiry(old_node, old) if data is not None else None
+        if data is None or expire is None:
+            # none, or carried over by another request since this one missed the new key
+            return self._node(new).get(new) is not None
+        if self._node(new).add(new, data, expire=expire, noreply=False):
+            old_node.cas(old, b"", cas, expire=EXPIRE_NOW, noreply=False)
+            logger.info("carried session %s… over to its hashed key", sid[:6])
+        return True  # added by us, or by another request carrying it over at once
+
     def _counter_key(self, name: str) -> str:
         check_counter_name(name)  # ValueError for a name some store could not hold
         return f"{self.key_prefix}:counter:{name}"
 
     def _node(self, key: str) -> PooledClient:
         return self._clients[self._hash.get_node(key)]
-
-    def _item_key(self, sid: str) -> str:
-        """The key of session ``sid``'s item (what the per-user index records)."""
-        return self.key_prefix + sid
 
     def _document(self, values: dict[str, bytes]) -> bytes:
         """The item a session's values are stored as."""
@@ -471,6 +513,19 @@ class MemcachedStore(Store, SharedLayout08):
                 reason="the session store refused the request",
             )
         return None
+
+
+def _remaining_expiry(node: PooledClient, key: str) -> int | None:
+    """The expiry to give a copy of item ``key`` so that it ends when the item does (0:
+    never), read with the meta command ``mg <key> t``; None if the item is gone."""
+    reply = node.raw_command(f"mg {key} t").decode("ascii", "replace").split()
+    if not reply or reply[0] != "HD":
+        return None
+    for flag in reply[1:]:
+        if flag.startswith("t"):
+            seconds = int(flag[1:])
+            return 0 if seconds < 0 else _expiry(max(1, seconds))
+    return None
 
 
 def _largest(values: dict[str, bytes]) -> str:

@@ -114,7 +114,7 @@ class MemcachedUserIndex:
             return False
         key = self._index_key(user)
         handle = session_handle(self.key_prefix, sid)
-        item = self.store._item_key(sid)
+        item = self.store._key(sid)
         data = self.store._node(key).get(key)
         if data is None:
             return False
@@ -142,7 +142,7 @@ class MemcachedUserIndex:
     # -- the UserIndex verbs ---------------------------------------------------------------
 
     def bind(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
-        handle, item = session_handle(self.key_prefix, sid), self.store._item_key(sid)
+        handle, item = session_handle(self.key_prefix, sid), self.store._key(sid)
         doomed: list[tuple[str, str]] = []
 
         def change(entries: Entries) -> None:
@@ -272,7 +272,7 @@ class MemcachedUserIndex:
     def _strip_binding(self, user: str, sid: str) -> None:
         """Take ``user``'s binding out of session ``sid``'s item, keeping its expiry."""
         store = self.store
-        key = store._item_key(sid)
+        key = store._key(sid)
         node = store._node(key)
         wait = LockWait(store.lock_timeout, "the session")
         while True:

@@ -1,21 +1,27 @@
 """The Redis store: one hash per session, for many processes and many machines.
 
-Layout: ``<prefix>{<sid>}`` is a hash of session key -> encoded value, plus a marker
+Layout: ``<prefix>{<name>}`` is a hash of session key -> encoded value, plus a marker
 field ``"\\xff"`` (never a UTF-8 key) naming the codec that wrote the values. The marker
 is authoritative: msgpack would read the JSON text ``5`` as 53, so values are always
 decoded with the codec the marker names. A hash written in the other format (a change of
 ``SESSION_SERIALIZATION_FORMAT``, or a rolling deploy) is read by transcoding its values,
 incremented in place in its own format, and converted whole, atomically, before the
 first save writes into it, so a hash is never a mix of two formats.
-``<prefix>{<sid>}:lock`` holds a lock token with a lease of ``SESSION_LOCK_TIMEOUT``.
-The braces are a hash tag: a session's keys share one cluster slot.
+``<prefix>{<name>}:lock`` holds a lock token with a lease of ``SESSION_LOCK_TIMEOUT``.
+``<name>`` is the session's at-rest name (:func:`~flask_session.stores.common.at_rest_name`,
+a SHA-256 of the prefix and id), never the id: a dump of the server holds no id that
+opens a session. The braces are a hash tag: a session's keys share one cluster slot.
+
+Sessions written before ids were hashed (``<prefix>{<sid>}``) are carried over to their
+hashed key on first use (only when the hashed key is missing, so a session already
+carried over costs nothing more); see ``CLAIM_RAW`` in ``redis_scripts.py``.
 
 Each verb is one round trip in the common case: Lua scripts do load+lock(+refresh),
 save+unlock(+expire), and increment-unless-locked. Expiry is Redis's own TTL.
 
 Retries: the client may retry a command whose reply was lost (redis-py does by
 default), so every verb is safe to repeat. An increment carries a unique id and the
-script records its result under ``<prefix>#{<sid>}:incr:<id>`` (beside the session's keys in
+script records its result under ``<prefix>#{<name>}:incr:<id>`` (beside the session's keys in
 its cluster slot, never matching them) for :data:`INCR_RECORD_TTL_MS`, so a
 repeat returns the recorded result instead of counting twice; a repeated load finds its
 own lock token and keeps the lock; save, delete and release are idempotent.
@@ -37,7 +43,8 @@ session. After each write, the whole session is written to 0.8's key as 0.8 writ
 or an unread write of 0.8's got there first. 0.8's copy is never deleted but with the
 session. Once the setting is off, the first load of a session (or ``flask session
 upgrade-08 --finish``, for all at once) reads any last write of a 0.8 server and drops
-0.8's copy.
+0.8's copy. 0.8's keys hold the raw id (0.8's servers look sessions up by it): while the
+transition lasts, ids are at rest in the clear there, and only there.
 
 Counters (:meth:`RedisStore.counter_incr`) are plain integers at
 ``<prefix>#counter{<name>}``: ``#`` never appears in a session id, so no session, lock or
@@ -66,7 +73,7 @@ from ..codecs import CODECS, Codec
 from ..errors import SessionConfigError, StoreUnavailable
 from ..readers import Setting, as_is, boolean, number, text
 from .base import CleanupReport, IncrResult, Loaded, Store
-from .common import LEASE_GRACE, ErrorGuard, LockWait
+from .common import LEASE_GRACE, ErrorGuard, LockWait, at_rest_name
 from .counters import check_counter_name
 from .redis_client import Client, client_from_settings, client_retries, close_client
 from .redis_health import (
@@ -81,6 +88,7 @@ from .redis_health import (
 from .redis_scripts import (
     ABSORB_08,
     ADOPT,
+    CLAIM_RAW,
     CONVERT,
     COUNTER_INCR,
     DELETE,
@@ -91,18 +99,21 @@ from .redis_scripts import (
     FOREIGN,
     GONE,
     INCR,
+    LEGACY,
     LOAD,
     LOCKED,
     MARKER,
     MIRROR,
     MIRROR_08,
     MISSING,
+    MOVED_RAW,
     NOT_AN_INTEGER,
     OTHER_FORMAT,
     OVERFLOW,
     PROBE,
     READ_LEGACY,
     RELEASE,
+    RESTORE_RAW,
     SAVE,
     SNAPSHOT_08,
     STALE,
@@ -112,7 +123,7 @@ from .redis_scripts import (
     Script,
 )
 from .upgrade08 import Count08, document_08, refuse_finish_while_serving_08
-from .users import UserSession, session_handle
+from .users import UserSession
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -249,6 +260,9 @@ class RedisStore(Store):
         self._release = Script(client, RELEASE)
         self._read_legacy = Script(client, READ_LEGACY)
         self._adopt = Script(client, ADOPT)
+        self._claim_raw = Script(client, CLAIM_RAW)
+        self._moved_raw = Script(client, MOVED_RAW)
+        self._restore_raw = Script(client, RESTORE_RAW)
         self._delete_if_equal = Script(client, DELETE_IF_EQUAL)
         self._counter_incr = Script(client, COUNTER_INCR)
         self._user_bind = Script(client, USER_BIND)
@@ -283,6 +297,13 @@ class RedisStore(Store):
                 if isinstance(reply, list) and MIRROR in reply[::2] and not self.serves_08:
                     self._finish_one_08(sid)  # the transition is over: one last read
                     continue  # load again (a repeated load keeps its own lock)
+                if reply is None:
+                    carried = self._carry_over_raw(sid)
+                    if carried is False:  # another request is moving it
+                        wait.pause()
+                        continue
+                    if carried:
+                        continue  # a session of the raw-id layout, now at its hashed key
                 if reply is None and self.serves_08:
                     if self._sync_08(sid, refresh):
                         continue  # a 0.8 session written meanwhile: now ours too
@@ -348,14 +369,16 @@ class RedisStore(Store):
     def delete(self, sid: str, *, lock: str | None = None) -> None:
         with self._errors():
             self._write(self._delete, self._keys(sid), [lock or ""])
-            # A 0.8 session not yet carried over must not come back on the next load.
-            self.redis.delete(self._legacy_key(sid))
+            # A 0.8 session, or one of the raw-id layout, not yet carried over must not
+            # come back on the next load.
+            self.redis.delete(self._legacy_key(sid), self._raw_keys(sid)[0])
 
     def incr(
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
         keys = self._keys(sid)
-        keys.append(f"{self.key_prefix}#{{{sid}}}:incr:{secrets.token_hex(8)}")
+        name = at_rest_name(self.key_prefix, sid)
+        keys.append(f"{self.key_prefix}#{{{name}}}:incr:{secrets.token_hex(8)}")
         args = [key, amount, _ms(ttl), "1" if create else "0", self._format, self._record_ms]
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
@@ -367,6 +390,13 @@ class RedisStore(Store):
                 if status == LOCKED:
                     wait.pause()
                     continue
+                if status == MISSING and not create:
+                    carried = self._carry_over_raw(sid)
+                    if carried is False:  # another request is moving it
+                        wait.pause()
+                        continue
+                    if carried:
+                        continue  # a session of the raw-id layout: increment it now
                 if status == MISSING and not create and self.serves_08:
                     break  # _sync_08 found no 0.8 session either
                 if status == MISSING and not create:
@@ -489,28 +519,32 @@ class RedisStore(Store):
         )
 
     # -- the per-user index (UserIndex) ---------------------------------------------
-    # A user's index is one hash, ``<prefix>#user{<user key>}``: session id -> "<bind
-    # time>|<label>". Each script touches that one key, and each session is deleted by
-    # ``delete``, so every step is atomic on every topology (a cluster puts a user's
-    # index and their sessions in different slots). A session is deleted before its
-    # entry, so an interrupted revoke leaves a stale entry (pruned later), never a live
-    # session the index has lost.
+    # A user's index is one hash, ``<prefix>#user{<user key>}``: a session's at-rest name
+    # (its handle) -> "<bind time>|<label>". Each script touches that one key, and each
+    # session is deleted by DELETE, so every step is atomic on every topology (a
+    # cluster puts a user's index and their sessions in different slots). A session is
+    # deleted before its entry, so an interrupted revoke leaves a stale entry (pruned
+    # later), never a live session the index has lost.
 
     def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
         index = self._user_index_key(user)
+        current = at_rest_name(self.key_prefix, sid)
         with self._errors():
-            reply = self._write(self._user_bind, [index], [sid, repr(time.time()), label])
+            reply = self._write(self._user_bind, [index], [current, repr(time.time()), label])
         if cap is None:
             return []
         live = self._live_entries(index, _pairs(reply))
-        current = session_handle(self.key_prefix, sid)
         live.sort(key=lambda pair: (pair[1].handle == current, pair[1].bound_at, pair[0]))
         excess = [found for found, _ in live[: max(0, len(live) - cap)]]
         return self._revoke(index, excess) if excess else []
 
     def unbind_user(self, user: str, sid: str) -> None:
         with self._errors():
-            self._write(self._user_forget, [self._user_index_key(user)], [sid])
+            self._write(
+                self._user_forget,
+                [self._user_index_key(user)],
+                [at_rest_name(self.key_prefix, sid)],
+            )
 
     def user_sessions(self, user: str) -> list[UserSession]:
         index = self._user_index_key(user)
@@ -527,10 +561,9 @@ class RedisStore(Store):
             bound = [_text(name) for name in self.redis.hkeys(index)]
         wanted = None if handles is None else set(handles)
         targets = []
-        for sid in bound:
-            handle = session_handle(self.key_prefix, sid)
+        for handle in bound:
             if handle != keep and (wanted is None or handle in wanted):
-                targets.append(sid)
+                targets.append(handle)
         return self._revoke(index, targets) if targets else []
 
     def prune_user_index(self) -> int:
@@ -542,32 +575,38 @@ class RedisStore(Store):
                 removed += len(entries) - len(self._live_entries(_text(index), entries))
         return removed
 
-    def _revoke(self, index: str, sids: list[str]) -> list[str]:
-        """Delete the sessions, then their entries; the handles of those that were live."""
+    def _revoke(self, index: str, handles: list[str]) -> list[str]:
+        """Delete the sessions (named by handle: their at-rest names), then their
+        entries; the handles of those that were live."""
         revoked = []
         with self._errors():
-            for sid in sids:
-                if self.redis.exists(self._keys(sid)[0]):
-                    revoked.append(session_handle(self.key_prefix, sid))
-                self.delete(sid)
-            self._write(self._user_forget, [index], sids)
+            for handle in handles:
+                keys = self._named_keys(handle)
+                if self.redis.exists(keys[0]):
+                    revoked.append(handle)
+                # 0.8's copy, while the transition lasts, goes too: else 0.8's servers,
+                # and ours (reading 0.8's writes back), would still serve the session
+                legacy = self.redis.hget(keys[0], LEGACY)
+                self._write(self._delete, keys, [""])
+                if legacy is not None:
+                    self.redis.delete(legacy)
+            self._write(self._user_forget, [index], handles)
         return revoked
 
     def _live_entries(self, index: str, entries: dict[Any, Any]) -> list[tuple[str, UserSession]]:
-        """(id, entry) of each entry whose session is live; the others are dropped from
-        the index."""
+        """(handle, entry) of each entry whose session is live; the others are dropped
+        from the index."""
         live, dead = [], []
         with self._errors():
             for name, raw in entries.items():
-                sid = _text(name)
-                pttl = self.redis.pttl(self._keys(sid)[0])
+                handle = _text(name)
+                pttl = self.redis.pttl(self._named_keys(handle)[0])
                 if pttl == PTTL_MISSING:
-                    dead.append(sid)
+                    dead.append(handle)
                     continue
                 bound_at, _, label = _text(raw).partition("|")
                 expires_in = pttl / 1000 if pttl >= 0 else None
-                handle = session_handle(self.key_prefix, sid)
-                live.append((sid, UserSession(handle, float(bound_at), label, expires_in)))
+                live.append((handle, UserSession(handle, float(bound_at), label, expires_in)))
             if dead:
                 self._write(self._user_forget, [index], dead)
         return live
@@ -578,8 +617,44 @@ class RedisStore(Store):
     # -- internals -------------------------------------------------------------------
 
     def _keys(self, sid: str) -> list[str]:
-        data = f"{self.key_prefix}{{{sid}}}"
+        """The session's data and lock keys: named by its at-rest name, never its id."""
+        return self._named_keys(at_rest_name(self.key_prefix, sid))
+
+    def _named_keys(self, name: str) -> list[str]:
+        """The data and lock keys of the session whose at-rest name is ``name``."""
+        data = f"{self.key_prefix}{{{name}}}"
         return [data, data + ":lock"]
+
+    def _raw_keys(self, sid: str) -> list[str]:
+        """Where a session was kept before ids were hashed at rest: its data key, and the
+        moving key and lease of a carry-over in progress (``_carry_over_raw``)."""
+        data = f"{self.key_prefix}{{{sid}}}"
+        return [data, data + ":moving", data + ":moving:lease"]
+
+    def _carry_over_raw(self, sid: str) -> bool | None:
+        """Move a session of the raw-id layout to its hashed key (inside ``_errors``).
+
+        Called only when the hashed key is missing. True if the session is now at its
+        hashed key (moved by us, or found there: load again), None if there is no such
+        session, False if another request is moving it (wait, then load again).
+        """
+        token = secrets.token_hex(16)
+        raw = self._raw_keys(sid)
+        # Not waited for (SESSION_REDIS_MIN_REPLICAS): for a session that is nowhere (the
+        # usual miss) it writes nothing, and a claimed session's move ends with two
+        # writes that are waited for.
+        reply = self._claim_raw(raw, [token, self._lock_ms])
+        if reply is None:
+            # none, or carried over by another request since this one missed the hashed
+            # key (then: load again)
+            return True if self.redis.exists(self._keys(sid)[0]) else None
+        if reply == LOCKED:
+            return False
+        dump, pttl = reply
+        self._write(self._restore_raw, self._keys(sid)[:1], [max(0, int(pttl)), dump])
+        self._write(self._moved_raw, raw[1:], [token])
+        logger.info("carried session %s… over to its hashed key", sid[:6])
+        return True
 
     def _legacy_key(self, sid: str) -> str:
         """Where Flask-Session 0.8 kept this session."""
@@ -602,6 +677,7 @@ class RedisStore(Store):
             fields = dict(zip(reply[::2], reply[1::2], strict=True))
             marker = fields.pop(MARKER, None)
             fields.pop(MIRROR, None)
+            fields.pop(LEGACY, None)
             values = {name.decode(): raw for name, raw in fields.items()}
             if marker == self._format:
                 return values
@@ -643,6 +719,7 @@ class RedisStore(Store):
         fields = dict(zip(reply[::2], reply[1::2], strict=True))
         marker = fields.pop(MARKER, b"")
         fields.pop(MIRROR, None)  # bookkeeping, not a value: CONVERT leaves it
+        fields.pop(LEGACY, None)
         other = self._other_codec(marker)
         if other is None:
             raise StoreUnavailable(
@@ -749,6 +826,7 @@ class RedisStore(Store):
         hash's fields; None (with a warning) if it cannot be written so."""
         codec = CODECS.get((fields.pop(MARKER, b"") or b"").decode("ascii", "replace"))
         fields.pop(MIRROR, None)
+        fields.pop(LEGACY, None)
         if codec is None:
             return None
         try:
@@ -847,5 +925,3 @@ def _pairs(reply: list[bytes]) -> dict[bytes, bytes]:
 
 def _ms(seconds: float) -> str:
     return str(max(1, int(seconds * 1000)))
-
-

@@ -2,8 +2,8 @@
 
 Each verb of :class:`~flask_session.stores.redis.RedisStore` is one of these scripts, so
 that load+lock, save+unlock and increment-unless-locked are one round trip each, and
-atomic. Every script touches only keys that share the session's ``{sid}`` hash tag (or
-the counter's), so each runs on one cluster node.
+atomic. Every script touches only keys that share one hash tag (the session's at-rest
+name, a raw id being carried over, or the counter's), so each runs on one cluster node.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ MARKER = b"\xff"
 #: for 0.8's servers or read from them (``SESSION_08_SERVERS``): 0.8's key holding other
 #: bytes means a 0.8 server wrote the session since. Never a UTF-8 key either.
 MIRROR = b"\xfe"
+#: The hash field naming the session's Flask-Session 0.8 key (which holds the raw id),
+#: kept beside MIRROR, so that a session deleted by its at-rest name alone (revoked
+#: through the per-user index) loses 0.8's copy too. Dropped with MIRROR when the
+#: transition ends: the only place an id is at rest in this package's own keys.
+LEGACY = b"\xfd"
 
 
 class Status(IntEnum):
@@ -47,6 +52,7 @@ DONE, MISSING, LOCKED, NOT_AN_INTEGER, FOREIGN, OVERFLOW, OTHER_FORMAT, STALE, G
 #: Lua definitions put in front of every script: the statuses and the marker fields.
 _PRELUDE = "".join(f"local {status.name} = {status.value}\n" for status in Status) + (
     f"local MARKER = '\\{MARKER[0]}'\nlocal MIRROR = '\\{MIRROR[0]}'\n"
+    f"local LEGACY = '\\{LEGACY[0]}'\n"
 )
 
 
@@ -91,6 +97,7 @@ local last_changed = 5 + 2 * tonumber(ARGV[5])
 if last_changed > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6, last_changed)) end
 if #ARGV > last_changed then redis.call('HDEL', KEYS[1], unpack(ARGV, last_changed + 1, #ARGV)) end
 local bookkeeping = redis.call('HEXISTS', KEYS[1], MARKER) + redis.call('HEXISTS', KEYS[1], MIRROR)
+  + redis.call('HEXISTS', KEYS[1], LEGACY)
 if redis.call('HLEN', KEYS[1]) - bookkeeping == 0 then
   redis.call('DEL', KEYS[1])
   return {0, lock_lost}
@@ -106,7 +113,8 @@ return {1, lock_lost}
 CONVERT = _lua("""
 if redis.call('HGET', KEYS[1], MARKER) ~= ARGV[1] then return 0 end
 local n = tonumber(ARGV[3])
-if redis.call('HLEN', KEYS[1]) ~= n + 1 + redis.call('HEXISTS', KEYS[1], MIRROR) then return 0 end
+local extra = redis.call('HEXISTS', KEYS[1], MIRROR) + redis.call('HEXISTS', KEYS[1], LEGACY)
+if redis.call('HLEN', KEYS[1]) ~= n + 1 + extra then return 0 end
 for i = 0, n - 1 do
   if redis.call('HGET', KEYS[1], ARGV[4 + 3 * i]) ~= ARGV[5 + 3 * i] then return 0 end
 end
@@ -215,8 +223,48 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """)
 
-# KEYS: a user's index (a hash: session id -> "<bind time>|<label>"). ARGV: session id,
-# bind time, label. Binds the session (keeping an earlier bind time); returns the index.
+# -- carrying a session over from the raw-id layout ({sid} in the key) ------------------
+# Run only when a session's hashed key is missing. Cluster-safe: the raw key and the
+# hashed one are in different slots, so the move is three steps, each on one slot:
+# CLAIM_RAW (raw slot) renames the raw hash to a "moving" key under a short lease and
+# returns it serialized; RESTORE_RAW (hashed slot) restores it unless the key exists;
+# MOVED_RAW (raw slot) drops the moving key. Nothing of this package writes to a raw key,
+# so no update can land there and be lost; a request meeting a move in progress waits.
+# A mover that dies leaves the moving key: the next one takes it over once the lease ends.
+
+# KEYS: raw data, moving, lease. ARGV: token, lease ms.
+# Returns nil (nothing to carry over), LOCKED (another request is moving it), or
+# {DUMP of the session, its pttl}.
+CLAIM_RAW = _lua("""
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('TYPE', KEYS[1]).ok ~= 'hash' then
+  return false
+end
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[3]) ~= ARGV[1] then return LOCKED end
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('RENAME', KEYS[1], KEYS[2]) end
+return {redis.call('DUMP', KEYS[2]), redis.call('PTTL', KEYS[2])}
+""")
+
+# KEYS: the hashed data key. ARGV: pttl (0 = none), the DUMP from CLAIM_RAW. A script
+# (not a bare RESTORE) so that SESSION_REDIS_MIN_REPLICAS waits for it like any write.
+# Returns 1, or 0 if the key exists (restored by a mover that died before MOVED_RAW).
+RESTORE_RAW = _lua("""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('RESTORE', KEYS[1], ARGV[1], ARGV[2])
+return 1
+""")
+
+# KEYS: moving, lease. ARGV: token. The session is at its hashed key now.
+MOVED_RAW = _lua("""
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+""")
+
+# KEYS: a user's index (a hash: session's at-rest name -> "<bind time>|<label>").
+# ARGV: the session's at-rest name, bind time, label. Binds the session (keeping an
+# earlier bind time); returns the index.
 USER_BIND = _lua("""
 local bound = ARGV[2]
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -225,7 +273,7 @@ redis.call('HSET', KEYS[1], ARGV[1], bound .. '|' .. ARGV[3])
 return redis.call('HGETALL', KEYS[1])
 """)
 
-# KEYS: a user's index. ARGV: session ids to forget.
+# KEYS: a user's index. ARGV: at-rest names of the sessions to forget.
 USER_FORGET = _lua("""
 return redis.call('HDEL', KEYS[1], unpack(ARGV))
 """)
@@ -290,7 +338,7 @@ elseif redis.call('HGET', KEYS[1], MIRROR) ~= ARGV[2] then
   return 0
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], MARKER, ARGV[3], MIRROR, ARGV[1])
+redis.call('HSET', KEYS[1], MARKER, ARGV[3], MIRROR, ARGV[1], LEGACY, KEYS[2])
 if #ARGV > 3 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, #ARGV)) end
 local pttl = redis.call('PTTL', KEYS[2])
 if pttl > 0 then redis.call('PEXPIRE', KEYS[1], pttl) end
@@ -311,7 +359,7 @@ local function fields_digest(key)
   local all = redis.call('HGETALL', key)
   local parts = {}
   for i = 1, #all, 2 do
-    if all[i] ~= MIRROR then
+    if all[i] ~= MIRROR and all[i] ~= LEGACY then
       parts[#parts + 1] = #all[i] .. ':' .. all[i] .. #all[i + 1] .. ':' .. all[i + 1]
     end
   end
@@ -350,7 +398,7 @@ if pttl > 0 then
 else
   redis.call('SET', KEYS[2], ARGV[2])
 end
-redis.call('HSET', KEYS[1], MIRROR, redis.sha1hex(ARGV[2]))
+redis.call('HSET', KEYS[1], MIRROR, redis.sha1hex(ARGV[2]), LEGACY, KEYS[2])
 return 1
 """
 )
@@ -364,6 +412,7 @@ if mirror then
   if legacy and redis.sha1hex(legacy) ~= mirror then return 0 end
   redis.call('HDEL', KEYS[1], MIRROR)
 end
+redis.call('HDEL', KEYS[1], LEGACY)
 redis.call('DEL', KEYS[2])
 return 1
 """)

@@ -16,6 +16,16 @@ while holding one blocks the session for at most ``SESSION_LOCK_TIMEOUT``.
 
 Expiry is a column; expired rows are invisible to every verb and are deleted by
 ``flask session cleanup``. Nothing is retried: a failed verb was applied at most once.
+
+A session's row is keyed ``<prefix><name>``, ``<name>`` its at-rest name
+(:func:`~flask_session.stores.common.at_rest_name`), never the id (its lease row and
+index rows too), so no column holds an id that opens a session. A row of the raw-id
+layout (``<prefix><sid>``: this package before ids were hashed, and Flask-Session 0.8) is
+carried over on first use by one UPDATE of its key guarded by the old value, in a
+writing transaction of the verb that missed; a concurrent request waits for that row and
+then finds the session at its new key. While ``SESSION_08_SERVERS`` is on, rows stay
+keyed by the raw id, as 0.8's servers look them up (ids at rest in the clear for as long
+as the transition lasts); once it is off they are carried over on first use.
 """
 
 from __future__ import annotations
@@ -36,7 +46,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
-from .common import LEASE_GRACE, LockWait, check_key_length, decode_int
+from .common import (
+    LEASE_GRACE,
+    LockWait,
+    at_rest_name,
+    check_key_length,
+    decode_int,
+    is_at_rest_name,
+)
 from .counters import check_counter_name
 from .documents import decode_document
 from .sqlalchemy_setup import (
@@ -48,8 +65,8 @@ from .sqlalchemy_setup import (
     missing_parts,
 )
 from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
-from .upgrade08 import SharedLayout08, document_08
-from .users import UserSession, session_handle
+from .upgrade08 import Count08, SharedLayout08, document_08, refuse_finish_while_serving_08
+from .users import UserSession
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -171,9 +188,15 @@ class SQLAlchemyStore(Store, SharedLayout08):
     def _load(
         self, sid: str, *, lock: bool, refresh_ttl: float | None, full_disk_ok: bool = False
     ) -> Loaded | None:
-        key = self.key_prefix + sid
+        key = self._key(sid)
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE) if lock else None
+        carry = carried = False
         while True:
+            if carry and not carried:
+                # found by a read (maybe a read-only transaction): moved in a writing one
+                with self._transaction() as (conn, _txn):
+                    self._carry_over_raw(conn, sid)
+                carried = True
             token = secrets.token_hex(16) if lock else None
             read_only = not lock and refresh_ttl is None
             with self._transaction(read_only=read_only, full_disk_ok=full_disk_ok) as (conn, txn):
@@ -183,6 +206,12 @@ class SQLAlchemyStore(Store, SharedLayout08):
                     if lock or refresh_ttl is not None
                     else self._select_row.where(self._sid_is(key))
                 ).first()
+                if row is None and not carry:
+                    found = self._after_a_miss(conn, sid)
+                    if found is not None:
+                        carry = found == "raw"  # else: moved since, by another request
+                        txn.rollback()
+                        continue
                 if row is None or row.expiry is None or row.expiry <= now:
                     return None
                 values = self._decode(row.data, sid)
@@ -211,7 +240,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
         create: bool,
         lock: str | None = None,
     ) -> bool:
-        key = self.key_prefix + sid
+        key = self._key(sid)
         with self._transaction() as (conn, _txn):
             now = _now()
             # The session's row first, then the lease: every transaction locks in this
@@ -231,7 +260,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
             return self._write(conn, key, values, now, ttl)
 
     def delete(self, sid: str, *, lock: str | None = None) -> None:
-        key = self.key_prefix + sid
+        key = self._key(sid)
         with self._transaction() as (conn, _txn):
             conn.execute(sa.delete(self.tables.sessions).where(self._sid_is(key)))
             if lock is not None:  # after the row (see save)
@@ -240,7 +269,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
     def incr(
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
-        row_key = self.key_prefix + sid
+        row_key = self._key(sid)
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         while True:
             with self._transaction() as (conn, txn):
@@ -259,7 +288,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
 
     def release(self, sid: str, lock: str) -> None:
         with self._transaction() as (conn, _txn):
-            self._drop_lease(conn, self.key_prefix + sid, lock)
+            self._drop_lease(conn, self._key(sid), lock)
 
     def cleanup(self, *, stale_temp_after: float) -> CleanupReport:
         sessions, locks = self.tables.sessions, self.tables.locks
@@ -361,7 +390,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
 
     def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
         users = self.tables.users
-        key = self.key_prefix + sid
+        key = self._key(sid)
         with self._transaction() as (conn, _txn):
             self._lock_user(conn, user)
             conn.execute(
@@ -374,7 +403,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
             if cap is None:
                 return []
             live = self._live_entries(conn, user, _now())
-            current = session_handle(self.key_prefix, sid)
+            current = at_rest_name(self.key_prefix, sid)
             live.sort(key=lambda pair: (pair[1].handle == current, pair[1].bound_at, pair[0]))
             excess = [found for found, _ in live[: max(0, len(live) - cap)]]
             return self._revoke(conn, user, excess)
@@ -383,9 +412,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
         users = self.tables.users
         with self._transaction() as (conn, _txn):
             conn.execute(
-                sa.delete(users).where(
-                    users.c.user == user, users.c.session_id == self.key_prefix + sid
-                )
+                sa.delete(users).where(users.c.user == user, users.c.session_id == self._key(sid))
             )
 
     def user_sessions(self, user: str) -> list[UserSession]:
@@ -402,13 +429,12 @@ class SQLAlchemyStore(Store, SharedLayout08):
         with self._transaction() as (conn, _txn):
             self._lock_user(conn, user)
             bound = conn.execute(sa.select(users.c.session_id).where(users.c.user == user))
-            prefix = len(self.key_prefix)
             wanted = None if handles is None else set(handles)
             targets = []
             for key in bound.scalars():
-                handle = _handle_of_key(key)
+                handle = self._handle_of_key(key)
                 if handle != keep and (wanted is None or handle in wanted):
-                    targets.append(key[prefix:])
+                    targets.append(key)
             return self._revoke(conn, user, targets)
 
     def prune_user_index(self) -> int:
@@ -423,19 +449,18 @@ class SQLAlchemyStore(Store, SharedLayout08):
     def _live_entries(
         self, conn: sa.Connection, user: str, now: datetime
     ) -> list[tuple[str, UserSession]]:
-        """(id, entry) of each of ``user``'s entries whose session is live."""
+        """(row key, entry) of each of ``user``'s entries whose session is live."""
         users, sessions = self.tables.users, self.tables.sessions
         rows = conn.execute(
             sa.select(users.c.session_id, users.c.bound_at, users.c.label, sessions.c.expiry)
             .join(sessions, sessions.c.session_id == users.c.session_id)
             .where(users.c.user == user, sessions.c.expiry > now)
         )
-        prefix = len(self.key_prefix)
         return [
             (
-                row.session_id[prefix:],
+                row.session_id,
                 UserSession(
-                    _handle_of_key(row.session_id),
+                    self._handle_of_key(row.session_id),
                     row.bound_at,
                     row.label,
                     (row.expiry - now).total_seconds(),
@@ -444,13 +469,12 @@ class SQLAlchemyStore(Store, SharedLayout08):
             for row in rows
         ]
 
-    def _revoke(self, conn: sa.Connection, user: str, sids: list[str]) -> list[str]:
-        """Delete the sessions and their entries (in the caller's transaction); return
-        the handles of those that were live."""
-        if not sids:
+    def _revoke(self, conn: sa.Connection, user: str, keys: list[str]) -> list[str]:
+        """Delete the sessions (by row key) and their entries (in the caller's
+        transaction); return the handles of those that were live."""
+        if not keys:
             return []
         users, sessions = self.tables.users, self.tables.sessions
-        keys = [self.key_prefix + sid for sid in sids]
         gone = conn.execute(
             sa.delete(sessions)
             .where(sessions.c.session_id.in_(keys), sessions.c.expiry > _now())
@@ -459,7 +483,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
         revoked = set(gone)
         conn.execute(sa.delete(sessions).where(sessions.c.session_id.in_(keys)))
         conn.execute(sa.delete(users).where(users.c.user == user, users.c.session_id.in_(keys)))
-        return [_handle_of_key(key) for key in keys if key in revoked]
+        return [self._handle_of_key(key) for key in keys if key in revoked]
 
     def _prune(self, conn: sa.Connection, now: datetime, user: str | None = None) -> int:
         """Delete index entries whose session is gone (of ``user``, or of everyone)."""
@@ -475,6 +499,80 @@ class SQLAlchemyStore(Store, SharedLayout08):
     def _counter_name(self, name: str) -> str:
         check_counter_name(name)  # ValueError for a name some store could not hold
         return self.key_prefix + name
+
+    def _key(self, sid: str) -> str:
+        """The key of ``sid``'s row (and its lease and index rows): ``<prefix><at-rest
+        name>``; while Flask-Session 0.8's servers may read the table
+        (``SESSION_08_SERVERS``), 0.8's own, ``<prefix><sid>``."""
+        if self.serves_08:
+            return self.key_prefix + sid
+        return self.key_prefix + at_rest_name(self.key_prefix, sid)
+
+    def _handle_of_key(self, key: str) -> str:
+        """The index handle (the at-rest name) of the session whose row key is ``key``."""
+        if self.serves_08:  # key is <prefix><sid>: its hash is the at-rest name
+            return hashlib.sha256(key.encode()).hexdigest()
+        return key[len(self.key_prefix) :]
+
+    def _after_a_miss(self, conn: sa.Connection, sid: str) -> str | None:
+        """After ``sid``'s hashed key was missed: "raw" if a row of the raw-id layout is
+        there to carry over, "moved" if the hashed row is there now (another request
+        carried it over meanwhile), None if neither (never while 0.8's servers read
+        the table: the raw layout is theirs). One statement, so one snapshot sees the
+        row under one key or the other."""
+        if self.serves_08:
+            return None
+        sessions = self.tables.sessions
+        raw, hashed = self.key_prefix + sid, self._key(sid)
+        keys = set(
+            conn.execute(
+                sa.select(sessions.c.session_id).where(sessions.c.session_id.in_([raw, hashed]))
+            ).scalars()
+        )
+        if hashed in keys:
+            return "moved"
+        return "raw" if raw in keys else None
+
+    def _carry_over_raw(self, conn: sa.Connection, sid: str) -> bool:
+        """Move ``sid``'s row of the raw-id layout, and its index rows, to its hashed key
+        (in the caller's writing transaction): one UPDATE guarded by the old key, so of
+        two requests carrying it over at once the second waits for the row and then
+        finds it moved. True if a row was moved."""
+        if self.serves_08:
+            return False
+        sessions, users = self.tables.sessions, self.tables.users
+        old, new = self.key_prefix + sid, self._key(sid)
+        moved = conn.execute(
+            sa.update(sessions)
+            .where(self._sid_is(old))
+            .values(session_id=new)
+            .returning(sessions.c.id)
+        ).first()
+        if moved is None:
+            return False
+        conn.execute(sa.update(users).where(users.c.session_id == old).values(session_id=new))
+        logger.info("carried session %s… over to its hashed key", sid[:6])
+        return True
+
+    def finish_08(self) -> Count08:
+        """The transition is over: carry every row still keyed by a raw id (0.8's layout)
+        over to its hashed key at once, so that no id is left at rest; rows are otherwise
+        carried over on first use. Refused while SESSION_08_SERVERS is on."""
+        refuse_finish_while_serving_08(self.serves_08)
+        sessions = self.tables.sessions
+        prefix = self.key_prefix
+        moved = Count08()
+        with self._transaction() as (conn, _txn):
+            keys = conn.execute(
+                sa.select(sessions.c.session_id).where(
+                    sessions.c.session_id.startswith(prefix, autoescape=True)
+                )
+            ).scalars()
+            for key in list(keys):
+                rest = key[len(prefix) :]
+                if not is_at_rest_name(rest) and self._carry_over_raw(conn, rest):
+                    moved.not_carried_over += 1
+        return moved
 
     def _sid_is(self, key: str) -> sa.ColumnElement[bool]:
         return self.tables.sessions.c.session_id == key
@@ -492,6 +590,11 @@ class SQLAlchemyStore(Store, SharedLayout08):
                 .on_conflict_do_nothing(index_elements=[self.tables.sessions.c.session_id])
             )
         row = conn.execute(self._select_row.where(self._sid_is(key)).with_for_update()).first()
+        if row is None and not create and not self.serves_08:
+            # Carry a row of the raw-id layout over; either way look again, as another
+            # request may have carried it over since the read above.
+            self._carry_over_raw(conn, sid)
+            row = conn.execute(self._select_row.where(self._sid_is(key)).with_for_update()).first()
         live = row is not None and row.expiry is not None and row.expiry > now
         values = self._decode(row.data, sid) if live and row is not None else None
         if values is None and create:
@@ -684,12 +787,6 @@ def _unavailable(error: BaseException) -> StoreUnavailable:
     else:
         reason = "the session store refused the request"
     return StoreUnavailable(f"the session database failed: {text}", reason=reason)
-
-
-def _handle_of_key(key: str) -> str:
-    """The index handle (users.session_handle) of the session stored under ``key``
-    (``key_prefix + sid``)."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _now() -> datetime:

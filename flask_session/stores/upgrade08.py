@@ -23,8 +23,9 @@ from ..codecs import Codec
 
 #: What a store with one layout for both says when asked to count or move 0.8 sessions.
 SHARED_LAYOUT = (
-    "Flask-Session 0.8 and this package keep a session in the same place and layout in"
-    " this store: there is nothing to carry over"
+    "Flask-Session 0.8 and this package keep a session in the same layout in this store"
+    " (while SESSION_08_SERVERS is on, under 0.8's key; once it is off, each moves to its"
+    " hashed key on first use): there is nothing to carry over"
 )
 
 
@@ -83,7 +84,9 @@ class SharedLayout08:
     """:class:`Upgrade08` for a store whose layout is Flask-Session 0.8's own (one
     document per session, at 0.8's key or row): both fleets already read and write the
     same session, so there is nothing to count or move. While ``SESSION_08_SERVERS`` is on
-    such a store writes each document as 0.8 writes it (:func:`document_08`)."""
+    such a store writes each document as 0.8 writes it (:func:`document_08`), keyed by the
+    raw id as 0.8 keys it; once it is off, each session moves to its hashed key on first
+    use (the sqlalchemy store's ``finish_08`` moves them all at once)."""
 
     def count_08(self) -> Count08:
         return Count08(note=SHARED_LAYOUT)

@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from .common import at_rest_name
+
 #: the longest label (an app's description of a session, such as its user agent)
 MAX_LABEL = 256
 
@@ -81,9 +83,10 @@ def user_key(user_id: str | int) -> str:
 
 def session_handle(key_prefix: str, sid: str) -> str:
     """A session's public name in the index: a one-way hash of its id (with the key
-    prefix), so it names the session without giving it away. It is the name of the
-    session's file in the filesystem store (``<handle>.session``)."""
-    return hashlib.sha256((key_prefix + sid).encode()).hexdigest()
+    prefix), so it names the session without giving it away. It is the session's
+    at-rest name (:func:`~flask_session.stores.common.at_rest_name`): its key on Redis,
+    SQL and memcached, its file name in the filesystem store (``<handle>.session``)."""
+    return at_rest_name(key_prefix, sid)
 
 
 def check_label(label: str) -> str:

@@ -21,7 +21,15 @@ from flask_session import Session
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.memcached import MemcachedSession, MemcachedSessionInterface
 from flask_session.sqlalchemy import SqlAlchemySession, SqlAlchemySessionInterface
+from flask_session.stores.common import at_rest_name
 from tests.dropin.test_api import REPO_ROOT, counter_app
+
+
+def stored_key(prefix: str, sid: str) -> str:
+    """The key (row, item) of session ``sid``: the prefix and the id's at-rest name, as
+    ids are hashed at rest (an app reading 0.8's model by ``prefix + sid`` finds nothing)."""
+    return prefix + at_rest_name(prefix, sid)
+
 
 INCREMENTS = 3
 
@@ -105,12 +113,12 @@ def test_session_sqlalchemy_as_a_flask_sqlalchemy_db(
     assert isinstance(app.session_interface, SqlAlchemySessionInterface)
     assert app.session_interface.client is db
     sid = count_to(app)
-    assert session_ids_in(database_url) == [f"session:{sid}"]
+    assert session_ids_in(database_url) == [stored_key("session:", sid)]
     with app.test_request_context():
         assert isinstance(flask.session, SqlAlchemySession)
         # 0.8's sql_session_model, read through the app's own ORM session
         model = app.session_interface.sql_session_model
-        row = db.session.query(model).filter_by(session_id=f"session:{sid}").one()
+        row = db.session.query(model).filter_by(session_id=stored_key("session:", sid)).one()
         assert b'"n"' in row.data
 
 
@@ -130,11 +138,13 @@ def test_session_sqlalchemy_bind_key_puts_sessions_in_that_database(
     app.config["SESSION_SQLALCHEMY"] = db
     Session(app)
     sid = count_to(app)
-    assert session_ids_in(postgres_url) == [f"session:{sid}"]
+    assert session_ids_in(postgres_url) == [stored_key("session:", sid)]
     assert session_ids_in(main_url) is None
     with app.test_request_context():
         model = app.session_interface.sql_session_model
-        assert db.session.query(model).filter_by(session_id=f"session:{sid}").count() == 1
+        assert (
+            db.session.query(model).filter_by(session_id=stored_key("session:", sid)).count() == 1
+        )
 
 
 def test_unknown_bind_key_is_refused_naming_it(
@@ -163,7 +173,7 @@ def test_sqlalchemy_interface_built_directly(
         app, client=db, key_prefix="myapp:", table="web_sessions", serialization_format="json"
     )
     sid = count_to(app)
-    assert session_ids_in(database_url, "web_sessions") == [f"myapp:{sid}"]
+    assert session_ids_in(database_url, "web_sessions") == [stored_key("myapp:", sid)]
 
 
 def test_cleanup_n_requests_is_warned_about_on_the_sql_store(
@@ -190,7 +200,7 @@ def test_memcached_interface_built_directly(
         )
         assert app.session_interface.client is client
         sid = count_to(app)
-        assert client.get(f"myapp:{sid}") == b'{"n":3}'
+        assert client.get(stored_key("myapp:", sid)) == b'{"n":3}'
     finally:
         client.close()
 
@@ -243,6 +253,6 @@ def test_a_0_8_table_with_a_sequence_is_served(
             rows = conn.execute(sa.text("SELECT id, session_id FROM sessions")).all()
             last = conn.execute(sa.text("SELECT last_value FROM fs08_ids")).scalar_one()
         assert default is None  # so the ids did come from the sequence
-        assert [(row.id, row.session_id) for row in rows] == [(last, f"session:{sid}")]
+        assert [(row.id, row.session_id) for row in rows] == [(last, stored_key("session:", sid))]
     finally:
         engine.dispose()

@@ -11,8 +11,10 @@ import msgspec
 import pytest
 
 from flask_session.ids import new_session_id
-from flask_session.stores.redis_scripts import MIRROR
+from flask_session.stores.redis_scripts import LEGACY, MIRROR
+from flask_session.stores.users import user_key
 from tests.flask_session.redis_stores import FORMATS, TTL
+from tests.support.kits import kit_of
 
 LIFETIME_S = 3000
 DECODERS = {"msgpack": msgspec.msgpack.decode, "json": msgspec.json.decode}
@@ -112,10 +114,29 @@ def test_after_the_transition_a_last_0_8_write_is_read_then_0_8_copies_go(
     assert values(after, loaded) == {"n": 5}
     assert after.redis.exists("session:" + sid) == 0
     assert not after.redis.hexists(after._keys(sid)[0], MIRROR)
+    assert not after.redis.hexists(after._keys(sid)[0], LEGACY)
     moved = after.finish_08()
     assert (moved.mirrored, moved.not_carried_over) == (0, 1)
     assert after.count_08().total == 0
     assert values(after, after.load(untouched, lock=False, refresh_ttl=None)) == {"n": 7}
+    dump = kit_of(after).dump(after)  # the transition over: no id at rest any more
+    assert sid.encode() not in dump and untouched.encode() not in dump
+
+
+def test_revoking_a_session_during_the_transition_removes_0_8s_copy_too(
+    redis_url, redis_server, redis_store
+):
+    """The index names the session by its at-rest name only; the hash names 0.8's key
+    (LEGACY), so a revoked session is gone for 0.8's servers and is not read back."""
+    store = redis_store(redis_server, serves_08=True)
+    sid = new_session_id(32)
+    store.save(sid, {"a": store.codec.encode(1)}, (), ttl=TTL, create=True)
+    assert read_like_08(store.redis, sid) == {"a": 1}
+    user = user_key("ann")
+    store.bind_user(user, sid, label="", cap=None)
+    assert len(store.revoke_user_sessions(user, None, keep=None)) == 1
+    assert read_like_08(store.redis, sid) is None
+    assert store.load(sid, lock=False, refresh_ttl=None) is None
 
 
 def test_the_upgrade_command_counts_0_8_sessions_and_exits_1_until_none_is_left(redis_url):

@@ -19,6 +19,7 @@ from pymemcache.client.base import Client as MemcachedClient
 
 from flask_session import SessionConfigError, StoreUnavailable
 from flask_session.ids import new_session_id
+from flask_session.stores.common import at_rest_name
 from tests.flask_session.demo_app import create_app
 
 TTL = 60.0
@@ -157,7 +158,7 @@ def test_the_tables_are_made_with_the_configured_name(make_app):
         columns = store.tables.sessions.c
         assert store.tables.sessions.name == "web_sessions"
         (row,) = conn.execute(sa.select(columns.session_id, columns.expiry)).all()
-    assert row.session_id == "session:" + sid
+    assert row.session_id == "session:" + at_rest_name("session:", sid)
     assert timedelta(seconds=50) < row.expiry - utcnow() < timedelta(seconds=70)
 
 

@@ -413,7 +413,7 @@ def test_memcached_a_label_cannot_keep_a_revoked_session_admitted(index, store_t
     handle's entry is found as text; a label (a user agent: the user's to choose) that
     spells out a revoked session's entry must not pass for it."""
     kept, revoked = new_session(index), new_session(index)
-    entry = f'"{handles(index, revoked)[0]}":[1,"","{index._item_key(revoked)}"]'
+    entry = f'"{handles(index, revoked)[0]}":[1,"","{index._key(revoked)}"]'
     index.bind_user(ALICE, kept, label=entry, cap=None)
     index.bind_user(ALICE, revoked, label="", cap=None)
     binding = {USER_KEY: index.codec.encode([ALICE, ""])}

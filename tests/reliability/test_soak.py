@@ -34,7 +34,7 @@ from tests.reliability.conftest import SERVICE_APP, needs_service
 from tests.support.app_servers import REPO_ROOT
 from tests.support.kits import KITS
 from tests.support.kits.filesystem import counter_file_name, file_name_for
-from tests.support.store_contents import stored_lock_count, stored_session_ids
+from tests.support.store_contents import names_of, stored_lock_count, stored_session_names
 
 REQUESTS = int(os.environ.get("SOAK_REQUESTS", "15000"))
 SESSIONS = int(os.environ.get("SOAK_SESSIONS", "200"))
@@ -218,7 +218,7 @@ def test_soak(app_server, store_config, store_env, store_type, session_dir):
     if store_type == "filesystem":
         check_cleanup_leaves_only_live_sessions(server, store_env, session_dir, sids)
     else:
-        assert stored_session_ids(store_config) == sids
+        assert stored_session_names(store_config) == names_of(sids, store_config)
         assert stored_lock_count(store_config) == 0
 
 

@@ -6,10 +6,11 @@ kit's (tests/support/kits).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from flask_session.stores.common import at_rest_name
 from flask_session.wiring import configure
 
 from .kits import StoreKit, kit_of
@@ -28,10 +29,17 @@ def opened_store(config: Mapping[str, Any]) -> Iterator[tuple[StoreKit, Any]]:
         store.close()
 
 
-def stored_session_ids(config: Mapping[str, Any]) -> set[str]:
-    """Session ids with a stored session (expired ones included: they are still there)."""
+def stored_session_names(config: Mapping[str, Any]) -> set[str]:
+    """At-rest names of the stored sessions (expired ones included: they are still
+    there); compare with :func:`names_of` the ids a test issued."""
     with opened_store(config) as (kit, store):
-        return kit.session_ids(store, config.get("SESSION_KEY_PREFIX", DEFAULT_PREFIX))
+        return kit.session_names(store, config.get("SESSION_KEY_PREFIX", DEFAULT_PREFIX))
+
+
+def names_of(sids: Iterable[str], config: Mapping[str, Any]) -> set[str]:
+    """The at-rest names of ``sids`` in the store ``config`` names."""
+    prefix = config.get("SESSION_KEY_PREFIX", DEFAULT_PREFIX)
+    return {at_rest_name(prefix, sid) for sid in sids}
 
 
 def stored_lock_count(config: Mapping[str, Any]) -> int:

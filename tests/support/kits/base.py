@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from flask_session.stores.common import at_rest_name
+
 from ..server_process import ServerProcess
 from ..setting_rows import Setting
 
@@ -55,18 +57,19 @@ class StoreKit:
         the store keeps any) go in ``session_dir``."""
         raise NotImplementedError
 
-    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
-        """Ids of the sessions the store holds (expired ones included while they are
-        still there), looked up directly, not through the store's verbs."""
+    def session_names(self, store: Any, prefix: str = "session:") -> set[str]:
+        """At-rest names (``at_rest_name(prefix, sid)``) of the sessions the store holds
+        (expired ones included while they are still there), looked up directly, not
+        through the store's verbs. The store holds no id: a name is all it knows."""
         raise NotImplementedError
 
     def holds(self, store: Any, sid: str, prefix: str = "session:") -> bool:
         """Whether the store holds a session ``sid``."""
-        return sid in self.session_ids(store, prefix)
+        return at_rest_name(prefix, sid) in self.session_names(store, prefix)
 
     def session_count(self, store: Any, prefix: str = "session:") -> int:
         """How many sessions the store holds."""
-        return len(self.session_ids(store, prefix))
+        return len(self.session_names(store, prefix))
 
     def lock_count(self, store: Any, prefix: str = "session:") -> int:
         """Session locks (lock keys, lease rows, lock items) the store holds."""
@@ -81,6 +84,22 @@ class StoreKit:
         """The bytes stored for session ``sid`` by a store that keeps each session as one
         JSON or msgpack document; None for a store that keeps values one by one (Redis)."""
         raise NotImplementedError
+
+    def dump(self, store: Any) -> bytes:
+        """Everything the store holds, names and contents (keys and values, every column
+        of every row, file names and bytes), as one blob: what a stolen backup holds."""
+        raise NotImplementedError
+
+    def write_unhashed(
+        self, store: Any, sid: str, values: dict[str, bytes], ttl: float, prefix: str = "session:"
+    ) -> None:
+        """Store session ``sid`` as this package wrote it before ids were hashed at rest
+        (keyed by the raw id); not for the filesystem store, whose files always were."""
+        raise NotImplementedError(f"{self.store_type} never kept raw ids")
+
+    def holds_unhashed(self, store: Any, sid: str, prefix: str = "session:") -> bool:
+        """Whether anything is still stored under the raw id ``sid``."""
+        raise NotImplementedError(f"{self.store_type} never kept raw ids")
 
     def corrupt(self, store: Any, sid: str) -> None:
         """Overwrite session ``sid``'s stored data with bytes neither format can read,

@@ -48,11 +48,21 @@ class FilesystemKit(StoreKit):
     expires_by_cleanup = True
     locks_are_stored = False
 
+    def dump(self, store: Any) -> bytes:
+        parts: list[bytes] = []
+        for root, _dirs, files in os.walk(store.directory):
+            parts.append(root.encode())
+            for name in files:
+                parts.append(name.encode())
+                with open(os.path.join(root, name), "rb") as file:
+                    parts.append(file.read())
+        return b"\n".join(parts)
+
     def settings(self, request: pytest.FixtureRequest, session_dir: Path) -> dict[str, Any]:
         return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(session_dir)}
 
-    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
-        raise NotImplementedError("file names are hashes of ids: use file_name_for(sid)")
+    def session_names(self, store: Any, prefix: str = "session:") -> set[str]:
+        return {name.removesuffix(".session") for name in session_files(store.directory)}
 
     def holds(self, store: Any, sid: str, prefix: str = "session:") -> bool:
         return file_name_for(sid, prefix) in session_files(store.directory)

@@ -63,7 +63,7 @@ class MemcachedKit(StoreKit):
         servers = request.getfixturevalue("memcached_servers")
         return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED_SERVERS": servers}
 
-    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
+    def session_names(self, store: Any, prefix: str = "session:") -> set[str]:
         return {
             key[len(prefix) :]
             for key in all_keys(store)
@@ -78,12 +78,30 @@ class MemcachedKit(StoreKit):
 
     def stored_document(self, store: Any, sid: str) -> bytes | None:
         with closing(Client(store.servers[0])) as client:
-            found: bytes = client.get(store.key_prefix + sid)
+            found: bytes = client.get(store._key(sid))
         return found
+
+    def dump(self, store: Any) -> bytes:
+        parts: list[bytes] = []
+        for host, port in store.servers:
+            with closing(Client((host, port))) as client:
+                for key in memcached_keys(host, port):
+                    parts += (key.encode(), client.get(key) or b"")
+        return b"\n".join(parts)
+
+    def write_unhashed(
+        self, store: Any, sid: str, values: dict[str, bytes], ttl: float, prefix: str = "session:"
+    ) -> None:
+        key = prefix + sid
+        node = store._node(key)  # where the store itself looks for the key
+        node.set(key, store.codec.encode_document(values), expire=int(ttl), noreply=False)
+
+    def holds_unhashed(self, store: Any, sid: str, prefix: str = "session:") -> bool:
+        return prefix + sid in all_keys(store)
 
     def corrupt(self, store: Any, sid: str) -> None:
         with closing(Client(store.servers[0], default_noreply=False)) as client:
-            client.set(store.key_prefix + sid, b"{torn", expire=60)
+            client.set(store._key(sid), b"{torn", expire=60)
 
 
 KIT = MemcachedKit()

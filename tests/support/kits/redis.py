@@ -1,4 +1,4 @@
-"""The Redis store, on every topology: ``<prefix>{<sid>}`` hashes, ``...:lock`` keys."""
+"""The Redis store, on every topology: ``<prefix>{<name>}`` hashes, ``...:lock`` keys."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from .base import StoreKit
 UNREACHABLE_REPLICA_COUNT = 100
 
 
-def session_ids(client: Any, prefix: str = "session:") -> set[str]:
-    """Session ids that have a data key (``<prefix>{<sid>}``) in Redis."""
+def session_names(client: Any, prefix: str = "session:") -> set[str]:
+    """At-rest names of the sessions that have a data key (``<prefix>{<name>}``) in Redis."""
     ids = set()
     for key in client.scan_iter(f"{prefix}{{*}}"):
         name = key.decode()
@@ -83,8 +83,8 @@ class RedisKit(StoreKit):
         url = request.getfixturevalue("topology_url")
         return {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": url}
 
-    def session_ids(self, store: Any, prefix: str = "session:") -> set[str]:
-        return session_ids(store.redis, prefix)
+    def session_names(self, store: Any, prefix: str = "session:") -> set[str]:
+        return session_names(store.redis, prefix)
 
     def lock_count(self, store: Any, prefix: str = "session:") -> int:
         return len(lock_keys(store.redis, prefix))
@@ -96,6 +96,32 @@ class RedisKit(StoreKit):
 
     def stored_document(self, store: Any, sid: str) -> bytes | None:
         return None  # a hash: one field per value, and a marker field naming the format
+
+    def dump(self, store: Any) -> bytes:
+        client = store.redis
+        parts: list[bytes] = []
+        for key in client.scan_iter("*"):
+            parts.append(key)
+            kind = client.type(key)
+            kind = kind.decode() if isinstance(kind, bytes) else kind
+            if kind == "hash":
+                for field, value in client.hgetall(key).items():
+                    parts += (field, value)
+            elif kind == "string":
+                parts.append(client.get(key) or b"")
+            elif kind != "none":
+                parts.append(client.dump(key) or b"")
+        return b"\n".join(parts)
+
+    def write_unhashed(
+        self, store: Any, sid: str, values: dict[str, bytes], ttl: float, prefix: str = "session:"
+    ) -> None:
+        key = f"{prefix}{{{sid}}}"
+        store.redis.hset(key, mapping={b"\xff": store.codec.name, **values})
+        store.redis.pexpire(key, int(ttl * 1000))
+
+    def holds_unhashed(self, store: Any, sid: str, prefix: str = "session:") -> bool:
+        return bool(store.redis.exists(f"{prefix}{{{sid}}}", f"{prefix}{{{sid}}}:moving"))
 
     def corrupt(self, store: Any, sid: str) -> None:
         # Written by something else (the other of json/msgpack is read: see test_redis_formats)
