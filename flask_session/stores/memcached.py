@@ -49,6 +49,7 @@ from .documents import decode_document
 from .upgrade08 import (
     MARKER_NAME,
     PROBE_SECONDS,
+    SERVERS_08_AUTO,
     SharedLayout08,
     document_08,
     serves_08_at_start,
@@ -197,6 +198,10 @@ class MemcachedStore(Store, SharedLayout08):
         self._outage = OutageLog(logger, f"memcached session store ({where})")
         self._error_guard = ErrorGuard(self._translate_error, self._outage.succeeded)
         self.serves_08 = serves_08_at_start(self, serves_08, self.name)
+        if serves_08 == SERVERS_08_AUTO:
+            # the search's connections: a store opens none until it serves (the pools
+            # open them again on first use)
+            self.close()
 
     # -- the store verbs ---------------------------------------------------------------
 

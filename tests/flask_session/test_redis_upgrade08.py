@@ -134,11 +134,15 @@ def test_the_upgrade_command_counts_0_8_sessions_and_exits_1_until_none_is_left(
     assert refused.exit_code == 1 and "SESSION_08_SERVERS" in refused.output
     store.close()
 
-    after = create_app(config)
+    # The default ('auto') finds 0.8's data: the operator ends the transition with False.
+    after = create_app({**config, "SESSION_08_SERVERS": False})
     finished = after.test_cli_runner().invoke(args=["session", "upgrade-08", "--finish"])
     assert finished.exit_code == 0, finished.output
     assert "in the store: 0 " in finished.output
     after.session_interface.store.close()
+    settled = create_app(config)  # 'auto' again: nothing of 0.8's, no marker
+    assert settled.session_interface.store.serves_08 is False
+    settled.session_interface.store.close()
 
 
 def test_session_08_servers_is_refused_on_a_redis_cluster(redis_cluster):

@@ -111,3 +111,62 @@ def test_finish_is_refused_while_auto_found_0_8(make_app):
     assert store.serves_08 is True
     with pytest.raises(RuntimeError, match="SESSION_08_SERVERS = False"):
         store.finish_08()
+
+
+def copy_08_exists(store, sid: str) -> bool:
+    """Whether 0.8's layout still holds ``sid`` (SQL: the one row both fleets share)."""
+    key = store.key_prefix + sid
+    if store.name == "redis":
+        return bool(store.redis.exists(key))
+    if store.name == "filesystem":
+        return os.path.exists(
+            os.path.join(store.directory, hashlib.sha256(key.encode()).hexdigest())
+        )
+    sessions = store.tables.sessions
+    with store.engine.connect() as conn:
+        found = conn.execute(sa.select(sessions.c.id).where(sessions.c.session_id == key))
+        return found.first() is not None
+
+
+@pytest.mark.parametrize("keep_current", [False, True], ids=["all", "all-but-current"])
+def test_revoking_during_the_transition_deletes_0_8_copies_too(make_app, keep_current):
+    """Issue 20 x 17: a revoked session cannot come back from the 0.8 copy kept for 0.8's
+    servers (ours read 0.8's writes back while the transition is on)."""
+    from flask_session.stores.users import UserIndex, session_handle, user_key
+
+    store = make_app(SESSION_08_SERVERS=True).session_interface.store
+    if not isinstance(store, UserIndex):
+        pytest.skip(f"the {store.name} store keeps no per-user index")
+    user = user_key("alice")
+    current, *others = [new_session_id(32) for _ in range(3)]
+    for sid in (current, *others):
+        assert store.save(sid, {"n": store.codec.encode(1)}, [], ttl=TTL, create=True)
+        store.bind_user(user, sid, label="", cap=None)
+        assert copy_08_exists(store, sid)
+    keep = session_handle(store.key_prefix, current) if keep_current else None
+    revoked = store.revoke_user_sessions(user, None, keep=keep)
+    gone = others if keep_current else [current, *others]
+    assert sorted(revoked) == sorted(session_handle(store.key_prefix, s) for s in gone)
+    for sid in gone:
+        assert not copy_08_exists(store, sid)
+        assert store.load(sid, lock=False, refresh_ttl=None) is None
+        assert store.incr(sid, "n", 1, ttl=TTL, create=False) is None
+    if keep_current:
+        assert copy_08_exists(store, current)
+        assert store.load(current, lock=False, refresh_ttl=None) is not None
+
+
+def test_the_cap_deletes_the_0_8_copy_of_the_session_it_revokes(make_app):
+    from flask_session.stores.users import UserIndex, user_key
+
+    store = make_app(SESSION_08_SERVERS=True).session_interface.store
+    if not isinstance(store, UserIndex):
+        pytest.skip(f"the {store.name} store keeps no per-user index")
+    user = user_key("bob")
+    oldest, newest = new_session_id(32), new_session_id(32)
+    for sid in (oldest, newest):
+        assert store.save(sid, {"n": store.codec.encode(1)}, [], ttl=TTL, create=True)
+        store.bind_user(user, sid, label="", cap=1)
+        time.sleep(0.01)  # distinct bind times
+    assert not copy_08_exists(store, oldest) and copy_08_exists(store, newest)
+    assert store.load(oldest, lock=False, refresh_ttl=None) is None
