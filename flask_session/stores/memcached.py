@@ -27,8 +27,8 @@ import secrets
 import socket
 import time
 from collections.abc import Iterable
-from urllib.parse import unquote
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from pymemcache.client.base import Client, PooledClient  # type: ignore[import-untyped]
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
