@@ -163,8 +163,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         " (or the transition's marker) and, if it finds any, serves a rolling upgrade as"
         " with true; true: Flask-Session 0.8 servers may still serve the same store, so"
         " every session is kept readable and current in 0.8's layout too, and 0.8's writes"
-        " are read back; false: no 0.8 server is left (set it once the roll is over, then"
-        " run flask session upgrade-08 --finish). Every store; not on a Redis Cluster",
+        " are read back; false: no 0.8 server is left (set it on every server once the"
+        " roll is over; see 'Upgrading from Flask-Session 0.8'). Every store; true is"
+        " refused on a Redis Cluster, where 'auto' stays off",
     ),
     Setting(
         "SESSION_ABSOLUTE_LIFETIME",
