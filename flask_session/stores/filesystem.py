@@ -77,10 +77,13 @@ logger = logging.getLogger(__name__)
 SUFFIX = ".session"
 #: the rolling upgrade's marker (upgrade08.py): one per directory, as 0.8's files are
 MARKER_08_FILE = ".upgrade-08"
-#: its content: cachelib's header saying "never expires" (so 0.8's pruning of expired
-#: files leaves it, and reads it without a warning), then what it is
+#: its content: cachelib's header with the latest expiry it can hold (so 0.8's pruning,
+#: which deletes expired files, then files by that number from the smallest, deletes it
+#: last, and reads it without a warning), then what it is
 _HEADER_08 = struct.Struct("I")
-MARKER_08_CONTENT = _HEADER_08.pack(0) + b"flask_session: a rolling upgrade from 0.8 is on\n"
+MARKER_08_CONTENT = (
+    _HEADER_08.pack(0xFFFFFFFF) + b"flask_session: a rolling upgrade from 0.8 is on\n"
+)
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 _SESSION_NAME_LENGTH = 64 + len(SUFFIX)  # sha256 hex digest + suffix
 
