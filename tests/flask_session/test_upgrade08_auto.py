@@ -170,3 +170,20 @@ def test_the_cap_deletes_the_0_8_copy_of_the_session_it_revokes(make_app):
         time.sleep(0.01)  # distinct bind times
     assert not copy_08_exists(store, oldest) and copy_08_exists(store, newest)
     assert store.load(oldest, lock=False, refresh_ttl=None) is None
+
+
+def test_a_store_down_at_start_up_starts_without_the_transition_and_says_so(app_builder, caplog):
+    """The app still starts (requests get 503 until the store is back); the log says the
+    store could not be searched and to set True if 0.8 servers still serve it."""
+    from tests.flask_session.demo_app import create_app
+    from tests.support.ports import free_port
+
+    caplog.set_level(logging.WARNING, logger="flask_session.stores.upgrade08")
+    config = {
+        "SESSION_TYPE": "memcached",
+        "SESSION_MEMCACHED_SERVERS": f"127.0.0.1:{free_port()}",  # nothing listens
+    }
+    store = app_builder(create_app, config).session_interface.store
+    assert store.serves_08 is False
+    assert "could not be searched for Flask-Session 0.8's sessions" in caplog.text
+    assert "set SESSION_08_SERVERS = True" in caplog.text
