@@ -41,6 +41,7 @@ from .readers import (
     text,
 )
 from .stores import STORE_TYPES, store_class
+from .stores.upgrade08 import SERVERS_08_AUTO
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ DEFAULT_KEY_PREFIX = "session:"
 
 
 def _locking(config: Mapping[str, Any], key: str) -> bool | str:
-    """SESSION_LOCKING: 'auto' (any case), or a boolean as :func:`config_bool` reads it."""
+    """SESSION_LOCKING (and SESSION_08_SERVERS): 'auto' (any case), or a boolean as
+    :func:`config_bool` reads it."""
     value = config[key]
     if isinstance(value, str) and value.strip().lower() == LOCKING_AUTO:
         return LOCKING_AUTO
@@ -155,12 +157,15 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "SESSION_08_SERVERS",
-        False,
-        boolean,
-        "True while Flask-Session 0.8 servers may still serve the same store (a rolling"
-        " upgrade): every session is kept readable and current in 0.8's layout too, and"
-        " 0.8's writes are read back; set False once no 0.8 server is left (every store;"
-        " not on a Redis Cluster)",
+        SERVERS_08_AUTO,
+        _locking,
+        "'auto' (default): at start-up the store looks for Flask-Session 0.8's sessions"
+        " (or the transition's marker) and, if it finds any, serves a rolling upgrade as"
+        " with true; true: Flask-Session 0.8 servers may still serve the same store, so"
+        " every session is kept readable and current in 0.8's layout too, and 0.8's writes"
+        " are read back; false: no 0.8 server is left (set it on every server once the"
+        " roll is over; see 'Upgrading from Flask-Session 0.8'). Every store; true is"
+        " refused on a Redis Cluster, where 'auto' stays off",
     ),
     Setting(
         "SESSION_ABSOLUTE_LIFETIME",
@@ -395,8 +400,9 @@ class SessionSettings:
     #: SESSION_REGENERATE_GRACE in seconds (0: the old id ends at once)
     regenerate_grace: float
     use_signer: bool
-    #: SESSION_08_SERVERS: Flask-Session 0.8 servers may still serve the store
-    fs08_servers: bool
+    #: SESSION_08_SERVERS: Flask-Session 0.8 servers may still serve the store (True),
+    #: none is left (False), or the store tells at start-up (SERVERS_08_AUTO)
+    fs08_servers: bool | str
     instance_path: str
     #: SESSION_METRICS as an observer, or None (off)
     metrics: SessionMetrics | None = None

@@ -51,7 +51,7 @@ def store_class(store_type: str) -> type[Store]:
 def make_store(settings: SessionSettings) -> Store:
     """The store ``settings`` ask for (checked by read_settings)."""
     cls = store_class(settings.store_type)
-    if settings.fs08_servers and not issubclass(cls, Upgrade08):
+    if settings.fs08_servers is True and not issubclass(cls, Upgrade08):
         raise SessionConfigError(
             f"SESSION_08_SERVERS is True but the {settings.store_type} store cannot keep"
             " Flask-Session 0.8 servers served during a rolling upgrade: switch with a"

@@ -35,6 +35,7 @@ import fcntl
 import logging
 import os
 import secrets
+import struct
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,12 @@ from .filesystem08 import (
 )
 from .fileusers import FileUserIndex
 from .legacy import LegacyCacheLibFiles, adopt
-from .upgrade08 import Count08, refuse_finish_while_serving_08
+from .upgrade08 import (
+    PROBE_SECONDS,
+    Count08,
+    refuse_finish_while_serving_08,
+    serves_08_at_start,
+)
 from .users import UserSession
 
 if TYPE_CHECKING:
@@ -68,6 +74,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".session"
+#: the rolling upgrade's marker (upgrade08.py): one per directory, as 0.8's files are
+MARKER_08_FILE = ".upgrade-08"
+#: its content: cachelib's header with the latest expiry it can hold (so 0.8's pruning,
+#: which deletes expired files, then files by that number from the smallest, deletes it
+#: last, and reads it without a warning), then what it is
+_HEADER_08 = struct.Struct("I")
+MARKER_08_CONTENT = (
+    _HEADER_08.pack(0xFFFFFFFF) + b"flask_session: a rolling upgrade from 0.8 is on\n"
+)
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 _SESSION_NAME_LENGTH = 64 + len(SUFFIX)  # sha256 hex digest + suffix
 
@@ -112,15 +127,16 @@ class FileSystemStore(Store):
         *,
         directory: str,
         legacy: LegacyCacheLibFiles | None = None,
-        serves_08: bool = False,
+        serves_08: bool | str = False,
         **common: Any,
     ) -> None:
         super().__init__(**common)
         self.directory = os.path.abspath(directory)
         #: Flask-Session 0.8's files in this directory, carried over on first use
         self.legacy = legacy
-        #: SESSION_08_SERVERS: keep every session as 0.8's file too (filesystem08.py)
-        self.serves_08 = serves_08 and legacy is not None
+        #: SESSION_08_SERVERS: keep every session as 0.8's file too (filesystem08.py);
+        #: resolved at the end, once the directory can be searched, when it is "auto"
+        self.serves_08 = False
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
         except OSError as error:
@@ -134,9 +150,11 @@ class FileSystemStore(Store):
             self.directory,
             self.key_prefix,
             self.lock_timeout,
-            delete_session_file=self._delete_file,
+            delete_session_file=self._delete_revoked,
             replace_file=lambda path, data: self._replace(path, data, ttl=None),
         )
+        if legacy is not None:
+            self.serves_08 = serves_08_at_start(self, serves_08, self.name)
 
     # -- the store verbs ---------------------------------------------------------------
 
@@ -213,6 +231,15 @@ class FileSystemStore(Store):
             self._delete_file(self._path(sid), lock)
             # 0.8's copy or file too: a deleted session must not come back from it
             unlink_08(self._paths_08(sid))
+
+    def _delete_revoked(self, path: str) -> None:
+        """Delete a revoked session's file (the per-user index names it by path), and
+        0.8's copy of it, so a revoked session cannot come back from 0.8's layout."""
+        self._delete_file(path)
+        if self.legacy is not None and path.endswith(SUFFIX):
+            # 0.8's sha256-named file is ours without the suffix (filesystem08.py); an
+            # md5-named one (cachelib before 0.13) cannot be told from the path
+            unlink_08([path[: -len(SUFFIX)]])
 
     def _delete_file(self, path: str, lock: FileLock | None = None) -> None:
         """Delete a session's file under its lock (``lock``, or one taken here)."""
@@ -549,7 +576,40 @@ class FileSystemStore(Store):
                     self._write(ours, parsed.values, parsed.ttl)
                     moved.not_carried_over += 1
                 unlink_08([path_08])
+            unlink_08([self._marker_path_08()])
         return moved
+
+    def holds_08(self) -> str | None:
+        """The transition's marker file, or else the first live 0.8 session file in the
+        directory (a bounded listing); finding one writes the marker."""
+        marker = self._marker_path_08()
+        with self._errors():
+            if os.path.exists(marker):
+                return "the rolling upgrade's marker (set when 0.8's sessions were first found)"
+            found = self._first_file_08(time.monotonic() + PROBE_SECONDS)
+            if found is None:
+                return None
+            self._replace(marker, MARKER_08_CONTENT, ttl=None)
+        return f"Flask-Session 0.8's session file {found} (the transition's marker is now set)"
+
+    def _first_file_08(self, deadline: float) -> str | None:
+        """The name of a live 0.8 session file, or None (none, or ``deadline`` passed)."""
+        now = time.time()
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if time.monotonic() > deadline:
+                    return None
+                if not is_08_name(entry.name):
+                    continue
+                data = read_08(entry.path)
+                if data is not None and len(data) >= _HEADER_08.size:
+                    (expires,) = _HEADER_08.unpack_from(data)
+                    if not expires or expires > now:
+                        return entry.name
+        return None
+
+    def _marker_path_08(self) -> str:
+        return os.path.join(self.directory, MARKER_08_FILE)
 
     def _create_temp_file(self) -> tuple[int, str]:
         """A new, empty, private file next to the sessions (what tempfile.mkstemp does,

@@ -38,9 +38,11 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import socket
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from pymemcache.client.base import Client, PooledClient  # type: ignore[import-untyped]
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
@@ -66,7 +68,14 @@ from .common import (
 from .counters import check_counter_name
 from .documents import decode_document
 from .memcacheusers import MemcachedUserIndex
-from .upgrade08 import SharedLayout08, document_08
+from .upgrade08 import (
+    MARKER_NAME,
+    PROBE_SECONDS,
+    SERVERS_08_AUTO,
+    SharedLayout08,
+    document_08,
+    serves_08_at_start,
+)
 from .users import UserSession
 
 if TYPE_CHECKING:
@@ -189,12 +198,13 @@ class MemcachedStore(Store, SharedLayout08):
         )
 
     def __init__(
-        self, *, servers: list[tuple[str, int]], serves_08: bool = False, **common: Any
+        self, *, servers: list[tuple[str, int]], serves_08: bool | str = False, **common: Any
     ) -> None:
         super().__init__(**common)
         self.servers = servers
         #: SESSION_08_SERVERS: documents written as Flask-Session 0.8 writes them
-        self.serves_08 = serves_08
+        #: (resolved at the end, once the servers can be asked, when it is "auto")
+        self.serves_08 = False
         self._clients = {
             f"{host}:{port}": PooledClient(
                 (host, port),
@@ -211,6 +221,11 @@ class MemcachedStore(Store, SharedLayout08):
         self._outage = OutageLog(logger, f"memcached session store ({where})")
         self._error_guard = ErrorGuard(self._translate_error, self._outage.succeeded)
         self._users = MemcachedUserIndex(self)
+        self.serves_08 = serves_08_at_start(self, serves_08, self.name)
+        if serves_08 == SERVERS_08_AUTO:
+            # the search's connections: a store opens none until it serves (the pools
+            # open them again on first use)
+            self.close()
 
     # -- the store verbs ---------------------------------------------------------------
 
@@ -402,6 +417,74 @@ class MemcachedStore(Store, SharedLayout08):
     def _counter_key(self, name: str) -> str:
         check_counter_name(name)  # ValueError for a name some store could not hold
         return f"{self.key_prefix}:counter:{name}"
+
+    # -- the rolling upgrade's marker (SharedLayout08): an item that never expires -------
+    # memcached may evict it like any item: then the next server to start searches again
+    # (and, finding live sessions, takes them for 0.8's: the docs say to end the
+    # transition with SESSION_08_SERVERS = False, which never searches).
+
+    def _marker_08(self) -> int | None:
+        key = self._marker_key_08()
+        with self._errors():
+            value = self._node(key).get(key)
+        return None if value is None else int(value)
+
+    def _add_marker_08(self, state: int) -> int:
+        key = self._marker_key_08()
+        with self._errors():
+            node = self._node(key)
+            node.add(key, str(state).encode(), expire=0, noreply=False)
+            value = node.get(key)
+        return state if value is None else int(value)
+
+    def _set_marker_08(self, state: int) -> None:
+        key = self._marker_key_08()
+        with self._errors():
+            self._node(key).set(key, str(state).encode(), expire=0, noreply=False)
+
+    def _first_session_08(self) -> bool:
+        """memcached lists no keys cheaply: each server's ``lru_crawler metadump all``
+        is read until a live session item of this key prefix shows (or it ends, or
+        :data:`PROBE_SECONDS` pass). A server without the LRU crawler says so in the
+        log and counts as holding none."""
+        deadline = time.monotonic() + PROBE_SECONDS
+        with self._errors():
+            return any(self._dump_shows_session(server, deadline) for server in self.servers)
+
+    def _dump_shows_session(self, server: tuple[str, int], deadline: float) -> bool:
+        prefix, now = self.key_prefix, time.time()
+        with socket.create_connection(server, timeout=CONNECT_TIMEOUT) as connection:
+            connection.settimeout(IO_TIMEOUT)
+            connection.sendall(b"lru_crawler metadump all\r\n")
+            pending = b""
+            while time.monotonic() < deadline:
+                chunk = connection.recv(1 << 16)
+                if not chunk:
+                    return False
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    text = line.rstrip(b"\r").decode("ascii", "replace")
+                    if text == "END":
+                        return False
+                    if not text.startswith("key="):  # ERROR, BUSY ...: no listing
+                        logger.warning(
+                            "memcached %s:%d cannot list its keys for SESSION_08_SERVERS"
+                            " 'auto' (%s): taken as holding no Flask-Session 0.8 session",
+                            *server,
+                            text,
+                        )
+                        return False
+                    fields = dict(part.split("=", 1) for part in text.split() if "=" in part)
+                    key = unquote(fields.get("key", ""))
+                    rest = key[len(prefix) :] if key.startswith(prefix) else ""
+                    expires = int(fields.get("exp", "-1"))
+                    if rest and ":" not in rest and (expires < 0 or expires > now):
+                        return True
+        return False
+
+    def _marker_key_08(self) -> str:
+        # a session id never holds a colon, and counters are <prefix>:counter:<name>
+        return self.key_prefix + MARKER_NAME
 
     def _node(self, key: str) -> PooledClient:
         return self._clients[self._hash.get_node(key)]

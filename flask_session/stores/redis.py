@@ -122,7 +122,15 @@ from .redis_scripts import (
     USER_FORGET,
     Script,
 )
-from .upgrade08 import Count08, document_08, refuse_finish_while_serving_08
+from .upgrade08 import (
+    MARKER_NAME,
+    PROBE_SECONDS,
+    SERVERS_08_AUTO,
+    Count08,
+    document_08,
+    refuse_finish_while_serving_08,
+    serves_08_at_start,
+)
 from .users import UserSession
 
 if TYPE_CHECKING:
@@ -226,14 +234,15 @@ class RedisStore(Store):
         client: Client,
         allow_eviction: bool = False,
         replica_wait: ReplicaWait | None = None,
-        serves_08: bool = False,
+        serves_08: bool | str = False,
         **common: Any,
     ) -> None:
         super().__init__(**common)
         self.redis = client
         #: SESSION_08_SERVERS: keep every session current in Flask-Session 0.8's layout too
-        self.serves_08 = serves_08
-        if serves_08 and isinstance(client, RedisCluster):
+        #: (resolved below, once the store can be searched, when it is "auto")
+        self.serves_08 = False
+        if serves_08 is True and isinstance(client, RedisCluster):
             # 0.8's key (prefix + sid) and ours ({sid}) hash to different slots, and the
             # scripts that keep the two in step need both in one script.
             raise SessionConfigError(
@@ -278,6 +287,15 @@ class RedisStore(Store):
         self._eviction = EvictionPolicyCheck(client, allow_eviction=allow_eviction)
         self._error_guard = ErrorGuard(self._translate_error, self._succeeded)
         self._eviction.check(at_start_up=True)
+        if isinstance(client, RedisCluster):
+            if serves_08 == SERVERS_08_AUTO:
+                logger.info(
+                    "SESSION_08_SERVERS is 'auto' on a Redis Cluster: no rolling upgrade's"
+                    " transition (Flask-Session 0.8's keys and this package's live in"
+                    " different slots); any 0.8 session is carried over on first use"
+                )
+        else:
+            self.serves_08 = serves_08_at_start(self, serves_08, self.name)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -892,7 +910,43 @@ class RedisStore(Store):
                     moved.mirrored += 1
                 elif self._adopt_legacy(sid, "", "0"):
                     moved.not_carried_over += 1
+            self.redis.delete(self._marker_key_08())
         return moved
+
+    def holds_08(self) -> str | None:
+        """The transition's marker, ``<prefix>:upgrade-08``, or else the first key in
+        0.8's layout (a string at ``<prefix><sid>``) a bounded SCAN finds; finding one
+        sets the marker. Not on a Redis Cluster (the store never serves 0.8 there)."""
+        marker = self._marker_key_08()
+        with self._errors():
+            if self.redis.exists(marker):
+                return "the rolling upgrade's marker (set when 0.8's sessions were first found)"
+            found = self._first_sid_08(time.monotonic() + PROBE_SECONDS)
+            if found is None:
+                return None
+            self.redis.set(marker, b"1")
+        return f"Flask-Session 0.8's session {found[:6]}… (the transition's marker is now set)"
+
+    def _first_sid_08(self, deadline: float) -> str | None:
+        """The id of a session in 0.8's layout, or None if the keyspace holds none (or
+        the search reached ``deadline``); one SCAN step per round trip."""
+        prefix = self.key_prefix
+        # not "{" (a hash of ours), "#" (counters, records, user indexes) or ":" (markers)
+        pattern = _glob_escape(prefix) + "[^{#:]*"
+        cursor = 0
+        while True:
+            cursor, keys = self.redis.scan(cursor, match=pattern, count=SCAN_BATCH)
+            for raw in keys:
+                rest = _text(raw)[len(prefix) :]
+                if ":" in rest or "{" in rest:
+                    continue  # a lock or record of ours
+                if self.redis.type(raw) in (b"string", "string"):
+                    return rest
+            if cursor == 0 or time.monotonic() > deadline:
+                return None
+
+    def _marker_key_08(self) -> str:
+        return self.key_prefix + MARKER_NAME
 
     def _errors(self) -> ErrorGuard:
         """Turn redis errors into StoreUnavailable with the reason, logged once per outage."""

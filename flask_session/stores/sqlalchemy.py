@@ -65,7 +65,14 @@ from .sqlalchemy_setup import (
     missing_parts,
 )
 from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
-from .upgrade08 import Count08, SharedLayout08, document_08, refuse_finish_while_serving_08
+from .upgrade08 import (
+    MARKER_NAME,
+    Count08,
+    SharedLayout08,
+    document_08,
+    refuse_finish_while_serving_08,
+    serves_08_at_start,
+)
 from .users import UserSession
 
 if TYPE_CHECKING:
@@ -124,13 +131,14 @@ class SQLAlchemyStore(Store, SharedLayout08):
         database: Database,
         tables: Tables,
         create_tables: bool = True,
-        serves_08: bool = False,
+        serves_08: bool | str = False,
         **common: Any,
     ) -> None:
         super().__init__(**common)
         self.create_tables = create_tables
         #: SESSION_08_SERVERS: documents written as Flask-Session 0.8 writes them
-        self.serves_08 = serves_08
+        #: (resolved at the end, once the tables are there, when it is "auto")
+        self.serves_08 = False
         self.engine = engine = database.engine
         self._borrowed = database.borrowed
         # An in-memory database has one connection: one transaction at a time takes it
@@ -172,6 +180,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
             # The app still starts (and answers 503) while the database is down; the
             # tables are made on first use instead.
             logger.warning("session tables not checked at start-up (%s); will retry", error)
+        self.serves_08 = serves_08_at_start(self, serves_08, self.name)
 
     # -- the store verbs ---------------------------------------------------------------
 
@@ -493,6 +502,55 @@ class SQLAlchemyStore(Store, SharedLayout08):
         if user is not None:
             condition = sa.and_(users.c.user == user, condition)
         return len(conn.execute(sa.delete(users).where(condition).returning(users.c.user)).all())
+
+    # -- the rolling upgrade's marker (SharedLayout08): a row of <table>_counters --------
+
+    def _marker_08(self) -> int | None:
+        counters = self.tables.counters
+        with self._transaction(read_only=True) as (conn, _txn):
+            value = conn.execute(
+                sa.select(counters.c.value).where(counters.c.name == self._marker_name_08())
+            ).scalar()
+        return None if value is None else int(value)
+
+    def _add_marker_08(self, state: int) -> int:
+        counters = self.tables.counters
+        name = self._marker_name_08()
+        with self._transaction() as (conn, _txn):
+            conn.execute(
+                self._insert(counters)
+                .values(name=name, value=state)
+                .on_conflict_do_nothing(index_elements=[counters.c.name])
+            )
+            stored = conn.execute(sa.select(counters.c.value).where(counters.c.name == name))
+            return int(stored.scalar_one())
+
+    def _set_marker_08(self, state: int) -> None:
+        counters = self.tables.counters
+        with self._transaction() as (conn, _txn):
+            conn.execute(
+                self._insert(counters)
+                .values(name=self._marker_name_08(), value=state)
+                .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": state})
+            )
+
+    def _first_session_08(self) -> bool:
+        """One look (LIMIT 1: it stops at the first) for a live row of this key prefix."""
+        sessions = self.tables.sessions
+        query = (
+            sa.select(sessions.c.session_id)
+            .where(
+                sessions.c.session_id.startswith(self.key_prefix, autoescape=True),
+                sessions.c.expiry > _now(),
+            )
+            .limit(1)
+        )
+        with self._transaction(read_only=True) as (conn, _txn):
+            return conn.execute(query).first() is not None
+
+    def _marker_name_08(self) -> str:
+        # a counter's row is key_prefix + a name without a colon: never this one
+        return self.key_prefix + MARKER_NAME
 
     # -- helpers -----------------------------------------------------------------------
 

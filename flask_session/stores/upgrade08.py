@@ -9,10 +9,18 @@ use, and :meth:`Upgrade08.finish_08` moves all that are left at once.
 
 Stores without it refuse ``SESSION_08_SERVERS = True`` at start-up (see
 :func:`flask_session.stores.make_store`); ``flask session upgrade-08`` uses it.
+
+``SESSION_08_SERVERS = "auto"`` (the default) is resolved once, as the store is built
+(:func:`serves_08_at_start`): the transition is on if :meth:`Upgrade08.holds_08` finds
+0.8's data or the transition's marker in the store, off otherwise. The marker is written
+when 0.8 data is found, so servers started later agree even once every 0.8 session has
+expired or been carried over; ``finish_08`` removes it. A store that finds nothing pays
+nothing per request.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -20,6 +28,18 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from ..codecs import Codec
+from ..errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+#: SESSION_08_SERVERS's default: the store tells at start-up (:func:`serves_08_at_start`)
+SERVERS_08_AUTO = "auto"
+#: how long the start-up probe for 0.8's data may look (seconds) before it gives up and
+#: says none was found (a store full of this package's sessions, or of other keys)
+PROBE_SECONDS = 2.0
+#: what a store names its transition marker after its key prefix (a name no session id
+#: or counter name can take: ids and counter names never hold a colon)
+MARKER_NAME = ":upgrade-08"
 
 #: What a store with one layout for both says when asked to count or move 0.8 sessions.
 SHARED_LAYOUT = (
@@ -61,8 +81,9 @@ def refuse_finish_while_serving_08(serves_08: bool) -> None:
     """``finish_08``'s precondition: RuntimeError while SESSION_08_SERVERS is on."""
     if serves_08:
         raise RuntimeError(
-            "SESSION_08_SERVERS is True: Flask-Session 0.8 servers may still be serving;"
-            " set it False on every server first"
+            "SESSION_08_SERVERS is on (True, or 'auto' and the store holds Flask-Session"
+            " 0.8's sessions or the transition's marker): 0.8 servers may still be serving;"
+            " set SESSION_08_SERVERS = False on every server first"
         )
 
 
@@ -77,7 +98,59 @@ class Upgrade08(Protocol):
     def finish_08(self) -> Count08:
         """Move every session left in 0.8's layout to this package's, reading any write
         of a 0.8 server first, and delete 0.8's copies; returns what was moved. Only
-        when no 0.8 server is left (refused while SESSION_08_SERVERS is on)."""
+        when no 0.8 server is left (refused while SESSION_08_SERVERS is on). Ends the
+        transition's marker too (see :meth:`holds_08`)."""
+
+    def holds_08(self) -> str | None:
+        """What shows that Flask-Session 0.8 may still serve this store, in words for
+        the start-up log (0.8's data, or the transition's marker), or None: nothing.
+
+        Run once at start-up while SESSION_08_SERVERS is ``"auto"``, never per request,
+        and bounded: it stops at the first 0.8 session found, or gives up (None) after
+        :data:`PROBE_SECONDS`. When it finds 0.8's data it writes the marker, so that
+        every server started later agrees until :meth:`finish_08` ends it."""
+
+
+def serves_08_at_start(store: Upgrade08, setting: bool | str, name: str) -> bool:
+    """SESSION_08_SERVERS resolved for ``store`` (the ``name`` store): True or False as
+    set; for ``"auto"``, whether :meth:`Upgrade08.holds_08` finds anything. Says in the
+    log which mode was chosen and why (once per store built)."""
+    if setting != SERVERS_08_AUTO:
+        return bool(setting)
+    try:
+        found = store.holds_08()
+    except StoreUnavailable as error:
+        logger.warning(
+            "SESSION_08_SERVERS is 'auto' but the %s store could not be searched for"
+            " Flask-Session 0.8's sessions (%s): serving without a rolling upgrade's"
+            " transition. If Flask-Session 0.8 servers still serve this store, set"
+            " SESSION_08_SERVERS = True",
+            name,
+            error,
+        )
+        return False
+    if found is None:
+        logger.info(
+            "SESSION_08_SERVERS is 'auto' and the %s store holds no Flask-Session 0.8"
+            " session: no rolling upgrade's transition. (If Flask-Session 0.8 servers"
+            " serve this store but none of their sessions is in it yet, set"
+            " SESSION_08_SERVERS = True until they are gone.)",
+            name,
+        )
+        return False
+    logger.warning(
+        "SESSION_08_SERVERS is 'auto' and the %s store holds %s: serving a rolling"
+        " upgrade from Flask-Session 0.8 (sessions kept current in 0.8's layout too)."
+        " Once no 0.8 server is left, set SESSION_08_SERVERS = False on every server,"
+        " then run `flask session upgrade-08 --finish`",
+        name,
+        found,
+    )
+    return True
+
+
+#: the states a shared layout's marker records (SharedLayout08)
+MARKER_OFF, MARKER_ON = 0, 1
 
 
 class SharedLayout08:
@@ -86,13 +159,53 @@ class SharedLayout08:
     same session, so there is nothing to count or move. While ``SESSION_08_SERVERS`` is on
     such a store writes each document as 0.8 writes it (:func:`document_08`), keyed by the
     raw id as 0.8 keys it; once it is off, each session moves to its hashed key on first
-    use (the sqlalchemy store's ``finish_08`` moves them all at once)."""
+    use (the sqlalchemy store's ``finish_08`` moves them all at once).
+
+    0.8's sessions look like this package's here, so the marker records both states: the
+    first server of this package to start on the store writes MARKER_ON if it finds any
+    live session (0.8's: nothing of this package's was there), MARKER_OFF if the store
+    is empty; ``finish_08`` sets MARKER_OFF. A store implements the three hooks."""
+
+    serves_08: bool
 
     def count_08(self) -> Count08:
         return Count08(note=SHARED_LAYOUT)
 
     def finish_08(self) -> Count08:
+        refuse_finish_while_serving_08(self.serves_08)
+        self._set_marker_08(MARKER_OFF)
         return Count08(note=SHARED_LAYOUT)
+
+    def holds_08(self) -> str | None:
+        state = self._marker_08()
+        if state is None:
+            found = self._first_session_08()
+            state = self._add_marker_08(MARKER_ON if found else MARKER_OFF)
+            if state == MARKER_ON:
+                return (
+                    "live sessions and no marker of this package (Flask-Session 0.8's"
+                    " sessions; the transition's marker is now set)"
+                )
+        if state == MARKER_ON:
+            return "the rolling upgrade's marker (set when 0.8's sessions were first found)"
+        return None
+
+    def _marker_08(self) -> int | None:
+        """The marker's state, or None if the store has none."""
+        raise NotImplementedError
+
+    def _add_marker_08(self, state: int) -> int:
+        """Write the marker as ``state`` unless there is one (another server started at
+        the same time: first one wins); return the state stored."""
+        raise NotImplementedError
+
+    def _set_marker_08(self, state: int) -> None:
+        """Write the marker as ``state``."""
+        raise NotImplementedError
+
+    def _first_session_08(self) -> bool:
+        """Whether the store holds any live session of this key prefix (bounded)."""
+        raise NotImplementedError
 
 
 def document_08(values: dict[str, bytes], codec: Codec) -> bytes:

@@ -76,7 +76,10 @@ def write_with_08(
 
 def reader_app(config: dict[str, Any]) -> flask.Flask:
     app = flask.Flask(__name__)
-    app.config.update({"SECRET_KEY": SECRET, **config})
+    # A cutover: no 0.8 server is left, so the transition is off from the start (the
+    # default, 'auto', would find 0.8's sessions and keep them for 0.8's servers:
+    # tests/flask_session/test_upgrade08_auto.py, tests/dropin/test_rolling_upgrade.py).
+    app.config.update({"SECRET_KEY": SECRET, "SESSION_08_SERVERS": False, **config})
     Session(app)
 
     @app.get("/read")
@@ -240,7 +243,11 @@ def test_concurrent_first_requests_carry_a_session_over_once(
     )
     server = granian_server(
         "tests.dropin.migration_app:app",
-        env={"FLASK_SESSION_TYPE": "filesystem", "FLASK_SESSION_FILE_DIR": str(directory)},
+        env={
+            "FLASK_SESSION_TYPE": "filesystem",
+            "FLASK_SESSION_FILE_DIR": str(directory),
+            "FLASK_SESSION_08_SERVERS": "false",  # a cutover (see reader_app)
+        },
         workers=3,
         threads=4,
     )

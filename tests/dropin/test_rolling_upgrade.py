@@ -5,9 +5,10 @@ Real Flask-Session 0.8 servers (gunicorn from 0.8's own venv) and this project's
 ``flask_session`` installed. Clients, each sending its requests in sequence as a browser
 does, are split in three groups: some move to the new fleet once, some alternate
 between the fleets on every request, some stay on 0.8 while the new servers come up.
-Then everyone is on the new fleet, the 0.8 fleet stops, the transition is ended
-(``SESSION_08_SERVERS`` off, ``flask session upgrade-08 --finish``), and every session
-and every acknowledged increment is still there.
+The new fleet has no setting: ``SESSION_08_SERVERS``'s default, ``auto``, finds 0.8's
+sessions as each server starts. Then everyone is on the new fleet, the 0.8 fleet stops,
+the transition is ended (``SESSION_08_SERVERS = False``, ``flask session upgrade-08
+--finish``), and every session and every acknowledged increment is still there.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def test_a_rolling_upgrade_loses_no_session_and_no_increment(
     old = GunicornServer08(
         app_spec, python=fs08_python, env=env, cwd=app_dir, workers=2, threads=4
     ).start()
-    new_env = {**env, "PYTHONPATH": str(app_dir), "FLASK_SESSION_08_SERVERS": "true"}
+    # No setting: the new fleet's default ('auto') finds 0.8's sessions at start-up.
+    new_env = {**env, "PYTHONPATH": str(app_dir)}
     new = None
     try:
         groups: dict[str, list[User]] = {
@@ -84,6 +86,8 @@ def test_a_rolling_upgrade_loses_no_session_and_no_increment(
         # Before the roll: everyone's session is made and used on 0.8.
         run_users(everyone, lambda user, i: old.url, 3)
         new = granian_server(app_spec, env=new_env, workers=2, threads=4)
+        # the new fleet says why it serves the transition, and how to end it
+        assert "serving a rolling upgrade from Flask-Session 0.8" in new.log_text()
         # The roll: both fleets serve; the load balancer sends each group its way.
         routes = {
             "move": lambda user, i: old.url if i < 2 else new.url,

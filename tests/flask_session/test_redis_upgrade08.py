@@ -155,23 +155,40 @@ def test_the_upgrade_command_counts_0_8_sessions_and_exits_1_until_none_is_left(
     assert refused.exit_code == 1 and "SESSION_08_SERVERS" in refused.output
     store.close()
 
-    after = create_app(config)
+    # The default ('auto') finds 0.8's data: the operator ends the transition with False.
+    after = create_app({**config, "SESSION_08_SERVERS": False})
     finished = after.test_cli_runner().invoke(args=["session", "upgrade-08", "--finish"])
     assert finished.exit_code == 0, finished.output
     assert "in the store: 0 " in finished.output
     after.session_interface.store.close()
+    settled = create_app(config)  # 'auto' again: nothing of 0.8's, no marker
+    assert settled.session_interface.store.serves_08 is False
+    settled.session_interface.store.close()
 
 
-def test_session_08_servers_is_refused_on_a_redis_cluster(redis_cluster):
+def test_session_08_servers_is_refused_on_a_redis_cluster_and_auto_is_off(redis_cluster, caplog):
     from flask_session import SessionConfigError
     from tests.flask_session.demo_app import create_app
 
     redis_cluster.restart_stopped()
+    redis_cluster.flushall()
+    config = {"SESSION_TYPE": "redis", "SESSION_REDIS_URL": redis_cluster.url}
     with pytest.raises(SessionConfigError, match="SESSION_08_SERVERS.*Redis Cluster"):
-        create_app(
-            {
-                "SESSION_TYPE": "redis",
-                "SESSION_REDIS_URL": redis_cluster.url,
-                "SESSION_08_SERVERS": True,
-            }
-        )
+        create_app({**config, "SESSION_08_SERVERS": True})
+    # 'auto' never serves the transition on a cluster, 0.8's data or not, and says so
+    caplog.set_level("INFO", logger="flask_session.stores.redis")
+    app = create_app(config)
+    store = app.session_interface.store
+    try:
+        sid = new_session_id(32)
+        write_like_08(store.redis, sid, {"n": 7})
+        assert store.serves_08 is False
+        assert "'auto' on a Redis Cluster: no rolling upgrade's transition" in caplog.text
+        again = create_app(config)
+        assert again.session_interface.store.serves_08 is False
+        again.session_interface.store.close()
+        # a cutover works: the 0.8 session is carried over on first use
+        loaded = store.load(sid, lock=False, refresh_ttl=None)
+        assert values(store, loaded) == {"n": 7}
+    finally:
+        store.close()

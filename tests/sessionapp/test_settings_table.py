@@ -59,7 +59,12 @@ SETTINGS = [
         bad_python=(None, 2),
     ),
     Setting("SESSION_USE_SIGNER", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2)),
-    Setting("SESSION_08_SERVERS", BOOL_BAD, BOOL_GOOD, bad_python=(None, 2)),
+    Setting(
+        "SESSION_08_SERVERS",
+        BOOL_BAD,
+        (*BOOL_GOOD, ("auto", "auto"), (" AUTO", "auto")),
+        bad_python=(None, 2),
+    ),
     Setting("SESSION_REFRESH_EACH_REQUEST", BOOL_BAD, BOOL_GOOD, bad_python=(None,)),
     Setting("SESSION_COOKIE_SECURE", BOOL_BAD, BOOL_GOOD, bad_python=(None,)),
     Setting("SESSION_COOKIE_HTTPONLY", BOOL_BAD, BOOL_GOOD, bad_python=(None,)),
