@@ -64,6 +64,7 @@ from .common import (
     at_rest_name,
     check_key_length,
     decode_int,
+    is_at_rest_name,
 )
 from .counters import check_counter_name
 from .documents import decode_document
@@ -444,7 +445,8 @@ class MemcachedStore(Store, SharedLayout08):
 
     def _first_session_08(self) -> bool:
         """memcached lists no keys cheaply: each server's ``lru_crawler metadump all``
-        is read until a live session item of this key prefix shows (or it ends, or
+        is read until a live session item of this key prefix keyed by a raw id (not an
+        at-rest name) shows (or it ends, or
         :data:`PROBE_SECONDS` pass). A server without the LRU crawler says so in the
         log and counts as holding none."""
         deadline = time.monotonic() + PROBE_SECONDS
@@ -478,7 +480,8 @@ class MemcachedStore(Store, SharedLayout08):
                     key = unquote(fields.get("key", ""))
                     rest = key[len(prefix) :] if key.startswith(prefix) else ""
                     expires = int(fields.get("exp", "-1"))
-                    if rest and ":" not in rest and (expires < 0 or expires > now):
+                    raw = rest and ":" not in rest and not is_at_rest_name(rest)
+                    if raw and (expires < 0 or expires > now):
                         return True
         return False
 

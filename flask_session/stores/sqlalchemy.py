@@ -47,6 +47,7 @@ from ..codecs import DecodeError
 from ..errors import OutageLog, SessionConfigError, StoreUnavailable
 from .base import PERMANENT_KEY, CleanupReport, IncrResult, Loaded, Store
 from .common import (
+    AT_REST_NAME_LENGTH,
     LEASE_GRACE,
     LockWait,
     at_rest_name,
@@ -67,6 +68,7 @@ from .sqlalchemy_setup import (
 from .sqlite_file import DISK_FULL_TEXT, SqliteFile, is_disk_full
 from .upgrade08 import (
     MARKER_NAME,
+    MARKER_OFF,
     Count08,
     SharedLayout08,
     document_08,
@@ -535,12 +537,15 @@ class SQLAlchemyStore(Store, SharedLayout08):
             )
 
     def _first_session_08(self) -> bool:
-        """One look (LIMIT 1: it stops at the first) for a live row of this key prefix."""
+        """One look (LIMIT 1: it stops at the first) for a live row of this key prefix
+        keyed by a raw id: this package keys its own by their at-rest names."""
         sessions = self.tables.sessions
+        hashed_length = len(self.key_prefix) + AT_REST_NAME_LENGTH
         query = (
             sa.select(sessions.c.session_id)
             .where(
                 sessions.c.session_id.startswith(self.key_prefix, autoescape=True),
+                sa.func.length(sessions.c.session_id) != hashed_length,
                 sessions.c.expiry > _now(),
             )
             .limit(1)
@@ -630,6 +635,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
                 rest = key[len(prefix) :]
                 if not is_at_rest_name(rest) and self._carry_over_raw(conn, rest):
                     moved.not_carried_over += 1
+        self._set_marker_08(MARKER_OFF)
         return moved
 
     def _sid_is(self, key: str) -> sa.ColumnElement[bool]:

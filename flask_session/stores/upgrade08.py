@@ -161,10 +161,11 @@ class SharedLayout08:
     raw id as 0.8 keys it; once it is off, each session moves to its hashed key on first
     use (the sqlalchemy store's ``finish_08`` moves them all at once).
 
-    0.8's sessions look like this package's here, so the marker records both states: the
-    first server of this package to start on the store writes MARKER_ON if it finds any
-    live session (0.8's: nothing of this package's was there), MARKER_OFF if the store
-    is empty; ``finish_08`` sets MARKER_OFF. A store implements the three hooks."""
+    0.8's sessions are told from this package's by their keys only (a raw id, not an
+    at-rest name), and during the transition this package keys its own by raw ids too,
+    so the marker records both states: the first server of this package to start on the
+    store writes MARKER_ON if it finds any live session keyed by a raw id, MARKER_OFF if
+    it finds none; ``finish_08`` sets MARKER_OFF. A store implements the three hooks."""
 
     serves_08: bool
 

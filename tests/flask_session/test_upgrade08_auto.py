@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from flask_session.ids import new_session_id
 from flask_session.stores.upgrade08 import MARKER_NAME
+from tests.support.kits import kit_of
 
 TTL = 300
 
@@ -40,9 +41,11 @@ def write_like_08(store) -> str:
         data = struct.pack("I", int(time.time()) + TTL) + pickle.dumps({"n": 1})
         with open(os.path.join(store.directory, name), "wb") as file:
             file.write(data)
-    else:  # 0.8's layout is this package's: a session in a store we never started on
+    else:  # 0.8's document is this package's, keyed by the raw id, in a store we never
+        # started on
         forget_marker(store)
-        assert store.save(sid, {"n": store.codec.encode(1)}, [], ttl=TTL, create=True)
+        values = {"n": store.codec.encode(1)}
+        kit_of(store).write_unhashed(store, sid, values, TTL, prefix=store.key_prefix)
     return sid
 
 
@@ -114,7 +117,8 @@ def test_finish_is_refused_while_auto_found_0_8(make_app):
 
 
 def copy_08_exists(store, sid: str) -> bool:
-    """Whether 0.8's layout still holds ``sid`` (SQL: the one row both fleets share)."""
+    """Whether 0.8's layout still holds ``sid`` (SQL, memcached: the one row or item both
+    fleets share)."""
     key = store.key_prefix + sid
     if store.name == "redis":
         return bool(store.redis.exists(key))
@@ -122,6 +126,8 @@ def copy_08_exists(store, sid: str) -> bool:
         return os.path.exists(
             os.path.join(store.directory, hashlib.sha256(key.encode()).hexdigest())
         )
+    if store.name == "memcached":  # the one item both fleets share, at 0.8's key
+        return store._node(key).get(key) is not None
     sessions = store.tables.sessions
     with store.engine.connect() as conn:
         found = conn.execute(sa.select(sessions.c.id).where(sessions.c.session_id == key))

@@ -1,7 +1,8 @@
 # Vendored from Flask-Session 0.8.0 (https://github.com/pallets-eco/flask-session,
 # tests/test_memcached.py, BSD-3-Clause, (c) Flask-Session contributors) to prove the drop-in.
 # Changes, each marked "drop-in:" below: the test's memcached (fixture) instead of one on
-# 127.0.0.1:11211, and the client closed at the end (pytest runs with warnings as errors).
+# 127.0.0.1:11211, and the client closed at the end (pytest runs with warnings as errors);
+# the item read by the id's at-rest name (ids are hashed at rest: docs, "Ids at rest").
 import json
 from contextlib import contextmanager
 
@@ -10,6 +11,7 @@ import pymemcache as memcache  # Import the memcache library
 import pytest
 
 from flask_session.memcached import MemcachedSession
+from flask_session.stores.common import at_rest_name  # drop-in
 
 
 class TestMemcachedSession:
@@ -31,7 +33,9 @@ class TestMemcachedSession:
             # Memcached connections are pooled, no close needed
 
     def retrieve_stored_session(self, key):
-        return self.mc.get(key)
+        # drop-in: an item is keyed by the id's at-rest name (a hash), not the id
+        prefix, sid = key.split(":", 1)
+        return self.mc.get(prefix + ":" + at_rest_name(prefix + ":", sid))
 
     def test_memcached_default(self, app_utils):
         with self.setup_memcached():

@@ -1,7 +1,8 @@
 # Vendored from Flask-Session 0.8.0 (https://github.com/pallets-eco/flask-session,
 # tests/test_redis.py, BSD-3-Clause, (c) Flask-Session contributors) to prove the drop-in.
 # Changes, each marked "drop-in:" below: the redis-server fixture and a non-retrying
-# client instead of Redis() on localhost; the stored session read from our hash layout.
+# client instead of Redis() on localhost; the stored session read from our hash layout,
+# named by the id's at-rest name (ids are hashed at rest: docs, "Ids at rest").
 import json
 from contextlib import contextmanager
 
@@ -10,6 +11,7 @@ import pytest
 from redis import Redis
 
 from flask_session.redis import RedisSession
+from flask_session.stores.common import at_rest_name  # drop-in
 from tests.support.redis_server import no_retry
 
 
@@ -34,8 +36,10 @@ class TestRedisSession:
     def retrieve_stored_session(self, key):
         # drop-in: a session is a hash of key -> JSON value at prefix{sid}, not one
         # JSON string at prefix+sid; rebuild 0.8's document from it.
+        # drop-in: ...and named by the id's at-rest name (a hash), not the id
         prefix, sid = key.split(":", 1)
-        fields = self.r.hgetall(f"{prefix}:{{{sid}}}")
+        name = at_rest_name(prefix + ":", sid)
+        fields = self.r.hgetall(f"{prefix}:{{{name}}}")
         document = {k.decode(): json.loads(v) for k, v in fields.items() if k != b"\xff"}
         return json.dumps(document).encode()
 

@@ -1,8 +1,9 @@
 # Vendored from Flask-Session 0.8.0 (https://github.com/pallets-eco/flask-session,
 # tests/test_sqlalchemy.py, BSD-3-Clause, (c) Flask-Session contributors) to prove the drop-in.
 # Unchanged: 0.8's in-memory SQLite ("sqlite:///") and its reads through the app's own
-# Flask-SQLAlchemy session. The same API on PostgreSQL and a SQLite file is in
-# tests/dropin/test_sql_memcached_api.py.
+# Flask-SQLAlchemy session. One change, marked "drop-in:": the row is read by the id's
+# at-rest name (ids are hashed at rest: docs, "Ids at rest"). The same API on PostgreSQL
+# and a SQLite file is in tests/dropin/test_sql_memcached_api.py.
 # ruff: noqa: I001  (0.8's import order, kept)
 import json
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 import flask
 import pytest
 from flask_session.sqlalchemy import SqlAlchemySession
+from flask_session.stores.common import at_rest_name  # drop-in
 from sqlalchemy import text
 
 
@@ -27,6 +29,9 @@ class TestSQLAlchemy:
             app.session_interface.client.session.close()
 
     def retrieve_stored_session(self, key, app):
+        # drop-in: a row is keyed by the id's at-rest name (a hash), not the id
+        prefix, sid = key.split(":", 1)
+        key = prefix + ":" + at_rest_name(prefix + ":", sid)
         session_model = (
             app.session_interface.client.session.query(
                 app.session_interface.sql_session_model
