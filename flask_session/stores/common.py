@@ -7,7 +7,10 @@ integer) is written once.
 
 from __future__ import annotations
 
+import itertools
+import os
 import random
+import secrets
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -26,6 +29,29 @@ if TYPE_CHECKING:
 #: at that very moment instead of taking their turn. (memcached's clock ticks in whole
 #: seconds, so its leases end up to a second late: the same grace covers that.)
 LEASE_GRACE = 1.0
+
+
+class _UniqueTokens:
+    """Tokens unique across processes and machines, without a system call each: a random
+    prefix per process (drawn again in a forked child, which would otherwise repeat its
+    parent's tokens) and a counter (``next`` on ``itertools.count`` is atomic)."""
+
+    def __init__(self) -> None:
+        self._fresh()
+        os.register_at_fork(after_in_child=self._fresh)
+
+    def _fresh(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+#: A token no other call of it, in any process, returns: for names that must never be
+#: reused (a Redis increment's record, read by a retry of that increment only). Not a
+#: secret: use ``secrets`` for what a client must not guess.
+unique_token = _UniqueTokens()
 
 
 def decode_int(codec: Codec, raw: bytes | None, key: str) -> int:
