@@ -22,7 +22,8 @@ transaction that wrote it):
   does, it waits and reads again);
 * one ``UPDATE ... WHERE session_id = :key AND xmin = :version`` writes the new
   document; no row updated means someone wrote the session in between: nothing was
-  applied, it reads again.
+  applied, and the increment is made by the transaction above instead, which queues
+  on the row lock (on a busy session, compare-and-set retries would mostly fail).
 
 ``load(lock=True)`` updates the session's row (its expiry, to the same or a refreshed
 value) in the transaction that takes the lease, so the row's version changes when a
@@ -40,6 +41,7 @@ Expiry is a column; expired rows are invisible to every verb and are deleted by
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import logging
 import secrets
@@ -276,9 +278,11 @@ class SQLAlchemyStore(Store, SharedLayout08):
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         if self._versioned:
             found = self._incr_by_version(row_key, sid, key, amount, ttl, wait)
-            if found is not None or not create:
+            if isinstance(found, IncrResult) or (found is None and not create):
                 return found
-            # No live session: created (or taken over) in a transaction, below.
+            # No live session (created, or taken over, in a transaction), or the row is
+            # contended: the transaction below queues on its row lock, in turn, where
+            # another compare-and-set would be another two round trips likely to fail.
         while True:
             with self._transaction() as (conn, txn):
                 now = _now()
@@ -302,9 +306,11 @@ class SQLAlchemyStore(Store, SharedLayout08):
 
     def _incr_by_version(
         self, row_key: str, sid: str, key: str, amount: int, ttl: float, wait: LockWait
-    ) -> IncrResult | None:
+    ) -> IncrResult | None | _Contended:
         """PostgreSQL's increment of a live session: a compare-and-set on the row's
-        version in autocommit (module docstring). None if there is no live session."""
+        version in autocommit (module docstring). None if there is no live session;
+        CONTENDED if someone wrote the row between our read and our write (nothing was
+        applied)."""
         while True:
             with self._autocommit() as conn:
                 now = _now()
@@ -326,7 +332,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
                     ).first()
                     if written is not None:
                         return IncrResult(new_value, values.get(PERMANENT_KEY))
-                    continue  # written by someone else since we read it: read again
+                    return CONTENDED  # written by someone else since we read it
                 if not row.leased:
                     return None  # corrupt or foreign: no session (logged by _decode)
             wait.pause()  # leased by another request: wait, without holding a connection
@@ -804,6 +810,15 @@ class SQLAlchemyStore(Store, SharedLayout08):
                 " that creates them (see the sqlalchemy store's DDL in the docs), or set"
                 " SESSION_SQLALCHEMY_CREATE_TABLES = True"
             )
+
+
+class _Contended(enum.Enum):
+    """An increment's compare-and-set lost to another write (see ``incr``)."""
+
+    CONTENDED = "contended"
+
+
+CONTENDED = _Contended.CONTENDED
 
 
 class _DiskFull(Exception):
