@@ -8,7 +8,9 @@ and checked while the session's row is locked:
 
 * ``load(lock=True)`` locks the row, then inserts (or takes over an expired) lease;
 * ``incr`` locks the row, then looks for a live lease: if there is one it rolls back
-  (nothing was applied) and waits.
+  (nothing was applied) and waits. (On PostgreSQL the ``UPDATE`` that writes the row
+  looks, ``WHERE NOT EXISTS`` a live lease: a statement begun after the row lock is
+  held, so its snapshot sees a lease committed while this one waited for the row.)
 
 Because both lock the session's row first, an increment either commits before a locker
 reads the session or sees its lease. A lease ends at its expiry, so a worker killed
@@ -287,22 +289,34 @@ class SQLAlchemyStore(Store, SharedLayout08):
             with self._transaction() as (conn, txn):
                 now = _now()
                 if self._versioned:
-                    # After the row lock is held: a new statement, a new snapshot, which
-                    # sees a lease committed while we waited for the row.
                     values = self._locked_values(conn, row_key, sid, now, create=create)
-                    leased = values is not None and self._leased(conn, row_key, now)
+                    leased = False  # checked by the UPDATE, below
                 else:
                     values, leased = self._values_and_lease(conn, row_key, sid, now, create)
                 if values is None:
                     return None
-                if leased:
-                    txn.rollback()  # nothing applied: waiting and trying again is safe
-                    wait.pause()
-                    continue
-                new_value = decode_int(self.codec, values.get(key), key) + amount
-                values[key] = self.codec.encode(new_value)
-                self._write(conn, row_key, values, now, ttl)
-            return IncrResult(new_value, values.get(PERMANENT_KEY))
+                if not leased:
+                    new_value = decode_int(self.codec, values.get(key), key) + amount
+                    values[key] = self.codec.encode(new_value)
+                    if not self._versioned:
+                        self._write(conn, row_key, values, now, ttl)
+                        return IncrResult(new_value, values.get(PERMANENT_KEY))
+                    # The lease is checked by the UPDATE itself: after the row lock is
+                    # held, a new statement with a new snapshot, which sees a lease
+                    # committed while we waited for the row.
+                    written = conn.execute(
+                        self._write_unleased,
+                        {
+                            "key": row_key,
+                            "now": now,
+                            "new_data": self._document(values),
+                            "new_expiry": now + timedelta(seconds=ttl),
+                        },
+                    ).first()
+                    if written is not None:
+                        return IncrResult(new_value, values.get(PERMANENT_KEY))
+                txn.rollback()  # leased: nothing applied, waiting and trying again is safe
+            wait.pause()
 
     def _incr_by_version(
         self, row_key: str, sid: str, key: str, amount: int, ttl: float, wait: LockWait
@@ -587,7 +601,6 @@ class SQLAlchemyStore(Store, SharedLayout08):
         #: SQLite: the row and whether it is leased (FOR UPDATE is not SQLite's: BEGIN
         #: IMMEDIATE holds the file's write lock already)
         self._read_leased = sa.select(s.data, s.expiry, live_lease).where(s.session_id == key)
-        self._select_lease = sa.select(lk.token).where(lk.session_id == key, lk.expires > now)
         self._insert_placeholder = (
             self._insert(sessions)
             .values(session_id=key, data=b"", expiry=NEVER)
@@ -609,6 +622,15 @@ class SQLAlchemyStore(Store, SharedLayout08):
             self._read_versioned = sa.select(
                 s.data, s.expiry, version.label("version"), live_lease
             ).where(s.session_id == key)
+            self._write_unleased = (
+                sa.update(sessions)
+                .where(
+                    s.session_id == key,
+                    ~sa.exists().where(lk.session_id == key, lk.expires > now),
+                )
+                .values(data=sa.bindparam("new_data"), expiry=sa.bindparam("new_expiry"))
+                .returning(s.id)
+            )
             self._write_versioned = (
                 sa.update(sessions)
                 .where(s.session_id == key, version == sa.bindparam("version"))
@@ -671,9 +693,6 @@ class SQLAlchemyStore(Store, SharedLayout08):
             .returning(locks.c.token)
         )
         return result.first() is not None
-
-    def _leased(self, conn: sa.Connection, key: str, now: datetime) -> bool:
-        return conn.execute(self._select_lease, {"key": key, "now": now}).first() is not None
 
     def _drop_lease(self, conn: sa.Connection, key: str, token: str) -> bool:
         """Delete our lease; False if it was no longer ours (it had expired)."""
