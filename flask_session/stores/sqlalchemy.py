@@ -85,6 +85,13 @@ SESSION_ID_COLUMN_LENGTH = 255
 DOCUMENT_FRAMING_ROOM = 1024 * 1024
 #: an ``expiry`` long past: a row inserted only to be locked counts as no session
 NEVER = datetime(1970, 1, 1)
+#: PostgreSQL: seconds a session whose increment's compare-and-set failed is incremented
+#: in a transaction queuing on its row lock (4 round trips) rather than by another
+#: compare-and-set (2, plus the transaction's 4 when it fails again, as it mostly does
+#: on a session many requests increment at once)
+CONTENDED_MEMORY = 1.0
+#: the most contended sessions remembered (forgotten all at once beyond that)
+CONTENDED_KEPT = 1024
 
 #: PostgreSQL error classes (SQLSTATE) and what they mean for a client
 _BUSY_SQLSTATES = {"55P03", "57014", "40P01", "40001"}  # lock/statement timeout, deadlock
@@ -172,6 +179,10 @@ class SQLAlchemyStore(Store, SharedLayout08):
         #: PostgreSQL: increments are compare-and-set on the row's version (docstring)
         self._versioned = engine.dialect.name == "postgresql"
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        #: PostgreSQL: the sessions (row keys) whose compare-and-set lost to another write
+        #: lately (monotonic time), which this process increments in the transaction
+        #: directly for CONTENDED_MEMORY seconds (dict operations are atomic)
+        self._contended: dict[str, float] = {}
         self._build_statements(tables)
         try:
             self._ensure_tables()
@@ -278,10 +289,17 @@ class SQLAlchemyStore(Store, SharedLayout08):
     ) -> IncrResult | None:
         row_key = self.key_prefix + sid
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
-        if self._versioned:
+        contended = self._contended.get(row_key)
+        if self._versioned and (
+            contended is None or time.monotonic() - contended > CONTENDED_MEMORY
+        ):
             found = self._incr_by_version(row_key, sid, key, amount, ttl, wait)
             if isinstance(found, IncrResult) or (found is None and not create):
                 return found
+            if found is CONTENDED:
+                if len(self._contended) >= CONTENDED_KEPT:
+                    self._contended.clear()
+                self._contended[row_key] = time.monotonic()
             # No live session (created, or taken over, in a transaction), or the row is
             # contended: the transaction below queues on its row lock, in turn, where
             # another compare-and-set would be another two round trips likely to fail.
