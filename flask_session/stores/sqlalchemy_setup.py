@@ -363,6 +363,16 @@ def _postgresql_engine(url: URL, lock_timeout: float) -> Engine:
     return engine
 
 
+def _readable(fd: int) -> bool:
+    """Whether the socket ``fd`` has something to read now (never waits). poll where the
+    platform has it (select refuses descriptors above FD_SETSIZE, 1024 on Linux)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # Windows
+
+
 def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """Refuse a pooled connection the server has closed (a restart, an idle timeout, a
     terminated backend), before any statement is sent, so the first request after an
@@ -381,9 +391,7 @@ def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     pgconn = dbapi_connection.pgconn
     if dbapi_connection.closed or pgconn.status != ConnStatus.OK:
         raise sa.exc.DisconnectionError("the session database connection is closed")
-    poller = select.poll()
-    poller.register(pgconn.socket, select.POLLIN)
-    if not poller.poll(0):
+    if not _readable(pgconn.socket):
         return
     try:
         pgconn.consume_input()
