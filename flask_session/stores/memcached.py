@@ -189,6 +189,11 @@ class MemcachedStore(Store, SharedLayout08):
             for host, port in servers
         }
         self._hash = RendezvousHash(list(self._clients))
+        #: the one server, when there is one: every key is its, without hashing the key
+        #: (pymemcache's rendezvous hash is murmur3 in pure Python, per server, per call)
+        self._only: PooledClient | None = (
+            next(iter(self._clients.values())) if len(self._clients) == 1 else None
+        )
         self._lease = math.ceil(self.lock_timeout) + 1  # whole seconds, never shorter
         where = ", ".join(self._clients)
         self._outage = OutageLog(logger, f"memcached session store ({where})")
@@ -341,6 +346,8 @@ class MemcachedStore(Store, SharedLayout08):
         return f"{self.key_prefix}:counter:{name}"
 
     def _node(self, key: str) -> PooledClient:
+        if self._only is not None:
+            return self._only
         return self._clients[self._hash.get_node(key)]
 
     def _merge(
