@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 SYSTEM_PACKAGES := redis-server chromium postgresql memcached
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-packages test test-bounds typecheck docs run run-gunicorn bench lint clean
+.PHONY: help venv system-packages test test-bounds typecheck docs run run-gunicorn bench bench-stores lint clean
 
 # help: list the targets
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make run              set up and start the service on granian (sessionapp/serve.py)"
 	@echo "make run-gunicorn     the same service on gunicorn instead (gunicorn.conf.py)"
 	@echo "make bench            benchmark against Flask-Session 0.8 and plain Flask (BENCH_ARGS=--quick)"
+	@echo "make bench-stores     A, B, D on the SQL stores, memcached, Redis: issue 22's targets (~6 min)"
 	@echo "make lint             ruff over the repository, and the import-layering check"
 	@echo "make clean            remove .venv, caches and the built docs"
 
@@ -81,6 +82,13 @@ run-gunicorn: venv
 # prints the tables and the targets of bench/targets.toml, writes bench/results/ (bench/README.md)
 bench: venv
 	bench/run $(BENCH_ARGS)
+
+# bench-stores: issue 22's measurement, ~6 min: A, B and D side by side on granian, POST /inc
+# over 200 cookies and on one cookie, on the SQL stores, memcached and Redis; the Targets
+# table judges each store against bench/targets.toml
+bench-stores: venv
+	bench/run --stores sqlite,postgresql,memcached,redis --servers granian --targets A,B,D \
+		--scenarios inc,contention --rounds 3 --duration 4 $(BENCH_ARGS)
 
 # lint: ruff (the `lint` dependency group) with the settings in pyproject.toml, and
 # the layering check: no import cycle, no in-function import between flask_session modules

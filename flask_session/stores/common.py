@@ -9,7 +9,10 @@ integer) is written once.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 import random
+import secrets
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -54,6 +57,29 @@ def is_at_rest_name(text: str) -> bool:
     """Whether ``text`` has the shape of an :func:`at_rest_name` (an id of the same
     length made of hex digits only is, for 256 random bits, never met)."""
     return len(text) == AT_REST_NAME_LENGTH and _HEX_DIGITS.issuperset(text)
+
+
+class _UniqueTokens:
+    """Tokens unique across processes and machines, without a system call each: a random
+    prefix per process (drawn again in a forked child, which would otherwise repeat its
+    parent's tokens) and a counter (``next`` on ``itertools.count`` is atomic)."""
+
+    def __init__(self) -> None:
+        self._fresh()
+        os.register_at_fork(after_in_child=self._fresh)
+
+    def _fresh(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+#: A token no other call of it, in any process, returns: for names that must never be
+#: reused (a Redis increment's record, read by a retry of that increment only). Not a
+#: secret: use ``secrets`` for what a client must not guess.
+unique_token = _UniqueTokens()
 
 
 def decode_int(codec: Codec, raw: bytes | None, key: str) -> int:

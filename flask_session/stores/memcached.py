@@ -18,8 +18,14 @@ at rest in the clear for as long as the transition lasts).
 
 * Merges use CAS (``gets`` then ``cas``): a save whose item changed meanwhile reads it
   again and merges again; a failed CAS wrote nothing.
-* ``incr`` takes the session's lease for its read-modify-write, so it never lands
-  inside a locked request's, and waits while someone else holds it.
+* ``incr`` is a CAS of its own, without a lease: one ``gets`` of the session and its
+  lock key together (the session first), then a ``cas``: two round trips. If the lock
+  key is there, someone holds the session: it waits and reads again. A locker closes
+  the gap between an increment's read and its ``cas``: right after taking its lease it
+  ``append``s nothing to the session's item, which changes the item's CAS value and
+  nothing else, so an increment that read the session before the lease was taken
+  fails its ``cas``, reads again and finds the lease. An increment never lands inside
+  a locked request's read-modify-write.
 * A lease is released by a CAS that expires the item (``exptime -1``) only if it still
   holds our token, so a lease that expired and was taken by another request is left
   alone.
@@ -217,6 +223,11 @@ class MemcachedStore(Store, SharedLayout08):
             for host, port in servers
         }
         self._hash = RendezvousHash(list(self._clients))
+        #: the one server, when there is one: every key is its, without hashing the key
+        #: (pymemcache's rendezvous hash is murmur3 in pure Python, per server, per call)
+        self._only: PooledClient | None = (
+            next(iter(self._clients.values())) if len(self._clients) == 1 else None
+        )
         self._lease = math.ceil(self.lock_timeout) + 1  # whole seconds, never shorter
         where = ", ".join(self._clients)
         self._outage = OutageLog(logger, f"memcached session store ({where})")
@@ -236,14 +247,21 @@ class MemcachedStore(Store, SharedLayout08):
             node = self._node(key)
             token = None
             if lock:
-                if node.get(key) is None and not self._carry_over_raw(sid):
-                    return None  # strict ids: no lease for a session that does not exist
                 token = self._take_lease(node, key, "the session")
+                # The CAS bump (module docstring): an increment that read the session
+                # before our lease fails its cas. NOT_STORED: there is no such session,
+                # and no lease is kept for one (strict ids).
+                if not node.append(key, b"", noreply=False) and not (
+                    # nothing at the hashed key: carry a raw-id layout's item over
+                    self._carry_over_raw(sid) and node.append(key, b"", noreply=False)
+                ):
+                    self._drop_lease(node, key, token)
+                    return None
             data = node.get(key)
             if data is None and not lock and self._carry_over_raw(sid):
                 data = node.get(key)
             values = self._decode(data, sid) if data is not None else None
-            if values is not None and USER_KEY in values and not self._users.admits(sid, values):
+            if values is not None and not self._admitted(sid, values):
                 values = None  # revoked, or its user's index is gone: fail closed
             if values is None:
                 if token is not None:
@@ -291,29 +309,38 @@ class MemcachedStore(Store, SharedLayout08):
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
         item = self._key(sid)
-        result: list[int] = []
-
-        def add(values: dict[str, bytes]) -> None:
-            new_value = decode_int(self.codec, values.get(key), key) + amount
-            values[key] = self.codec.encode(new_value)
-            result[:] = [new_value]
-
+        lock_key = item + LOCK_SUFFIX
+        wait: LockWait | None = None
         with self._errors():
             node = self._node(item)
-            if not create:
-                data = node.get(item)
-                if data is None and self._carry_over_raw(sid):
-                    data = node.get(item)
-                if data is None or not self._users.admits_document(sid, data):
-                    return None  # gone, or revoked (a bound session: memcacheusers.py)
-            token = self._take_lease(node, item, "the session")
-            try:
-                values: dict[str, bytes] = {}
-                if not self._merge(node, item, sid, ttl, create, add, (), out=values):
+            while True:
+                # The session first, its lock key second, in one command: memcached
+                # reads them in that order, so a lock taken after our read of the lock
+                # key was taken after our read of the session, and the locker's CAS
+                # bump makes our cas fail (module docstring).
+                found = node.gets_many([item, lock_key])
+                if item not in found and not create:
+                    if self._carry_over_raw(sid):  # a raw-id layout's item, moved
+                        continue
                     return None
-            finally:
-                self._drop_lease(node, item, token)
-        return IncrResult(result[0], values.get(PERMANENT_KEY))
+                if lock_key in found:  # another request holds the session: wait
+                    if wait is None:
+                        wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
+                    wait.pause()
+                    continue
+                data, cas = found.get(item, (None, None))
+                values = self._decode(data, sid) if data is not None else None
+                if values is not None and not self._admitted(sid, values):
+                    values = None  # revoked, or its user's index is gone: fail closed
+                if values is None:
+                    if not create:
+                        return None
+                    values = {}
+                new_value = decode_int(self.codec, values.get(key), key) + amount
+                values[key] = self.codec.encode(new_value)
+                if self._write(node, item, values, data, cas, ttl):
+                    return IncrResult(new_value, values.get(PERMANENT_KEY))
+                # Someone wrote the session between our gets and our cas: read again.
 
     def release(self, sid: str, lock: str) -> None:
         key = self._key(sid)
@@ -490,7 +517,14 @@ class MemcachedStore(Store, SharedLayout08):
         return self.key_prefix + MARKER_NAME
 
     def _node(self, key: str) -> PooledClient:
+        if self._only is not None:
+            return self._only
         return self._clients[self._hash.get_node(key)]
+
+    def _admitted(self, sid: str, values: dict[str, bytes]) -> bool:
+        """Whether session ``sid`` (its decoded ``values``) may be served: unbound, or
+        named by its user's index (memcacheusers.py: the index fails closed)."""
+        return USER_KEY not in values or self._users.admits(sid, values)
 
     def _document(self, values: dict[str, bytes]) -> bytes:
         """The item a session's values are stored as."""
@@ -511,7 +545,6 @@ class MemcachedStore(Store, SharedLayout08):
         create: bool,
         change: Any,
         deleted: Iterable[str],
-        out: dict[str, bytes] | None = None,
     ) -> bool:
         """Read-modify-write the session with CAS until no one wrote in between.
 
@@ -528,31 +561,40 @@ class MemcachedStore(Store, SharedLayout08):
             change(values)
             for name in deleted:
                 values.pop(name, None)
-            if out is not None:
-                out.clear()
-                out.update(values)
             if not values:
                 if data is not None:
                     node.cas(key, b"", cas, expire=EXPIRE_NOW, noreply=False)
                 return False
-            document = self._document(values)
-            try:
-                if data is None:
-                    written = node.add(key, document, expire=_expiry(ttl), noreply=False)
-                else:
-                    written = node.cas(key, document, cas, expire=_expiry(ttl), noreply=False)
-            except MemcacheServerError as error:
-                if TOO_LARGE not in str(error):
-                    raise
-                # The server's item limit (-I) is lower than max_session_size assumes:
-                # the app's value, not an outage. Nothing was written.
-                raise UnstorableValue(
-                    f"session[{_largest(values)!r}] cannot be stored: the session document"
-                    f" is {len(document):,} bytes and memcached refused it as larger than"
-                    " its item size limit (memcached -I); the stored session is unchanged"
-                ) from None
-            if written:
+            if self._write(node, key, values, data, cas, ttl):
                 return True
+
+    def _write(
+        self,
+        node: PooledClient,
+        key: str,
+        values: dict[str, bytes],
+        data: bytes | None,
+        cas: Any,
+        ttl: float,
+    ) -> bool:
+        """Store ``values`` as the session's document: ``add`` if there was no item
+        (``data`` None), else ``cas`` against the ``gets`` that read ``data``. False
+        if someone wrote the item in between (nothing was written)."""
+        document = self._document(values)
+        try:
+            if data is None:
+                return bool(node.add(key, document, expire=_expiry(ttl), noreply=False))
+            return bool(node.cas(key, document, cas, expire=_expiry(ttl), noreply=False))
+        except MemcacheServerError as error:
+            if TOO_LARGE not in str(error):
+                raise
+            # The server's item limit (-I) is lower than max_session_size assumes:
+            # the app's value, not an outage. Nothing was written.
+            raise UnstorableValue(
+                f"session[{_largest(values)!r}] cannot be stored: the session document"
+                f" is {len(document):,} bytes and memcached refused it as larger than"
+                " its item size limit (memcached -I); the stored session is unchanged"
+            ) from None
 
     def _take_lease(self, node: PooledClient, key: str, what: str) -> str:
         token = secrets.token_hex(16)

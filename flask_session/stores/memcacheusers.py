@@ -131,14 +131,6 @@ class MemcachedUserIndex:
             self._update(user, lambda entries: _set_item(entries, handle, item))
         return True
 
-    def admits_document(self, sid: str, document: bytes) -> bool:
-        """:meth:`admits` for a stored document, decoded only if it holds a binding. A
-        document that cannot be decoded is admitted here: the caller meets it as corrupt."""
-        if _MARKER not in document:
-            return True
-        values = self.store._decode(document, sid)
-        return values is None or self.admits(sid, values)
-
     # -- the UserIndex verbs ---------------------------------------------------------------
 
     def bind(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:

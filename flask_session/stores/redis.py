@@ -73,7 +73,7 @@ from ..codecs import CODECS, Codec
 from ..errors import SessionConfigError, StoreUnavailable
 from ..readers import Setting, as_is, boolean, number, text
 from .base import CleanupReport, IncrResult, Loaded, Store
-from .common import LEASE_GRACE, ErrorGuard, LockWait, at_rest_name
+from .common import LEASE_GRACE, ErrorGuard, LockWait, at_rest_name, unique_token
 from .counters import check_counter_name
 from .redis_client import Client, client_from_settings, client_retries, close_client
 from .redis_health import (
@@ -396,7 +396,8 @@ class RedisStore(Store):
     ) -> IncrResult | None:
         keys = self._keys(sid)
         name = at_rest_name(self.key_prefix, sid)
-        keys.append(f"{self.key_prefix}#{{{name}}}:incr:{secrets.token_hex(8)}")
+        # unique_token: os.urandom's system call was 3.6% of a loaded worker's samples
+        keys.append(f"{self.key_prefix}#{{{name}}}:incr:{unique_token()}")
         args = [key, amount, _ms(ttl), "1" if create else "0", self._format, self._record_ms]
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
         with self._errors():
@@ -483,7 +484,7 @@ class RedisStore(Store):
 
     def counter_incr(self, name: str) -> int:
         key = self._counter_key(name)
-        record = f"{key}:incr:{secrets.token_hex(8)}"
+        record = f"{key}:incr:{unique_token()}"
         with self._errors():
             reply = self._write(self._counter_incr, [key, record], [self._record_ms])
         if reply[0] != DONE:

@@ -8,11 +8,33 @@ and checked while the session's row is locked:
 
 * ``load(lock=True)`` locks the row, then inserts (or takes over an expired) lease;
 * ``incr`` locks the row, then looks for a live lease: if there is one it rolls back
-  (nothing was applied) and waits.
+  (nothing was applied) and waits. (On PostgreSQL the ``UPDATE`` that writes the row
+  looks, ``WHERE NOT EXISTS`` a live lease: a statement begun after the row lock is
+  held, so its snapshot sees a lease committed while this one waited for the row.)
 
 Because both lock the session's row first, an increment either commits before a locker
 reads the session or sees its lease. A lease ends at its expiry, so a worker killed
 while holding one blocks the session for at most ``SESSION_LOCK_TIMEOUT``.
+
+On PostgreSQL an increment of a live session takes no transaction and no row lock: two
+statements in autocommit, a compare-and-set on the row's version (its ``xmin``, the
+transaction that wrote it):
+
+* one ``SELECT`` reads the row, its version and whether a live lease exists (if one
+  does, it waits and reads again);
+* one ``UPDATE ... WHERE session_id = :key AND xmin = :version`` writes the new
+  document; no row updated means someone wrote the session in between: nothing was
+  applied, and the increment is made by the transaction above instead, which queues
+  on the row lock (on a busy session, compare-and-set retries would mostly fail).
+
+``load(lock=True)`` updates the session's row (its expiry, to the same or a refreshed
+value) in the transaction that takes the lease, so the row's version changes when a
+lease is taken: an increment that read the row before the lease existed finds its
+version gone and reads again, seeing the lease. (An ``UPDATE`` that waited for the
+locker's row lock re-checks its ``WHERE`` on the row's new version.) A session that
+does not exist yet is created by the transactional path above. On SQLite every writing
+transaction holds the file's write lock from ``BEGIN IMMEDIATE``, so an increment is
+one transaction reading the row and its lease in one ``SELECT``, then one ``UPDATE``.
 
 Expiry is a column; expired rows are invisible to every verb and are deleted by
 ``flask session cleanup``. Nothing is retried: a failed verb was applied at most once.
@@ -31,6 +53,7 @@ as the transition lasts); once it is off they are carried over on first use.
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import logging
 import secrets
@@ -88,6 +111,13 @@ SESSION_ID_COLUMN_LENGTH = 255
 DOCUMENT_FRAMING_ROOM = 1024 * 1024
 #: an ``expiry`` long past: a row inserted only to be locked counts as no session
 NEVER = datetime(1970, 1, 1)
+#: PostgreSQL: seconds a session whose increment's compare-and-set failed is incremented
+#: in a transaction queuing on its row lock (4 round trips) rather than by another
+#: compare-and-set (2, plus the transaction's 4 when it fails again, as it mostly does
+#: on a session many requests increment at once)
+CONTENDED_MEMORY = 1.0
+#: the most contended sessions remembered (forgotten all at once beyond that)
+CONTENDED_KEPT = 1024
 
 #: PostgreSQL error classes (SQLSTATE) and what they mean for a client
 _BUSY_SQLSTATES = {"55P03", "57014", "40P01", "40001"}  # lock/statement timeout, deadlock
@@ -148,6 +178,16 @@ class SQLAlchemyStore(Store, SharedLayout08):
         self._one_at_a_time: threading.RLock | None = (
             threading.RLock() if database.in_memory else None
         )
+        #: A SQLite file: this process's writing transactions take turns on a lock of
+        #: their own before BEGIN IMMEDIATE. Threads then queue on it and are woken the
+        #: moment it is free, instead of polling the file's lock through SQLite's busy
+        #: handler, which sleeps 1, 2, 5, 10 ... 100 ms between tries (the slowest
+        #: requests were made of those sleeps); only processes still meet on the file.
+        self._writers: threading.RLock | None = (
+            threading.RLock()
+            if engine.dialect.name == "sqlite" and not database.in_memory
+            else None
+        )
         self.tables = tables
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._outage = OutageLog(logger, f"{engine.dialect.name} session store")
@@ -163,8 +203,14 @@ class SQLAlchemyStore(Store, SharedLayout08):
         )
         self._tables_ready = False
         self._tables_guard = threading.Lock()
-        s = tables.sessions.c
-        self._select_row = sa.select(s.data, s.expiry)
+        #: PostgreSQL: increments are compare-and-set on the row's version (docstring)
+        self._versioned = engine.dialect.name == "postgresql"
+        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        #: PostgreSQL: the sessions (row keys) whose compare-and-set lost to another write
+        #: lately (monotonic time), which this process increments in the transaction
+        #: directly for CONTENDED_MEMORY seconds (dict operations are atomic)
+        self._contended: dict[str, float] = {}
+        self._build_statements(tables)
         try:
             self._ensure_tables()
         except SessionConfigError:
@@ -213,9 +259,8 @@ class SQLAlchemyStore(Store, SharedLayout08):
             with self._transaction(read_only=read_only, full_disk_ok=full_disk_ok) as (conn, txn):
                 now = _now()
                 row = conn.execute(
-                    self._select_row.where(self._sid_is(key)).with_for_update()
-                    if lock or refresh_ttl is not None
-                    else self._select_row.where(self._sid_is(key))
+                    self._select_locked if lock or refresh_ttl is not None else self._select_row,
+                    {"key": key},
                 ).first()
                 if row is None and not carry:
                     found = self._after_a_miss(conn, sid)
@@ -233,12 +278,14 @@ class SQLAlchemyStore(Store, SharedLayout08):
                     assert wait is not None
                     wait.pause()
                     continue
-                if refresh_ttl is not None:
-                    conn.execute(
-                        sa.update(self.tables.sessions)
-                        .where(self._sid_is(key))
-                        .values(expiry=now + timedelta(seconds=refresh_ttl))
+                if refresh_ttl is not None or (token is not None and self._versioned):
+                    # With a lease taken on PostgreSQL, always: the update gives the row a
+                    # new version, which fails any increment that read it before (module
+                    # docstring), even when the expiry stays as it was.
+                    expiry = (
+                        row.expiry if refresh_ttl is None else now + timedelta(seconds=refresh_ttl)
                     )
+                    conn.execute(self._set_expiry, {"key": key, "new_expiry": expiry})
             return Loaded(values, lock=token)
 
     def save(
@@ -282,20 +329,100 @@ class SQLAlchemyStore(Store, SharedLayout08):
     ) -> IncrResult | None:
         row_key = self._key(sid)
         wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
+        contended = self._contended.get(row_key)
+        if self._versioned and (
+            contended is None or time.monotonic() - contended > CONTENDED_MEMORY
+        ):
+            found = self._incr_by_version(row_key, sid, key, amount, ttl, wait)
+            if isinstance(found, IncrResult):
+                return found
+            if found is CONTENDED:
+                if len(self._contended) >= CONTENDED_KEPT:
+                    self._contended.clear()
+                self._contended[row_key] = time.monotonic()
+            # No live session at the hashed key (created, carried over from the raw-id
+            # layout, or found absent, in a transaction), or the row is contended: the
+            # transaction below queues on its row lock, in turn, where another
+            # compare-and-set would be another two round trips likely to fail.
         while True:
             with self._transaction() as (conn, txn):
                 now = _now()
-                values = self._locked_values(conn, row_key, sid, now, create=create)
+                if self._versioned:
+                    values = self._locked_values(conn, row_key, sid, now, create=create)
+                    leased = False  # checked by the UPDATE, below
+                else:
+                    values, leased = self._values_and_lease(conn, row_key, sid, now, create)
                 if values is None:
                     return None
-                if self._leased(conn, row_key, now):
-                    txn.rollback()  # nothing applied: waiting and trying again is safe
-                    wait.pause()
-                    continue
-                new_value = decode_int(self.codec, values.get(key), key) + amount
-                values[key] = self.codec.encode(new_value)
-                self._write(conn, row_key, values, now, ttl)
-            return IncrResult(new_value, values.get(PERMANENT_KEY))
+                if not leased:
+                    new_value = decode_int(self.codec, values.get(key), key) + amount
+                    values[key] = self.codec.encode(new_value)
+                    if not self._versioned:
+                        self._write(conn, row_key, values, now, ttl)
+                        return IncrResult(new_value, values.get(PERMANENT_KEY))
+                    # The lease is checked by the UPDATE itself: after the row lock is
+                    # held, a new statement with a new snapshot, which sees a lease
+                    # committed while we waited for the row.
+                    written = conn.execute(
+                        self._write_unleased,
+                        {
+                            "key": row_key,
+                            "now": now,
+                            "new_data": self._document(values),
+                            "new_expiry": now + timedelta(seconds=ttl),
+                        },
+                    ).first()
+                    if written is not None:
+                        return IncrResult(new_value, values.get(PERMANENT_KEY))
+                txn.rollback()  # leased: nothing applied, waiting and trying again is safe
+            wait.pause()
+
+    def _incr_by_version(
+        self, row_key: str, sid: str, key: str, amount: int, ttl: float, wait: LockWait
+    ) -> IncrResult | None | _Contended:
+        """PostgreSQL's increment of a live session: a compare-and-set on the row's
+        version in autocommit (module docstring). None if there is no live session;
+        CONTENDED if someone wrote the row between our read and our write (nothing was
+        applied)."""
+        while True:
+            with self._autocommit() as conn:
+                now = _now()
+                row = conn.execute(self._read_versioned, {"key": row_key, "now": now}).first()
+                if row is None or row.expiry is None or row.expiry <= now:
+                    return None
+                values = None if row.leased else self._decode(row.data, sid)
+                if values is not None:
+                    new_value = decode_int(self.codec, values.get(key), key) + amount
+                    values[key] = self.codec.encode(new_value)
+                    written = conn.execute(
+                        self._write_versioned,
+                        {
+                            "key": row_key,
+                            "version": row.version,
+                            "new_data": self._document(values),
+                            "new_expiry": now + timedelta(seconds=ttl),
+                        },
+                    ).first()
+                    if written is not None:
+                        return IncrResult(new_value, values.get(PERMANENT_KEY))
+                    return CONTENDED  # written by someone else since we read it
+                if not row.leased:
+                    return None  # corrupt or foreign: no session (logged by _decode)
+            wait.pause()  # leased by another request: wait, without holding a connection
+
+    def _values_and_lease(
+        self, conn: sa.Connection, key: str, sid: str, now: datetime, create: bool
+    ) -> tuple[dict[str, bytes] | None, bool]:
+        """SQLite, inside BEGIN IMMEDIATE: the session's values (as ``_locked_values``)
+        and whether a live lease exists, read by one SELECT."""
+        if create:
+            conn.execute(self._insert_placeholder, {"key": key})
+        row = conn.execute(self._read_leased, {"key": key, "now": now}).first()
+        live = row is not None and row.expiry is not None and row.expiry > now
+        values = self._decode(row.data, sid) if live and row is not None else None
+        if values is None and create:
+            values = {}
+        return values, bool(row is not None and row.leased)
 
     def release(self, sid: str, lock: str) -> None:
         with self._transaction() as (conn, _txn):
@@ -563,6 +690,60 @@ class SQLAlchemyStore(Store, SharedLayout08):
         check_counter_name(name)  # ValueError for a name some store could not hold
         return self.key_prefix + name
 
+    def _build_statements(self, tables: Tables) -> None:
+        """The statements of the hot verbs, built once with bound parameters (``key``,
+        ``now``, ``new_data``, ``new_expiry``, ``version``): SQLAlchemy then finds each
+        one's compiled form in its cache instead of building and hashing a new
+        construct per request."""
+        sessions, locks = tables.sessions, tables.locks
+        s, lk = sessions.c, locks.c
+        key: sa.BindParameter[str] = sa.bindparam("key")
+        now: sa.BindParameter[datetime] = sa.bindparam("now")
+        self._select_row = sa.select(s.data, s.expiry).where(s.session_id == key)
+        self._select_locked = self._select_row.with_for_update()
+        live_lease = (
+            sa.exists().where(lk.session_id == s.session_id, lk.expires > now).label("leased")
+        )
+        #: SQLite: the row and whether it is leased (FOR UPDATE is not SQLite's: BEGIN
+        #: IMMEDIATE holds the file's write lock already)
+        self._read_leased = sa.select(s.data, s.expiry, live_lease).where(s.session_id == key)
+        self._insert_placeholder = (
+            self._insert(sessions)
+            .values(session_id=key, data=b"", expiry=NEVER)
+            .on_conflict_do_nothing(index_elements=[s.session_id])
+        )
+        self._update_row = (
+            sa.update(sessions)
+            .where(s.session_id == key)
+            .values(data=sa.bindparam("new_data"), expiry=sa.bindparam("new_expiry"))
+        )
+        self._set_expiry = (
+            sa.update(sessions).where(s.session_id == key).values(expiry=sa.bindparam("new_expiry"))
+        )
+        self._delete_row = sa.delete(sessions).where(s.session_id == key)
+        if self._versioned:
+            # xmin: the id of the transaction that wrote this version of the row, as
+            # text (the xid type has no Python counterpart)
+            version = sa.literal_column("xmin::text", sa.Text)
+            self._read_versioned = sa.select(
+                s.data, s.expiry, version.label("version"), live_lease
+            ).where(s.session_id == key)
+            self._write_unleased = (
+                sa.update(sessions)
+                .where(
+                    s.session_id == key,
+                    ~sa.exists().where(lk.session_id == key, lk.expires > now),
+                )
+                .values(data=sa.bindparam("new_data"), expiry=sa.bindparam("new_expiry"))
+                .returning(s.id)
+            )
+            self._write_versioned = (
+                sa.update(sessions)
+                .where(s.session_id == key, version == sa.bindparam("version"))
+                .values(data=sa.bindparam("new_data"), expiry=sa.bindparam("new_expiry"))
+                .returning(s.id)
+            )
+
     def _key(self, sid: str) -> str:
         """The key of ``sid``'s row (and its lease and index rows): ``<prefix><at-rest
         name>``; while Flask-Session 0.8's servers may read the table
@@ -648,17 +829,13 @@ class SQLAlchemyStore(Store, SharedLayout08):
         session and ``create`` is false. With ``create`` a missing row is inserted (as
         expired, so it counts as no session) to have a row to lock."""
         if create:
-            conn.execute(
-                self._insert(self.tables.sessions)
-                .values(session_id=key, data=b"", expiry=NEVER)
-                .on_conflict_do_nothing(index_elements=[self.tables.sessions.c.session_id])
-            )
-        row = conn.execute(self._select_row.where(self._sid_is(key)).with_for_update()).first()
+            conn.execute(self._insert_placeholder, {"key": key})
+        row = conn.execute(self._select_locked, {"key": key}).first()
         if row is None and not create and not self.serves_08:
             # Carry a row of the raw-id layout over; either way look again, as another
             # request may have carried it over since the read above.
             self._carry_over_raw(conn, sid)
-            row = conn.execute(self._select_row.where(self._sid_is(key)).with_for_update()).first()
+            row = conn.execute(self._select_locked, {"key": key}).first()
         live = row is not None and row.expiry is not None and row.expiry > now
         values = self._decode(row.data, sid) if live and row is not None else None
         if values is None and create:
@@ -669,14 +846,16 @@ class SQLAlchemyStore(Store, SharedLayout08):
         self, conn: sa.Connection, key: str, values: dict[str, bytes], now: datetime, ttl: float
     ) -> bool:
         """Store ``values`` in the (locked) row, or delete it if nothing is left."""
-        sessions = self.tables.sessions
         if not values:
-            conn.execute(sa.delete(sessions).where(self._sid_is(key)))
+            conn.execute(self._delete_row, {"key": key})
             return False
         conn.execute(
-            sa.update(sessions)
-            .where(self._sid_is(key))
-            .values(data=self._document(values), expiry=now + timedelta(seconds=ttl))
+            self._update_row,
+            {
+                "key": key,
+                "new_data": self._document(values),
+                "new_expiry": now + timedelta(seconds=ttl),
+            },
         )
         return True
 
@@ -700,13 +879,6 @@ class SQLAlchemyStore(Store, SharedLayout08):
             .returning(locks.c.token)
         )
         return result.first() is not None
-
-    def _leased(self, conn: sa.Connection, key: str, now: datetime) -> bool:
-        locks = self.tables.locks
-        found = conn.execute(
-            sa.select(locks.c.token).where(locks.c.session_id == key, locks.c.expires > now)
-        ).first()
-        return found is not None
 
     def _drop_lease(self, conn: sa.Connection, key: str, token: str) -> bool:
         """Delete our lease; False if it was no longer ours (it had expired)."""
@@ -740,23 +912,56 @@ class SQLAlchemyStore(Store, SharedLayout08):
         disk raises _DiskFull instead, not logged (the caller has a way without writing)."""
         with (
             self._one_at_a_time or contextlib.nullcontext(),
+            self._writer_turn(read_only),
             self._transaction_unguarded(read_only=read_only, full_disk_ok=full_disk_ok) as opened,
         ):
             yield opened
 
     @contextlib.contextmanager
+    def _writer_turn(self, read_only: bool) -> Iterator[None]:
+        """SQLite file, a writing transaction: this process's writers one at a time
+        (``_writers``); the wait is bounded by SESSION_LOCK_TIMEOUT, as SQLite's own."""
+        writers = self._writers
+        if writers is None or read_only:
+            yield
+            return
+        if not writers.acquire(timeout=self.lock_timeout):
+            raise StoreUnavailable(
+                "the session database stayed busy with this process's other writers for"
+                f" over {self.lock_timeout:g} s (SESSION_LOCK_TIMEOUT)",
+                reason="the session store is busy",
+            )
+        try:
+            yield
+        finally:
+            writers.release()
+
+    @contextlib.contextmanager
     def _transaction_unguarded(
         self, *, read_only: bool, full_disk_ok: bool
     ) -> Iterator[tuple[sa.Connection, sa.RootTransaction]]:
+        with self._translated(full_disk_ok=full_disk_ok), self.engine.connect() as conn:
+            if read_only:
+                conn = conn.execution_options(sqlite_read_only=True)
+            with conn.begin() as txn:
+                yield conn, txn
+            if self._file is not None:
+                self._file.check(conn)  # committed to the file still at the path?
+
+    @contextlib.contextmanager
+    def _autocommit(self) -> Iterator[sa.Connection]:
+        """PostgreSQL: a connection whose every statement commits by itself (no BEGIN,
+        no COMMIT: one round trip each); errors translated as in ``_transaction``."""
+        with self._translated(full_disk_ok=False), self._autocommit_engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _translated(self, *, full_disk_ok: bool) -> Iterator[None]:
+        """Database errors become StoreUnavailable, logged once per outage (see
+        ``_transaction``); the tables are made first if they were not yet."""
         try:
             self._ensure_tables()
-            with self.engine.connect() as conn:
-                if read_only:
-                    conn = conn.execution_options(sqlite_read_only=True)
-                with conn.begin() as txn:
-                    yield conn, txn
-                if self._file is not None:
-                    self._file.check(conn)  # committed to the file still at the path?
+            yield
         except SessionConfigError as error:
             # The database was down at start-up and is now found without the tables:
             # the operator's to fix, so no request can be served (503, said in the log).
@@ -810,6 +1015,15 @@ class SQLAlchemyStore(Store, SharedLayout08):
                 " that creates them (see the sqlalchemy store's DDL in the docs), or set"
                 " SESSION_SQLALCHEMY_CREATE_TABLES = True"
             )
+
+
+class _Contended(enum.Enum):
+    """An increment's compare-and-set lost to another write (see ``incr``)."""
+
+    CONTENDED = "contended"
+
+
+CONTENDED = _Contended.CONTENDED
 
 
 class _DiskFull(Exception):

@@ -25,6 +25,7 @@ that nothing in it outlives the process or is seen by another worker.
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -343,12 +344,12 @@ def _postgresql_engine(url: URL, lock_timeout: float) -> Engine:
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2's default
     wait_ms = max(1, int(lock_timeout * 1000))
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
-        # A pooled connection the server closed (restart) is found before use, so the
-        # first request after an outage is served. The check runs before any statement:
-        # it can never repeat an increment.
-        pool_pre_ping=True,
+        # Not pool_pre_ping, which costs a round trip (SELECT 1) per checkout, as much as
+        # an increment's statements: see _closed_by_server, which asks the socket.
+        # Per process: granian's blocking threads (4 by default) each hold at most one
+        # connection at a time; the overflow covers larger thread counts.
         pool_size=10,
         max_overflow=40,
         pool_timeout=lock_timeout,
@@ -358,6 +359,48 @@ def _postgresql_engine(url: URL, lock_timeout: float) -> Engine:
             "options": f"-c lock_timeout={wait_ms} -c statement_timeout={wait_ms + 5000}",
         },
     )
+    sa.event.listen(engine, "checkout", _closed_by_server)
+    return engine
+
+
+def _readable(fd: int) -> bool:
+    """Whether the socket ``fd`` has something to read now (never waits). poll where the
+    platform has it (select refuses descriptors above FD_SETSIZE, 1024 on Linux)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # Windows
+
+
+def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled connection the server has closed (a restart, an idle timeout, a
+    terminated backend), before any statement is sent, so the first request after an
+    outage is served and a statement is never sent twice. SQLAlchemy then opens a new
+    connection in its place.
+
+    Without a round trip: an idle connection's socket has nothing to read unless the
+    server said something, and a server that closes a connection does (its last
+    message, then end of file). Only then is the input consumed: the connection is
+    refused if that finds it broken. (A connection cut without a word from the server,
+    as by a network partition, is found by the statement's own failure: a 503.)
+    """
+    from psycopg import OperationalError
+    from psycopg.pq import ConnStatus
+
+    pgconn = dbapi_connection.pgconn
+    if dbapi_connection.closed or pgconn.status != ConnStatus.OK:
+        raise sa.exc.DisconnectionError("the session database connection is closed")
+    if not _readable(pgconn.socket):
+        return
+    try:
+        pgconn.consume_input()
+    except OperationalError as error:
+        raise sa.exc.DisconnectionError(
+            f"the session database closed the connection: {error}"
+        ) from error
+    if pgconn.status != ConnStatus.OK:
+        raise sa.exc.DisconnectionError("the session database closed the connection")
 
 
 def is_memory_sqlite(url: URL) -> bool:

@@ -150,6 +150,37 @@ def test_a_lock_excludes_other_lockers_and_incr_until_released(store):
     assert finished == [11]
 
 
+def test_incr_never_lands_inside_a_locked_read_modify_write(store):
+    """Increments race lockers that read the same key, add one and save it: none is lost.
+    (An increment applied between a locker's read and its save would be overwritten by
+    it; stores whose incr takes no lock must make the locker's lease fail it.)"""
+    sid = new_session_id(32)
+    store.save(sid, {"n": enc(store, 0)}, [], ttl=TTL, create=True)
+    incrementers, increments, lockers, rounds = 4, 40, 2, 15
+
+    def increment():
+        for _ in range(increments):
+            store.incr(sid, "n", 1, ttl=TTL, create=False)
+
+    def read_modify_write():
+        for _ in range(rounds):
+            loaded = store.load(sid, lock=True, refresh_ttl=None)
+            value = store.codec.decode(loaded.values["n"])
+            time.sleep(0.002)  # a view's work: the window an increment could fall into
+            store.save(
+                sid, {"n": enc(store, value + 1)}, [], ttl=TTL, create=False, lock=loaded.lock
+            )
+
+    threads = [threading.Thread(target=increment) for _ in range(incrementers)]
+    threads += [threading.Thread(target=read_modify_write) for _ in range(lockers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = store.codec.decode(store.load(sid, lock=False, refresh_ttl=None).values["n"])
+    assert final == incrementers * increments + lockers * rounds
+
+
 def test_waiting_for_a_lock_is_bounded_by_the_lock_timeout(store):
     sid = new_session_id(32)
     store.save(sid, {"n": enc(store, 1)}, [], ttl=TTL, create=True)
