@@ -413,11 +413,14 @@ class SQLAlchemyStore(Store, SharedLayout08):
     def _values_and_lease(
         self, conn: sa.Connection, key: str, sid: str, now: datetime, create: bool
     ) -> tuple[dict[str, bytes] | None, bool]:
-        """SQLite, inside BEGIN IMMEDIATE: the session's values (as ``_locked_values``)
-        and whether a live lease exists, read by one SELECT."""
+        """SQLite, inside BEGIN IMMEDIATE: the session's values (as ``_locked_values``,
+        a raw-id layout's row carried over on a miss) and whether a live lease exists,
+        read by one SELECT."""
         if create:
             conn.execute(self._insert_placeholder, {"key": key})
         row = conn.execute(self._read_leased, {"key": key, "now": now}).first()
+        if row is None and not create and self._carry_over_raw(conn, sid):
+            row = conn.execute(self._read_leased, {"key": key, "now": now}).first()
         live = row is not None and row.expiry is not None and row.expiry > now
         values = self._decode(row.data, sid) if live and row is not None else None
         if values is None and create:
