@@ -61,12 +61,13 @@ from .filesystem08 import (
 from .fileusers import FileUserIndex
 from .legacy import LegacyCacheLibFiles, adopt
 from .upgrade08 import (
+    MARKER_FOUND,
     PROBE_SECONDS,
     Count08,
     refuse_finish_while_serving_08,
     serves_08_at_start,
 )
-from .users import UserSession
+from .users import KeptUserIndex
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -96,7 +97,7 @@ OS_ERROR_REASONS = {
 }
 
 
-class FileSystemStore(Store):
+class FileSystemStore(Store, KeptUserIndex):
     """Sessions in files (module docstring); store-wide counters too (``Counters``), and
     the per-user index (``UserIndex``, fileusers.py)."""
 
@@ -345,34 +346,6 @@ class FileSystemStore(Store):
                     continue
         return found
 
-    # -- the per-user index (UserIndex; fileusers.py) ------------------------------------
-
-    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
-        with self._errors():
-            return self._users.bind(user, sid, label=label, cap=cap)
-
-    def unbind_user(self, user: str, sid: str) -> None:
-        with self._errors():
-            self._users.unbind(user, sid)
-
-    def user_sessions(self, user: str) -> list[UserSession]:
-        with self._errors():
-            return self._users.sessions(user)
-
-    def revoke_user_sessions(
-        self, user: str, handles: Iterable[str] | None, *, keep: str | None
-    ) -> list[str]:
-        with self._errors():
-            return self._users.revoke(user, handles, keep=keep)
-
-    def prune_user_index(self) -> int:
-        with self._errors():
-            return self._users.prune()
-
-    def counter_path(self, name: str) -> str:
-        """Where counter ``name`` is kept (for operators and tests)."""
-        return self._counters.path(name)
-
     # -- helpers -----------------------------------------------------------------------
 
     def _adopt(self, sid: str) -> bool:
@@ -585,7 +558,7 @@ class FileSystemStore(Store):
         marker = self._marker_path_08()
         with self._errors():
             if os.path.exists(marker):
-                return "the rolling upgrade's marker (set when 0.8's sessions were first found)"
+                return MARKER_FOUND
             found = self._first_file_08(time.monotonic() + PROBE_SECONDS)
             if found is None:
                 return None

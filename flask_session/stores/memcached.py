@@ -83,7 +83,7 @@ from .upgrade08 import (
     document_08,
     serves_08_at_start,
 )
-from .users import UserSession
+from .users import KeptUserIndex
 
 if TYPE_CHECKING:
     from ..settings import SessionSettings
@@ -164,7 +164,7 @@ def _servers_of_client(client: Any) -> list[tuple[str, int]]:
     )
 
 
-class MemcachedStore(Store, SharedLayout08):
+class MemcachedStore(Store, SharedLayout08, KeptUserIndex):
     """Sessions in memcached. Each server gets a thread-safe pool of connections; the
     store builds them itself (also from a ``SESSION_MEMCACHED`` client, whose servers
     it uses) so every command waits for its reply and nothing is retried or silently
@@ -232,7 +232,7 @@ class MemcachedStore(Store, SharedLayout08):
         where = ", ".join(self._clients)
         self._outage = OutageLog(logger, f"memcached session store ({where})")
         self._error_guard = ErrorGuard(self._translate_error, self._outage.succeeded)
-        self._users = MemcachedUserIndex(self)
+        self._users: MemcachedUserIndex = MemcachedUserIndex(self)
         self.serves_08 = serves_08_at_start(self, serves_08, self.name)
         if serves_08 == SERVERS_08_AUTO:
             # the search's connections: a store opens none until it serves (the pools
@@ -364,30 +364,6 @@ class MemcachedStore(Store, SharedLayout08):
     def close(self) -> None:
         for node in self._clients.values():
             node.close()
-
-    # -- the per-user index (UserIndex; memcacheusers.py) --------------------------------
-
-    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
-        with self._errors():
-            return self._users.bind(user, sid, label=label, cap=cap)
-
-    def unbind_user(self, user: str, sid: str) -> None:
-        with self._errors():
-            self._users.unbind(user, sid)
-
-    def user_sessions(self, user: str) -> list[UserSession]:
-        with self._errors():
-            return self._users.sessions(user)
-
-    def revoke_user_sessions(
-        self, user: str, handles: Iterable[str] | None, *, keep: str | None
-    ) -> list[str]:
-        with self._errors():
-            return self._users.revoke(user, handles, keep=keep)
-
-    def prune_user_index(self) -> int:
-        # memcached cannot list keys: each user's index is pruned when next used
-        return 0
 
     # -- store-wide counters -----------------------------------------------------------
 

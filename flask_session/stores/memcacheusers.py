@@ -183,6 +183,11 @@ class MemcachedUserIndex:
         self._delete_items(item for _, item in doomed)
         return revoked
 
+    def prune(self) -> int:
+        """Nothing: memcached cannot list its users' indexes; each drops its stale
+        entries whenever it is used (bind, unbind, list, revoke)."""
+        return 0
+
     # -- internals -----------------------------------------------------------------------
 
     def _index_key(self, user: str) -> str:

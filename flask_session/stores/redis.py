@@ -123,6 +123,7 @@ from .redis_scripts import (
     Script,
 )
 from .upgrade08 import (
+    MARKER_FOUND,
     MARKER_NAME,
     PROBE_SECONDS,
     SERVERS_08_AUTO,
@@ -921,7 +922,7 @@ class RedisStore(Store):
         marker = self._marker_key_08()
         with self._errors():
             if self.redis.exists(marker):
-                return "the rolling upgrade's marker (set when 0.8's sessions were first found)"
+                return MARKER_FOUND
             found = self._first_sid_08(time.monotonic() + PROBE_SECONDS)
             if found is None:
                 return None

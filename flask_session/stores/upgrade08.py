@@ -149,6 +149,9 @@ def serves_08_at_start(store: Upgrade08, setting: bool | str, name: str) -> bool
     return True
 
 
+#: what :meth:`Upgrade08.holds_08` says when the transition's marker is there
+MARKER_FOUND = "the rolling upgrade's marker (set when 0.8's sessions were first found)"
+
 #: the states a shared layout's marker records (SharedLayout08)
 MARKER_OFF, MARKER_ON = 0, 1
 
@@ -188,7 +191,7 @@ class SharedLayout08:
                     " sessions; the transition's marker is now set)"
                 )
         if state == MARKER_ON:
-            return "the rolling upgrade's marker (set when 0.8's sessions were first found)"
+            return MARKER_FOUND
         return None
 
     def _marker_08(self) -> int | None:

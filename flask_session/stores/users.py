@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from .common import at_rest_name
+from .common import ErrorGuard, at_rest_name
 
 #: the longest label (an app's description of a session, such as its user agent)
 MAX_LABEL = 256
@@ -124,3 +124,53 @@ class UserIndex(Protocol):
     def prune_user_index(self) -> int:
         """Drop every index entry whose session is gone; returns how many. (0 on a store
         that cannot list its users' indexes, memcached: each is pruned when used.)"""
+
+
+class IndexKeeper(Protocol):
+    """What keeps a store's index in an object of its own (fileusers.py,
+    memcacheusers.py): the :class:`UserIndex` verbs, without the error translation."""
+
+    def bind(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]: ...
+
+    def unbind(self, user: str, sid: str) -> None: ...
+
+    def sessions(self, user: str) -> list[UserSession]: ...
+
+    def revoke(
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
+    ) -> list[str]: ...
+
+    def prune(self) -> int: ...
+
+
+class KeptUserIndex:
+    """:class:`UserIndex` for a store whose index an :class:`IndexKeeper` keeps
+    (``_users``): each verb is the keeper's, under the store's error translation
+    (``_errors``, which turns the store's errors into StoreUnavailable)."""
+
+    _users: IndexKeeper
+
+    def _errors(self) -> ErrorGuard:
+        raise NotImplementedError
+
+    def bind_user(self, user: str, sid: str, *, label: str, cap: int | None) -> list[str]:
+        with self._errors():
+            return self._users.bind(user, sid, label=label, cap=cap)
+
+    def unbind_user(self, user: str, sid: str) -> None:
+        with self._errors():
+            self._users.unbind(user, sid)
+
+    def user_sessions(self, user: str) -> list[UserSession]:
+        with self._errors():
+            return self._users.sessions(user)
+
+    def revoke_user_sessions(
+        self, user: str, handles: Iterable[str] | None, *, keep: str | None
+    ) -> list[str]:
+        with self._errors():
+            return self._users.revoke(user, handles, keep=keep)
+
+    def prune_user_index(self) -> int:
+        with self._errors():
+            return self._users.prune()
