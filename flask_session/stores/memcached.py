@@ -340,7 +340,14 @@ class MemcachedStore(Store, SharedLayout08):
                 values[key] = self.codec.encode(new_value)
                 if self._write(node, item, values, data, cas, ttl):
                     return IncrResult(new_value, values.get(PERMANENT_KEY))
-                # Someone wrote the session between our gets and our cas: read again.
+                # Someone wrote the session between our gets and our cas: read again,
+                # after a short jittered pause. Retrying at once, the requests racing
+                # for one busy session mostly meet again and lose again (each retry two
+                # round trips); the pause spreads them out. Bounded, like a lock wait,
+                # by SESSION_LOCK_TIMEOUT.
+                if wait is None:
+                    wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
+                wait.pause()
 
     def release(self, sid: str, lock: str) -> None:
         key = self._key(sid)
