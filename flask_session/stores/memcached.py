@@ -340,7 +340,15 @@ class MemcachedStore(Store, SharedLayout08, KeptUserIndex):
                 values[key] = self.codec.encode(new_value)
                 if self._write(node, item, values, data, cas, ttl):
                     return IncrResult(new_value, values.get(PERMANENT_KEY))
-                # Someone wrote the session between our gets and our cas: read again.
+                # Someone wrote the session between our gets and our cas: read again at
+                # once, for at most SESSION_LOCK_TIMEOUT (like a lock wait). No pause: the
+                # increments of one busy session are serialised by the item's CAS anyway,
+                # and a jittered pause here measured 5-10% fewer increments per second
+                # on one cookie (bench/run --scenarios contention), p99 no better.
+                if wait is None:
+                    wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
+                if wait.remaining() <= 0:
+                    wait.give_up()
 
     def release(self, sid: str, lock: str) -> None:
         key = self._key(sid)

@@ -260,8 +260,12 @@ class RedisStore(Store):
         retry = client_retries(client)
         # A record of each increment is only needed when the client may repeat a call.
         self._record_ms = (
-            str(INCR_RECORD_TTL_MS) if retry is not None and retry.get_retries() > 0 else "0"
+            str(INCR_RECORD_TTL_MS).encode()
+            if retry is not None and retry.get_retries() > 0
+            else b"0"
         )
+        #: (seconds, their _ms as bytes) of the last lifetime seen: one value in practice
+        self._last_ttl: tuple[float, bytes] = (-1.0, b"")
         self._load = Script(client, LOAD)
         self._save = Script(client, SAVE)
         self._convert = Script(client, CONVERT)
@@ -395,18 +399,33 @@ class RedisStore(Store):
     def incr(
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
-        keys = self._keys(sid)
-        name = at_rest_name(self.key_prefix, sid)
+        # Built for the one EVALSHA most increments are: one at-rest name (a sha256) for
+        # all three keys, and the constant arguments already bytes (redis-py's encoder
+        # takes a slower path for each str or int).
+        prefix = self.key_prefix
+        name = at_rest_name(prefix, sid)
+        data = f"{prefix}{{{name}}}"
         # unique_token: os.urandom's system call was 3.6% of a loaded worker's samples
-        keys.append(f"{self.key_prefix}#{{{name}}}:incr:{unique_token()}")
-        args = [key, amount, _ms(ttl), "1" if create else "0", self._format, self._record_ms]
-        wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
+        keys = [data, data + ":lock", f"{prefix}#{{{name}}}:incr:{unique_token()}"]
+        args = [
+            key,
+            str(amount).encode(),
+            self._ttl_ms(ttl),
+            b"1" if create else b"0",
+            self._format,
+            self._record_ms,
+        ]
+        wait: LockWait | None = None  # made at the first wait: most increments never wait
         with self._errors():
             if self.serves_08:
                 self._sync_08(sid, "0")  # a 0.8 server's write first: the increment adds to it
             while True:
                 reply = self._write(self._incr, keys, args)
                 status = reply[0]
+                if status == DONE:
+                    break
+                if wait is None:
+                    wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
                 if status == LOCKED:
                     wait.pause()
                     continue
@@ -473,6 +492,16 @@ class RedisStore(Store):
         self._probe.run_on(server, [key], [])
         if self.replica_wait is not None:
             self.replica_wait.check_replicas(server)
+
+    def _ttl_ms(self, seconds: float) -> bytes:
+        """``_ms(seconds)`` as bytes, remembered for the last value (the app's lifetime:
+        the same on nearly every request)."""
+        last = self._last_ttl  # one tuple: threads see a matching pair
+        if last[0] == seconds:
+            return last[1]
+        rendered = _ms(seconds).encode()
+        self._last_ttl = (seconds, rendered)
+        return rendered
 
     def _write(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """Run a script that changes acknowledged data, waiting for replicas if asked

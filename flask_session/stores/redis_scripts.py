@@ -430,6 +430,7 @@ class Script:
         self.client = client
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self._sha_bytes = self.sha.encode()  # as sent: redis-py passes bytes through as they are
 
     def __call__(self, keys: list[str], args: list[Any]) -> Any:
         return self.run_on(self.client, keys, args)
@@ -438,7 +439,7 @@ class Script:
         """Run on ``client`` (the store's, or one cluster node's)."""
         try:
             return client.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", self.sha, len(keys), *keys, *args
+                "EVALSHA", self._sha_bytes, len(keys), *keys, *args
             )
         except redis.exceptions.NoScriptError:
             # EVAL, not SCRIPT LOAD: it goes to the node that owns the keys (a cluster's
