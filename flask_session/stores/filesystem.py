@@ -346,6 +346,10 @@ class FileSystemStore(Store, KeptUserIndex):
                     continue
         return found
 
+    def counter_path(self, name: str) -> str:
+        """Where counter ``name`` is kept (for operators and tests)."""
+        return self._counters.path(name)
+
     # -- helpers -----------------------------------------------------------------------
 
     def _adopt(self, sid: str) -> bool:
