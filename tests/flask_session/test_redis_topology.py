@@ -21,6 +21,7 @@ from flask_session.stores.redis_client import (
     CLUSTER,
     SENTINEL,
     STANDALONE,
+    LeanPacker,
     client_from_url,
     close_client,
     topology_of,
@@ -95,6 +96,44 @@ def test_urls_build_the_topology_they_name(redis_url, redis_cluster, redis_senti
             client.set("probe{x}", b"1")
             assert client.get("probe{x}") == b"1"
         finally:
+            close_client(client)
+
+
+#: arguments of every type redis-py packs, the str ones not all ASCII
+PACKED = [
+    ("EVALSHA", b"f" * 40, 3, "s:{é}", "s:{é}:lock", "n", b"1", -(2**70), 0.1, 1e20),
+    ("SET", memoryview(b"k"), bytearray(b"v"), "PX", 10),
+    ("CONFIG GET", "maxmemory"),  # a command name of two words
+    (b"GET", "k"),
+]
+
+
+@pytest.mark.parametrize("args", PACKED)
+def test_the_lean_packer_packs_exactly_as_redis_py_does(args):
+    reference = redis.Connection()._command_packer  # redis-py's own, for its default encoding
+    assert b"".join(LeanPacker().pack(*args)) == b"".join(reference.pack(*args))
+
+
+def test_the_lean_packer_refuses_what_redis_py_refuses():
+    with pytest.raises(redis.DataError):
+        LeanPacker().pack("SET", "k", True)
+
+
+def test_url_clients_pack_leanly_unless_they_use_another_encoding(redis_url, redis_sentinel):
+    for url, lean in [
+        (redis_url, True),
+        (redis_sentinel.url, True),
+        (redis_url + "?encoding=latin-1", False),
+    ]:
+        client = client_from_url(url)
+        try:
+            packer = client.connection_pool.connection_kwargs.get("command_packer")
+            assert isinstance(packer, LeanPacker) is lean
+            client.set("packed", "é")
+            assert client.get("packed") == ("é".encode() if lean else b"\xe9")
+            assert client.config_get("maxmemory")  # two words: redis-py's packer sends it
+        finally:
+            client.delete("packed")
             close_client(client)
 
 
