@@ -64,6 +64,7 @@ from .upgrade08 import (
     MARKER_FOUND,
     PROBE_SECONDS,
     Count08,
+    Serves08,
     refuse_finish_while_serving_08,
     serves_08_at_start,
 )
@@ -97,7 +98,7 @@ OS_ERROR_REASONS = {
 }
 
 
-class FileSystemStore(Store, KeptUserIndex):
+class FileSystemStore(Store, KeptUserIndex, Serves08):
     """Sessions in files (module docstring); store-wide counters too (``Counters``), and
     the per-user index (``UserIndex``, fileusers.py)."""
 

@@ -128,6 +128,7 @@ from .upgrade08 import (
     PROBE_SECONDS,
     SERVERS_08_AUTO,
     Count08,
+    Serves08,
     document_08,
     refuse_finish_while_serving_08,
     serves_08_at_start,
@@ -200,7 +201,7 @@ def _glob_escape(text: str) -> str:
     return _GLOB_SPECIALS.sub(r"\\\1", text)
 
 
-class RedisStore(Store):
+class RedisStore(Store, Serves08):
     """Sessions in Redis (module docstring); counters too (``Counters``), the per-user
     index (``UserIndex``), and it counts its sessions (``SessionCount``)."""
 

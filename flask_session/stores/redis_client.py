@@ -33,7 +33,7 @@ import redis
 from redis._parsers.encoders import Encoder
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.connection import HiredisRespSerializer, PythonRespSerializer
+from redis.connection import PythonRespSerializer
 from redis.exceptions import ConnectionError, RedisClusterException, RedisError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
@@ -223,19 +223,19 @@ class LeanPacker:
     redis-py's hiredis packer first passes every argument through its encoder in Python
     (type checks, ``str.encode``), which for a script call of a dozen arguments was about
     7 µs of a request's CPU; hiredis itself packs ``str`` (as UTF-8), ``bytes``, ``int``
-    and ``float`` (as ``repr``, like the encoder) with the same result. Anything else
-    (``bool``, ``memoryview``, ...) or a command name of several words goes to redis-py's
-    own packer, which converts or refuses it exactly as before. Used only on clients
-    whose encoding is redis-py's default (UTF-8, strict).
+    and ``float`` (as ``repr``, like the encoder) with the same result. An argument
+    hiredis does not take (``bool``, ``None``, ...) or a command name of several words
+    goes to redis-py's own Python packer, which converts or refuses it exactly as redis-py
+    does. Used only on clients whose encoding is redis-py's default (UTF-8, strict).
     """
 
     def __init__(self) -> None:
-        # redis-py's constructors are untyped: called through Any for mypy --strict.
+        # redis-py's Python packer (the same bytes as its hiredis one, in every redis-py
+        # version this package supports); its constructors are untyped: called through
+        # Any for mypy --strict.
         make_encoder: Any = Encoder
-        make_hiredis: Any = HiredisRespSerializer
         encoder = make_encoder(*_DEFAULT_ENCODING, decode_responses=False)
-        python = PythonRespSerializer(_BUFFER_CUTOFF, encoder.encode)
-        self._fallback = make_hiredis(python.pack, encoder.encode)
+        self._fallback: Any = PythonRespSerializer(_BUFFER_CUTOFF, encoder.encode)
 
     def pack(self, *args: Any) -> list[bytes]:
         name = args[0]

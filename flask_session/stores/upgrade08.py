@@ -11,8 +11,9 @@ Stores without it refuse ``SESSION_08_SERVERS = True`` at start-up (see
 :func:`flask_session.stores.make_store`); ``flask session upgrade-08`` uses it.
 
 ``SESSION_08_SERVERS = "auto"`` (the default) is resolved once, as the store is built
-(:func:`serves_08_at_start`): the transition is on if :meth:`Upgrade08.holds_08` finds
-0.8's data or the transition's marker in the store, off otherwise. The marker is written
+(:func:`serves_08_at_start`), or if the store is unreachable then, when it is first used
+once it answers (:class:`Serves08`): the transition is on if :meth:`Upgrade08.holds_08`
+finds 0.8's data or the transition's marker in the store, off otherwise. The marker is written
 when 0.8 data is found, so servers started later agree even once every 0.8 session has
 expired or been carried over; ``finish_08`` removes it. A store that finds nothing pays
 nothing per request.
@@ -21,9 +22,10 @@ nothing per request.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 import msgspec
 
@@ -111,10 +113,12 @@ class Upgrade08(Protocol):
         every server started later agrees until :meth:`finish_08` ends it."""
 
 
-def serves_08_at_start(store: Upgrade08, setting: bool | str, name: str) -> bool:
+def serves_08_at_start(store: Upgrade08, setting: bool | str, name: str) -> bool | None:
     """SESSION_08_SERVERS resolved for ``store`` (the ``name`` store): True or False as
-    set; for ``"auto"``, whether :meth:`Upgrade08.holds_08` finds anything. Says in the
-    log which mode was chosen and why (once per store built)."""
+    set; for ``"auto"``, whether :meth:`Upgrade08.holds_08` finds anything, or None if
+    the store could not be searched (it is searched again when next used: see
+    :class:`Serves08`). Says in the log which mode was chosen and why (once per store
+    built)."""
     if setting != SERVERS_08_AUTO:
         return bool(setting)
     try:
@@ -122,13 +126,18 @@ def serves_08_at_start(store: Upgrade08, setting: bool | str, name: str) -> bool
     except StoreUnavailable as error:
         logger.warning(
             "SESSION_08_SERVERS is 'auto' but the %s store could not be searched for"
-            " Flask-Session 0.8's sessions (%s): serving without a rolling upgrade's"
-            " transition. If Flask-Session 0.8 servers still serve this store, set"
-            " SESSION_08_SERVERS = True",
+            " Flask-Session 0.8's sessions (%s): it is searched when first used once it"
+            " answers, and serves no session until then",
             name,
             error,
         )
-        return False
+        return None
+    return _resolved(found, name)
+
+
+def _resolved(found: str | None, name: str) -> bool:
+    """Whether the transition is on, given what :meth:`Upgrade08.holds_08` found; said
+    in the log."""
     if found is None:
         logger.info(
             "SESSION_08_SERVERS is 'auto' and the %s store holds no Flask-Session 0.8"
@@ -149,6 +158,49 @@ def serves_08_at_start(store: Upgrade08, setting: bool | str, name: str) -> bool
     return True
 
 
+class Serves08:
+    """A store's ``serves_08``: whether it serves a rolling upgrade's transition, as
+    :func:`serves_08_at_start` resolved it.
+
+    A store that could not be searched at start-up (``"auto"``, the store unreachable)
+    is undecided: the first read of ``serves_08`` after that searches it, and while the
+    search fails (the store still unreachable) the read raises StoreUnavailable, so the
+    verb that read it fails as it would have anyway and no session is served in a
+    layout chosen without looking. Once a search succeeds the answer is kept.
+    """
+
+    name: ClassVar[str]
+    _serves_08: bool | None = False
+    #: the thread searching, whose own reads of ``serves_08`` (inside ``holds_08``)
+    #: see False, as at start-up
+    _searcher: int | None = None
+    #: one search at a time (rare: only while undecided)
+    _searching = threading.RLock()
+
+    @property
+    def serves_08(self) -> bool:
+        decided = self._serves_08
+        return decided if decided is not None else self._search_08()
+
+    @serves_08.setter
+    def serves_08(self, value: bool | None) -> None:
+        self._serves_08 = value
+
+    def _search_08(self) -> bool:
+        with self._searching:
+            me = threading.get_ident()
+            if self._searcher == me:
+                return False
+            if self._serves_08 is None:
+                self._searcher = me
+                try:
+                    found = cast(Upgrade08, self).holds_08()
+                finally:
+                    self._searcher = None
+                self._serves_08 = _resolved(found, self.name)
+            return self._serves_08
+
+
 #: what :meth:`Upgrade08.holds_08` says when the transition's marker is there
 MARKER_FOUND = "the rolling upgrade's marker (set when 0.8's sessions were first found)"
 
@@ -156,7 +208,7 @@ MARKER_FOUND = "the rolling upgrade's marker (set when 0.8's sessions were first
 MARKER_OFF, MARKER_ON = 0, 1
 
 
-class SharedLayout08:
+class SharedLayout08(Serves08):
     """:class:`Upgrade08` for a store whose layout is Flask-Session 0.8's own (one
     document per session, at 0.8's key or row): both fleets already read and write the
     same session, so there is nothing to count or move. While ``SESSION_08_SERVERS`` is on
@@ -169,8 +221,6 @@ class SharedLayout08:
     so the marker records both states: the first server of this package to start on the
     store writes MARKER_ON if it finds any live session keyed by a raw id, MARKER_OFF if
     it finds none; ``finish_08`` sets MARKER_OFF. A store implements the three hooks."""
-
-    serves_08: bool
 
     def count_08(self) -> Count08:
         return Count08(note=SHARED_LAYOUT)

@@ -23,6 +23,7 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 
+from flask_session.errors import StoreUnavailable
 from flask_session.ids import new_session_id
 from flask_session.stores.upgrade08 import MARKER_NAME
 from tests.support.kits import kit_of
@@ -178,18 +179,37 @@ def test_the_cap_deletes_the_0_8_copy_of_the_session_it_revokes(make_app):
     assert store.load(oldest, lock=False, refresh_ttl=None) is None
 
 
-def test_a_store_down_at_start_up_starts_without_the_transition_and_says_so(app_builder, caplog):
-    """The app still starts (requests get 503 until the store is back); the log says the
-    store could not be searched and to set True if 0.8 servers still serve it."""
+def test_a_store_down_at_start_up_is_searched_when_it_answers(app_builder, caplog):
+    """The app still starts; the log says the store could not be searched. Until a search
+    succeeds, every session verb is a 503 (StoreUnavailable), so no session is served in a
+    layout chosen without looking; the first use once the store answers searches it, and
+    finds the 0.8 session written meanwhile (on an empty store it finds none: no
+    transition)."""
     from tests.flask_session.demo_app import create_app
+    from tests.support.memcached_server import MemcachedServer
     from tests.support.ports import free_port
 
-    caplog.set_level(logging.WARNING, logger="flask_session.stores.upgrade08")
-    config = {
-        "SESSION_TYPE": "memcached",
-        "SESSION_MEMCACHED_SERVERS": f"127.0.0.1:{free_port()}",  # nothing listens
-    }
-    store = app_builder(create_app, config).session_interface.store
-    assert store.serves_08 is False
+    caplog.set_level(logging.INFO, logger="flask_session.stores.upgrade08")
+    ports = free_port(), free_port()
+    stores = [
+        app_builder(
+            create_app,
+            {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED_SERVERS": f"127.0.0.1:{port}"},
+        ).session_interface.store
+        for port in ports  # nothing listens on either yet
+    ]
     assert "could not be searched for Flask-Session 0.8's sessions" in caplog.text
-    assert "set SESSION_08_SERVERS = True" in caplog.text
+    for store in stores:
+        with pytest.raises(StoreUnavailable):
+            store.load(new_session_id(32), lock=False, refresh_ttl=None)
+
+    with MemcachedServer(port=ports[0]), MemcachedServer(port=ports[1]):
+        caplog.clear()
+        with_08, empty = stores
+        sid = write_like_08(with_08)
+        assert with_08.load(sid, lock=False, refresh_ttl=None).values == {
+            "n": with_08.codec.encode(1)
+        }
+        assert with_08.serves_08 is True
+        assert "serving a rolling upgrade from Flask-Session 0.8" in caplog.text
+        assert empty.serves_08 is False
