@@ -1,10 +1,11 @@
 """The SQLAlchemy store: sessions in PostgreSQL or SQLite (tables in sqlalchemy_setup.py).
 
-Every verb is one transaction. A transaction that changes a session first locks its row
-(``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite every writing transaction starts
-with ``BEGIN IMMEDIATE``, which serializes writers on the file), so merges and
-increments never interleave. Session locks are lease rows in ``<table>_locks``, taken
-and checked while the session's row is locked:
+Every verb is one transaction (but for the increment of a live session, below). A
+transaction that changes a session first locks its row (``SELECT ... FOR UPDATE`` on
+PostgreSQL; on SQLite every writing transaction starts with ``BEGIN IMMEDIATE``, which
+serializes writers on the file), so merges and increments never interleave. Session
+locks are lease rows in ``<table>_locks``, taken and checked while the session's row is
+locked:
 
 * ``load(lock=True)`` locks the row, then inserts (or takes over an expired) lease;
 * ``incr`` locks the row, then looks for a live lease: if there is one it rolls back
@@ -16,25 +17,30 @@ Because both lock the session's row first, an increment either commits before a 
 reads the session or sees its lease. A lease ends at its expiry, so a worker killed
 while holding one blocks the session for at most ``SESSION_LOCK_TIMEOUT``.
 
-On PostgreSQL an increment of a live session takes no transaction and no row lock: two
-statements in autocommit, a compare-and-set on the row's version (its ``xmin``, the
-transaction that wrote it):
+An increment of a live session takes no transaction and no row lock: two statements
+in autocommit, a compare-and-set on the row's version (on PostgreSQL its ``xmin``, the
+transaction that wrote it; SQLite has none, so there the row's document and expiry as
+stored are its version):
 
 * one ``SELECT`` reads the row, its version and whether a live lease exists (if one
-  does, it waits and reads again);
-* one ``UPDATE ... WHERE session_id = :key AND xmin = :version`` writes the new
-  document; no row updated means someone wrote the session in between: nothing was
-  applied, and the increment is made by the transaction above instead, which queues
-  on the row lock (on a busy session, compare-and-set retries would mostly fail).
+  does, it waits and reads again); the new document is computed outside any lock;
+* one ``UPDATE ... WHERE session_id = :key AND <version unchanged>`` writes it; no row
+  updated means someone wrote the session in between: nothing was applied, and the
+  increment is made by the transaction above instead, which queues on the row lock (on
+  a busy session, compare-and-set retries would mostly fail).
 
-``load(lock=True)`` updates the session's row (its expiry, to the same or a refreshed
-value) in the transaction that takes the lease, so the row's version changes when a
-lease is taken: an increment that read the row before the lease existed finds its
+``load(lock=True)`` on PostgreSQL updates the session's row (its expiry, to the same or a
+refreshed value) in the transaction that takes the lease, so the row's version changes
+when a lease is taken: an increment that read the row before the lease existed finds its
 version gone and reads again, seeing the lease. (An ``UPDATE`` that waited for the
-locker's row lock re-checks its ``WHERE`` on the row's new version.) A session that
-does not exist yet is created by the transactional path above. On SQLite every writing
-transaction holds the file's write lock from ``BEGIN IMMEDIATE``, so an increment is
-one transaction reading the row and its lease in one ``SELECT``, then one ``UPDATE``.
+locker's row lock re-checks its ``WHERE`` on the row's new version.) On SQLite the
+``UPDATE`` looks for a live lease itself (``WHERE NOT EXISTS``): one statement in
+autocommit holds the file's write lock from its start, so it sees every lease committed
+before it. That statement is the whole write: the file's write lock is held for it alone,
+not across the read and the Python between (this process's writers still take turns on
+their own lock for it, as for a transaction). A session that does not exist yet is
+created by the transactional path above; an in-memory SQLite database (one connection)
+increments in that transaction always.
 
 Expiry is a column; expired rows are invisible to every verb and are deleted by
 ``flask session cleanup``. Nothing is retried: a failed verb was applied at most once.
@@ -111,10 +117,10 @@ SESSION_ID_COLUMN_LENGTH = 255
 DOCUMENT_FRAMING_ROOM = 1024 * 1024
 #: an ``expiry`` long past: a row inserted only to be locked counts as no session
 NEVER = datetime(1970, 1, 1)
-#: PostgreSQL: seconds a session whose increment's compare-and-set failed is incremented
-#: in a transaction queuing on its row lock (4 round trips) rather than by another
-#: compare-and-set (2, plus the transaction's 4 when it fails again, as it mostly does
-#: on a session many requests increment at once)
+#: seconds a session whose increment's compare-and-set failed is incremented in a
+#: transaction queuing on its row lock (PostgreSQL: 4 round trips; SQLite: the file's
+#: write lock) rather than by another compare-and-set (2, plus the transaction's when it
+#: fails again, as it mostly does on a session many requests increment at once)
 CONTENDED_MEMORY = 1.0
 #: the most contended sessions remembered (forgotten all at once beyond that)
 CONTENDED_KEPT = 1024
@@ -203,12 +209,24 @@ class SQLAlchemyStore(Store, SharedLayout08):
         )
         self._tables_ready = False
         self._tables_guard = threading.Lock()
-        #: PostgreSQL: increments are compare-and-set on the row's version (docstring)
-        self._versioned = engine.dialect.name == "postgresql"
-        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        #: PostgreSQL: the sessions (row keys) whose compare-and-set lost to another write
-        #: lately (monotonic time), which this process increments in the transaction
-        #: directly for CONTENDED_MEMORY seconds (dict operations are atomic)
+        #: PostgreSQL: rows are locked by ``SELECT ... FOR UPDATE`` (SQLite: every writing
+        #: transaction holds the file's write lock)
+        self._row_locks = engine.dialect.name == "postgresql"
+        #: increments are compare-and-set on the row's version (module docstring):
+        #: PostgreSQL and a SQLite file; an in-memory database's one connection does one
+        #: transaction at a time anyway
+        self._versioned = self._row_locks or self._writers is not None
+        #: statements outside any transaction, each committed by itself (``_autocommit``)
+        self._autocommit_engine = engine.execution_options(
+            **(
+                {"isolation_level": "AUTOCOMMIT"}
+                if self._row_locks
+                else {"sqlite_autocommit": True}
+            )
+        )
+        #: the sessions (row keys) whose compare-and-set lost to another write lately
+        #: (monotonic time), which this process increments in the transaction directly
+        #: for CONTENDED_MEMORY seconds (dict operations are atomic)
         self._contended: dict[str, float] = {}
         self._build_statements(tables)
         try:
@@ -278,10 +296,11 @@ class SQLAlchemyStore(Store, SharedLayout08):
                     assert wait is not None
                     wait.pause()
                     continue
-                if refresh_ttl is not None or (token is not None and self._versioned):
+                if refresh_ttl is not None or (token is not None and self._row_locks):
                     # With a lease taken on PostgreSQL, always: the update gives the row a
                     # new version, which fails any increment that read it before (module
-                    # docstring), even when the expiry stays as it was.
+                    # docstring), even when the expiry stays as it was. (SQLite's
+                    # compare-and-set looks for the lease itself.)
                     expiry = (
                         row.expiry if refresh_ttl is None else now + timedelta(seconds=refresh_ttl)
                     )
@@ -342,12 +361,13 @@ class SQLAlchemyStore(Store, SharedLayout08):
                 self._contended[row_key] = time.monotonic()
             # No live session at the hashed key (created, carried over from the raw-id
             # layout, or found absent, in a transaction), or the row is contended: the
-            # transaction below queues on its row lock, in turn, where another
-            # compare-and-set would be another two round trips likely to fail.
+            # transaction below queues on its row lock (SQLite: the file's write lock),
+            # in turn, where another compare-and-set would be another read and write
+            # likely to fail.
         while True:
             with self._transaction() as (conn, txn):
                 now = _now()
-                if self._versioned:
+                if self._row_locks:
                     values = self._locked_values(conn, row_key, sid, now, create=create)
                     leased = False  # checked by the UPDATE, below
                 else:
@@ -357,7 +377,7 @@ class SQLAlchemyStore(Store, SharedLayout08):
                 if not leased:
                     new_value = decode_int(self.codec, values.get(key), key) + amount
                     values[key] = self.codec.encode(new_value)
-                    if not self._versioned:
+                    if not self._row_locks:
                         self._write(conn, row_key, values, now, ttl)
                         return IncrResult(new_value, values.get(PERMANENT_KEY))
                     # The lease is checked by the UPDATE itself: after the row lock is
@@ -380,10 +400,10 @@ class SQLAlchemyStore(Store, SharedLayout08):
     def _incr_by_version(
         self, row_key: str, sid: str, key: str, amount: int, ttl: float, wait: LockWait
     ) -> IncrResult | None | _Contended:
-        """PostgreSQL's increment of a live session: a compare-and-set on the row's
-        version in autocommit (module docstring). None if there is no live session;
-        CONTENDED if someone wrote the row between our read and our write (nothing was
-        applied)."""
+        """The increment of a live session as a compare-and-set on the row's version, in
+        autocommit (module docstring): PostgreSQL and a SQLite file. None if there is no
+        live session; CONTENDED if someone wrote (or, on SQLite, leased) the row between
+        our read and our write (nothing was applied)."""
         while True:
             with self._autocommit() as conn:
                 now = _now()
@@ -394,16 +414,19 @@ class SQLAlchemyStore(Store, SharedLayout08):
                 if values is not None:
                     new_value = decode_int(self.codec, values.get(key), key) + amount
                     values[key] = self.codec.encode(new_value)
-                    written = conn.execute(
-                        self._write_versioned,
-                        {
-                            "key": row_key,
-                            "version": row.version,
-                            "new_data": self._document(values),
-                            "new_expiry": now + timedelta(seconds=ttl),
-                        },
-                    ).first()
-                    if written is not None:
+                    parameters = {
+                        "key": row_key,
+                        "now": now,
+                        "version": row.version,
+                        "old_data": row.data,
+                        "new_data": self._document(values),
+                        "new_expiry": now + timedelta(seconds=ttl),
+                    }
+                    # SQLite: this process's writers in turn, as in _transaction; the
+                    # file's write lock is held for this one statement.
+                    with self._writer_turn(read_only=False):
+                        written = conn.execute(self._write_versioned, parameters).rowcount
+                    if written == 1:
                         return IncrResult(new_value, values.get(PERMANENT_KEY))
                     return CONTENDED  # written by someone else since we read it
                 if not row.leased:
@@ -724,28 +747,40 @@ class SQLAlchemyStore(Store, SharedLayout08):
             sa.update(sessions).where(s.session_id == key).values(expiry=sa.bindparam("new_expiry"))
         )
         self._delete_row = sa.delete(sessions).where(s.session_id == key)
-        if self._versioned:
+        unleased = ~sa.exists().where(lk.session_id == key, lk.expires > now)
+        if self._row_locks:
             # xmin: the id of the transaction that wrote this version of the row, as
             # text (the xid type has no Python counterpart)
-            version = sa.literal_column("xmin::text", sa.Text)
-            self._read_versioned = sa.select(
-                s.data, s.expiry, version.label("version"), live_lease
-            ).where(s.session_id == key)
+            version: sa.ColumnElement[str] = sa.literal_column("xmin::text", sa.Text)
+            unchanged = version == sa.bindparam("version")
             self._write_unleased = (
                 sa.update(sessions)
-                .where(
-                    s.session_id == key,
-                    ~sa.exists().where(lk.session_id == key, lk.expires > now),
-                )
+                .where(s.session_id == key, unleased)
                 .values(data=sa.bindparam("new_data"), expiry=sa.bindparam("new_expiry"))
                 .returning(s.id)
             )
-            self._write_versioned = (
-                sa.update(sessions)
-                .where(s.session_id == key, version == sa.bindparam("version"))
-                .values(data=sa.bindparam("new_data"), expiry=sa.bindparam("new_expiry"))
-                .returning(s.id)
+        else:
+            # SQLite has no row version: the row's whole state is its version, its
+            # document and its expiry (as stored, text). Comparing values is safe even
+            # if the row went A -> B -> A in between: it then holds exactly the state our
+            # increment was computed from, so writing it is what a locked read-add-write
+            # would do now. Taking a lease does not change the row, so the UPDATE also
+            # looks for a live lease: it runs with the write lock, on the newest state.
+            version = sa.type_coerce(s.expiry, sa.String)
+            unchanged = sa.and_(
+                s.data == sa.bindparam("old_data"), version == sa.bindparam("version"), unleased
             )
+        self._read_versioned = sa.select(
+            s.data, s.expiry, version.label("version"), live_lease
+        ).where(s.session_id == key)
+        # No RETURNING, the row count says whether it wrote: in SQLite's autocommit the
+        # statement then commits (or fails) within the one call that runs it; with
+        # RETURNING the commit would wait until its cursor had been read to the end.
+        self._write_versioned = (
+            sa.update(sessions)
+            .where(s.session_id == key, unchanged)
+            .values(data=sa.bindparam("new_data"), expiry=sa.bindparam("new_expiry"))
+        )
 
     def _key(self, sid: str) -> str:
         """The key of ``sid``'s row (and its lease and index rows): ``<prefix><at-rest
@@ -953,10 +988,14 @@ class SQLAlchemyStore(Store, SharedLayout08):
 
     @contextlib.contextmanager
     def _autocommit(self) -> Iterator[sa.Connection]:
-        """PostgreSQL: a connection whose every statement commits by itself (no BEGIN,
-        no COMMIT: one round trip each); errors translated as in ``_transaction``."""
+        """A connection whose every statement commits by itself (no BEGIN, no COMMIT:
+        on PostgreSQL one round trip each; on SQLite a write holds the file's write lock
+        for that statement only); errors translated as in ``_transaction``, and a SQLite
+        file's identity checked at the end, as after a transaction."""
         with self._translated(full_disk_ok=False), self._autocommit_engine.connect() as conn:
             yield conn
+            if self._file is not None:
+                self._file.check(conn)  # committed to the file still at the path?
 
     @contextlib.contextmanager
     def _translated(self, *, full_disk_ok: bool) -> Iterator[None]:

@@ -498,7 +498,14 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: sa.Connection) -> None:
     # Writers take the write lock at BEGIN: a read-then-write transaction that upgrades
     # later can fail with "database is locked" without waiting. Plain reads do not.
-    if connection.get_execution_options().get("sqlite_read_only"):
+    # ``sqlite_autocommit``: no BEGIN at all, so each statement is a transaction of its
+    # own (the driver's own transaction handling is off, see _sqlite_connect), and a
+    # writing one holds the write lock only while SQLite runs it, waiting for it as
+    # BEGIN IMMEDIATE does (the store's compare-and-set increment).
+    options = connection.get_execution_options()
+    if options.get("sqlite_autocommit"):
+        return
+    if options.get("sqlite_read_only"):
         connection.exec_driver_sql("BEGIN")
     else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
