@@ -130,7 +130,10 @@ def parse_values(reply: bytes) -> Found | None:
             raise_error(line, b"get")
         fields = line.split()
         start = end + 2
-        stop = start + int(fields[3])
+        try:
+            stop = start + int(fields[3])
+        except (IndexError, ValueError):
+            raise MemcacheUnknownError(f"memcached answered {line[:64]!r} to a get") from None
         if len(reply) < stop + 2:
             return None
         if reply[stop : stop + 2] != CRLF:
