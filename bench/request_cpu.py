@@ -1,7 +1,7 @@
 """In-process CPU per request: the service against plain Flask and the one-round-trip floor.
 
-    .venv/bin/python bench/request_cpu.py [--requests 500] [--rounds 15] [--store redis,filesystem]
-                                          [--metrics]
+    .venv/bin/python bench/request_cpu.py [--requests 500] [--rounds 15] [--metrics]
+                                          [--store redis,filesystem,memcached]
 
 Calls each target's WSGI app directly in this process (no HTTP server, no sockets
 between client and app), with environs built once, a pool of 200 session cookies used
@@ -29,10 +29,12 @@ Targets:
   by the caller's cookie (bench/apps/floor.py, the D that bench/run serves). Redis: one
   INCR (POST) or GET (GET /counter) through the client the service builds from
   ``SESSION_REDIS_URL``. Filesystem: the caller's small file, read (and for POST
-  rewritten in place) under its flock.
+  rewritten in place) under its flock. memcached: one ``incr`` (POST) or ``get``
+  through a pymemcache PooledClient built as the store builds its pools.
 
-A redis-server is started on a free loopback port (tests/support/redis_server.py) and
-stopped at the end; filesystem data lives in a temporary directory, removed at the end.
+A redis-server or memcached (``--store memcached``) is started on a free loopback port
+(tests/support/redis_server.py, memcached_server.py) and stopped at the end; filesystem
+data lives in a temporary directory, removed at the end.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from flask import Flask  # noqa: E402
 
 from flask_session.metrics import NoMetrics  # noqa: E402
 from sessionapp import create_app  # noqa: E402
+from tests.support.memcached_server import MemcachedServer  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
 COOKIE_POOL = 200
@@ -159,14 +162,16 @@ def issue_cookies(app: WSGIApp, count: int) -> list[str]:
 # -- targets -----------------------------------------------------------------------------
 
 
-def service_app(store: str, redis_url: str | None, directory: str, *, metrics: Any = None) -> Flask:
-    """Target A: the service with its default settings on ``store``; M and W: with
-    ``SESSION_METRICS = metrics``."""
+def service_app(store: str, url: str | None, directory: str, *, metrics: Any = None) -> Flask:
+    """Target A: the service with its default settings on ``store`` (its server at
+    ``url``: Redis' URL, memcached's host:port); M and W: with ``SESSION_METRICS = metrics``."""
     config: dict[str, Any] = {"SESSION_TYPE": store}
     if metrics is not None:
         config["SESSION_METRICS"] = metrics
     if store == "redis":
-        config["SESSION_REDIS_URL"] = redis_url
+        config["SESSION_REDIS_URL"] = url
+    elif store == "memcached":
+        config["SESSION_MEMCACHED_SERVERS"] = url
     else:
         config["SESSION_FILE_DIR"] = directory
     return create_app(config)
@@ -176,26 +181,28 @@ def service_app(store: str, redis_url: str | None, directory: str, *, metrics: A
 
 
 def build_callers(
-    stores: list[str], redis_url: str | None, scratch: str, *, metrics: bool = False
+    stores: list[str], urls: dict[str, str], scratch: str, *, metrics: bool = False
 ) -> dict[tuple[str, str, str], Caller]:
-    """(target, store, route) -> Caller, each with its cookie pool."""
+    """(target, store, route) -> Caller, each with its cookie pool; ``urls``: the
+    servers' addresses, by store."""
     callers: dict[tuple[str, str, str], Caller] = {}
     plain = plain_flask.app
     for store in stores:
         directory = os.path.join(scratch, store)
         os.makedirs(directory)
         sessions = os.path.join(directory, "sessions")
-        service = service_app(store, redis_url, sessions)
+        url = urls.get(store)
+        service = service_app(store, url, sessions)
         cookies = issue_cookies(service, COOKIE_POOL)
-        floor_app = floor.create_app(store, redis_url or "", directory)
+        floor_app = floor.create_app(store, url or "", directory)
         targets = [
             ("A", service, COOKIE_NAME),
             ("C", plain, COOKIE_NAME),
             ("D", floor_app, floor.COOKIE),
         ]
         if metrics:  # the same sessions, through apps that measure them
-            measured = service_app(store, redis_url, sessions, metrics="prometheus")
-            wrapped = service_app(store, redis_url, sessions, metrics=NoMetrics())
+            measured = service_app(store, url, sessions, metrics="prometheus")
+            wrapped = service_app(store, url, sessions, metrics=NoMetrics())
             targets += [("M", measured, COOKIE_NAME), ("W", wrapped, COOKIE_NAME)]
         for target, app, cookie_name in targets:
             for method, path in ROUTES:
@@ -293,18 +300,23 @@ def main(argv: list[str] | None = None) -> None:
         multiproc = os.path.join(scratch, "metrics")
         os.makedirs(multiproc)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc
-    server = RedisServer() if "redis" in stores else None
+    redis = RedisServer() if "redis" in stores else None
+    memcached = MemcachedServer() if "memcached" in stores else None
     try:
-        if server is not None:
-            server.start()
-        callers = build_callers(
-            stores, server.url if server else None, scratch, metrics=args.metrics
-        )
+        urls = {}
+        if redis is not None:
+            redis.start()
+            urls["redis"] = redis.url
+        if memcached is not None:
+            memcached.start()
+            urls["memcached"] = memcached.servers
+        callers = build_callers(stores, urls, scratch, metrics=args.metrics)
         results = measure(callers, args.requests, args.rounds)
         cost = observation_cost() if args.metrics else 0.0
     finally:
-        if server is not None:
-            server.close()
+        for server in (redis, memcached):
+            if server is not None:
+                server.close()
         shutil.rmtree(scratch, ignore_errors=True)
     print(
         f"in-process CPU per request (thread CPU time), median of {args.rounds} rounds"

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import secrets
 import socket
 import time
@@ -75,6 +76,7 @@ from .common import (
 from .counters import check_counter_name
 from .documents import decode_document
 from .memcacheusers import MemcachedUserIndex
+from .memcachewire import Checkout, get_values, store, touch
 from .upgrade08 import (
     MARKER_NAME,
     PROBE_SECONDS,
@@ -99,6 +101,10 @@ EXPIRE_NOW = -1
 #: memcached's limit on a key, in bytes
 KEY_LENGTH_LIMIT = 250
 LOCK_SUFFIX = ":lock"
+_LOCK_SUFFIX = LOCK_SUFFIX.encode()
+#: what memcached's text protocol takes in a key (the store writes its commands itself,
+#: memcachewire.py): printable ASCII without spaces
+_KEY_TEXT = re.compile(r"[!-~]*")
 #: what memcached answers to an item over its limit ("SERVER_ERROR object too large for
 #: cache"; "out of memory storing object" is an outage: the cache is full)
 TOO_LARGE = "too large"
@@ -208,6 +214,11 @@ class MemcachedStore(Store, SharedLayout08, KeptUserIndex):
         self, *, servers: list[tuple[str, int]], serves_08: bool | str = False, **common: Any
     ) -> None:
         super().__init__(**common)
+        if not _KEY_TEXT.fullmatch(self.key_prefix):
+            raise SessionConfigError(
+                f"SESSION_KEY_PREFIX is {self.key_prefix!r}; a memcached key holds printable"
+                " ASCII characters without spaces only"
+            )
         self.servers = servers
         #: SESSION_08_SERVERS: documents written as Flask-Session 0.8 writes them
         #: (resolved at the end, once the servers can be asked, when it is "auto")
@@ -257,18 +268,21 @@ class MemcachedStore(Store, SharedLayout08, KeptUserIndex):
                 ):
                     self._drop_lease(node, key, token)
                     return None
-            data = node.get(key)
-            if data is None and not lock and self._carry_over_raw(sid):
-                data = node.get(key)
-            values = self._decode(data, sid) if data is not None else None
-            if values is not None and not self._admitted(sid, values):
-                values = None  # revoked, or its user's index is gone: fail closed
+            name = key.encode()
+            read = b"get %s\r\n" % name
+            with Checkout(node) as client:
+                data = get_values(client, read).get(name, _MISS)[0]
+                if data is None and not lock and self._carry_over_raw(sid):
+                    data = get_values(client, read).get(name, _MISS)[0]
+                values = self._decode(data, sid) if data is not None else None
+                if values is not None and not self._admitted(sid, values):
+                    values = None  # revoked, or its user's index is gone: fail closed
+                if values is not None and refresh_ttl is not None:
+                    touch(client, name, _expiry(refresh_ttl))
             if values is None:
                 if token is not None:
                     self._drop_lease(node, key, token)
                 return None
-            if refresh_ttl is not None:
-                node.touch(key, _expiry(refresh_ttl), noreply=False)
         return Loaded(values, lock=token)
 
     def save(
@@ -309,45 +323,52 @@ class MemcachedStore(Store, SharedLayout08, KeptUserIndex):
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool
     ) -> IncrResult | None:
         item = self._key(sid)
-        lock_key = item + LOCK_SUFFIX
+        name = item.encode()
+        lock_name = name + _LOCK_SUFFIX
+        # The session first, its lock key second, in one command: memcached reads them in
+        # that order, so a lock taken after our read of the lock key was taken after our
+        # read of the session, and the locker's CAS bump makes our cas fail (module
+        # docstring).
+        read = b"gets %s %s\r\n" % (name, lock_name)
         wait: LockWait | None = None
         with self._errors():
             node = self._node(item)
             while True:
-                # The session first, its lock key second, in one command: memcached
-                # reads them in that order, so a lock taken after our read of the lock
-                # key was taken after our read of the session, and the locker's CAS
-                # bump makes our cas fail (module docstring).
-                found = node.gets_many([item, lock_key])
-                if item not in found and not create:
+                # One connection for the gets and the cas (memcachewire.py).
+                with Checkout(node) as client:
+                    found = get_values(client, read)
+                    if name not in found and not create:
+                        step = _MISSING
+                    elif lock_name in found:
+                        step = _LOCKED  # another request holds the session
+                    else:
+                        data, cas = found.get(name, _MISS)
+                        values = self._decode(data, sid) if data is not None else None
+                        if values is not None and not self._admitted(sid, values):
+                            values = None  # revoked, or its user's index is gone: fail closed
+                        if values is None:
+                            if not create:
+                                return None
+                            values = {}
+                        new_value = decode_int(self.codec, values.get(key), key) + amount
+                        values[key] = self.codec.encode(new_value)
+                        if self._write(client, name, values, data, cas, ttl):
+                            return IncrResult(new_value, values.get(PERMANENT_KEY))
+                        step = _LOST
+                if step == _MISSING:
                     if self._carry_over_raw(sid):  # a raw-id layout's item, moved
                         continue
                     return None
-                if lock_key in found:  # another request holds the session: wait
-                    if wait is None:
-                        wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
-                    wait.pause()
-                    continue
-                data, cas = found.get(item, (None, None))
-                values = self._decode(data, sid) if data is not None else None
-                if values is not None and not self._admitted(sid, values):
-                    values = None  # revoked, or its user's index is gone: fail closed
-                if values is None:
-                    if not create:
-                        return None
-                    values = {}
-                new_value = decode_int(self.codec, values.get(key), key) + amount
-                values[key] = self.codec.encode(new_value)
-                if self._write(node, item, values, data, cas, ttl):
-                    return IncrResult(new_value, values.get(PERMANENT_KEY))
-                # Someone wrote the session between our gets and our cas: read again at
-                # once, for at most SESSION_LOCK_TIMEOUT (like a lock wait). No pause: the
-                # increments of one busy session are serialised by the item's CAS anyway,
-                # and a jittered pause here measured 5-10% fewer increments per second
-                # on one cookie (bench/run --scenarios contention), p99 no better.
                 if wait is None:
                     wait = LockWait(self.lock_timeout, "the session", grace=LEASE_GRACE)
-                if wait.remaining() <= 0:
+                if step == _LOCKED:  # wait, and read again
+                    wait.pause()
+                # _LOST: someone wrote the session between our gets and our cas: read
+                # again at once, for at most SESSION_LOCK_TIMEOUT (like a lock wait). No
+                # pause: the increments of one busy session are serialised by the item's
+                # CAS anyway, and a jittered pause here measured 5-10% fewer increments per
+                # second on one cookie (bench/run --scenarios contention), p99 no better.
+                elif wait.remaining() <= 0:
                     wait.give_up()
 
     def release(self, sid: str, lock: str) -> None:
@@ -405,6 +426,8 @@ class MemcachedStore(Store, SharedLayout08, KeptUserIndex):
         """The key of ``sid``'s item: ``<prefix><at-rest name>``; while Flask-Session
         0.8's servers may read the store (``SESSION_08_SERVERS``), 0.8's ``<prefix><sid>``."""
         if self.serves_08:
+            if not _KEY_TEXT.fullmatch(sid):  # the prefix was checked at start-up
+                raise ValueError(f"not a session id: {sid!r}")
             return self.key_prefix + sid
         return self.key_prefix + at_rest_name(self.key_prefix, sid)
 
@@ -535,40 +558,44 @@ class MemcachedStore(Store, SharedLayout08, KeptUserIndex):
         ``change(values)`` edits the values in place; ``deleted`` keys are removed.
         Returns whether the session exists afterwards.
         """
+        name = key.encode()
+        read = b"gets %s\r\n" % name
         while True:
-            data, cas = node.gets(key)
-            values = self._decode(data, sid) if data is not None else None
-            if values is None:
-                if not create:
+            with Checkout(node) as client:  # one connection for the gets and the cas
+                data, cas = get_values(client, read).get(name, _MISS)
+                values = self._decode(data, sid) if data is not None else None
+                if values is None:
+                    if not create:
+                        return False
+                    values = {}
+                change(values)
+                for gone in deleted:
+                    values.pop(gone, None)
+                if not values:
+                    if data is not None:
+                        store(client, b"cas", name, b"", EXPIRE_NOW, cas)
                     return False
-                values = {}
-            change(values)
-            for name in deleted:
-                values.pop(name, None)
-            if not values:
-                if data is not None:
-                    node.cas(key, b"", cas, expire=EXPIRE_NOW, noreply=False)
-                return False
-            if self._write(node, key, values, data, cas, ttl):
-                return True
+                if self._write(client, name, values, data, cas, ttl):
+                    return True
 
     def _write(
         self,
-        node: PooledClient,
-        key: str,
+        client: Any,
+        name: bytes,
         values: dict[str, bytes],
         data: bytes | None,
-        cas: Any,
+        cas: bytes,
         ttl: float,
     ) -> bool:
-        """Store ``values`` as the session's document: ``add`` if there was no item
-        (``data`` None), else ``cas`` against the ``gets`` that read ``data``. False
-        if someone wrote the item in between (nothing was written)."""
+        """Store ``values`` as the session's document at key ``name``, on a checked-out
+        connection: ``add`` if there was no item (``data`` None), else ``cas`` against
+        the ``gets`` that read ``data``. False if someone wrote the item in between
+        (nothing was written)."""
         document = self._document(values)
         try:
             if data is None:
-                return bool(node.add(key, document, expire=_expiry(ttl), noreply=False))
-            return bool(node.cas(key, document, cas, expire=_expiry(ttl), noreply=False))
+                return bool(store(client, b"add", name, document, _expiry(ttl)))
+            return bool(store(client, b"cas", name, document, _expiry(ttl), cas))
         except MemcacheServerError as error:
             if TOO_LARGE not in str(error):
                 raise
@@ -589,10 +616,12 @@ class MemcachedStore(Store, SharedLayout08, KeptUserIndex):
 
     def _drop_lease(self, node: PooledClient, key: str, token: str) -> bool:
         """End our lease; False if it was no longer ours."""
-        held, cas = node.gets(key + LOCK_SUFFIX)
-        if held != token.encode():
-            return False
-        return bool(node.cas(key + LOCK_SUFFIX, b"", cas, expire=EXPIRE_NOW, noreply=False))
+        name = (key + LOCK_SUFFIX).encode()
+        with Checkout(node) as client:
+            held, cas = get_values(client, b"gets %s\r\n" % name).get(name, _MISS)
+            if held != token.encode():
+                return False
+            return bool(store(client, b"cas", name, b"", EXPIRE_NOW, cas))
 
     def _decode(self, data: bytes, sid: str) -> dict[str, bytes] | None:
         try:
@@ -625,6 +654,12 @@ class MemcachedStore(Store, SharedLayout08, KeptUserIndex):
                 reason="the session store refused the request",
             )
         return None
+
+
+#: what a ``get``/``gets`` reply lacks a key as: no value, no cas unique
+_MISS: tuple[None, bytes] = (None, b"")
+#: how an increment's read ended when it wrote nothing (``incr``)
+_MISSING, _LOCKED, _LOST = "missing", "locked", "lost"
 
 
 def _remaining_expiry(node: PooledClient, key: str) -> int | None:

@@ -45,15 +45,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pymemcache.exceptions import (  # type: ignore[import-untyped]
-    MemcacheClientError,
-    MemcacheUnexpectedCloseError,
-)
+from pymemcache.exceptions import MemcacheClientError  # type: ignore[import-untyped]
 
 from ..codecs import DecodeError
 from ..errors import SessionConfigError
 from .base import USER_KEY
 from .common import LockWait
+from .memcachewire import pipelined
 from .users import UserSession, session_handle
 
 if TYPE_CHECKING:
@@ -73,8 +71,6 @@ EXPIRE_NOW = -1
 #: the reserved key's bytes, as they show in a stored document (JSON or msgpack): a
 #: document without them carries no binding and needs no look at the index
 _MARKER = USER_KEY.encode()
-#: the end of a pipelined batch of meta commands (``mn``'s reply)
-_END = b"MN\r\n"
 
 #: handle -> [bind time, label, the session item's key]
 Entries = dict[str, list[Any]]
@@ -256,7 +252,7 @@ class MemcachedUserIndex:
         alive: dict[str, float | None] = {}
         for node, items in batches.values():
             command = "".join(f"mg {item} k t q\r\n" for item in items) + "mn\r\n"
-            for line in _pipelined(node, command.encode()):
+            for line in pipelined(node, command.encode()):
                 if not line.startswith("HD "):
                     raise MemcacheClientError(f"memcached answered {line[:64]!r} to mg")
                 flags = {token[0]: token[1:] for token in line.split()[1:]}
@@ -295,7 +291,7 @@ class MemcachedUserIndex:
 
     def _ttl(self, node: Any, key: str) -> float | None:
         """Seconds until ``key`` expires (a large number for never), None if it is gone."""
-        lines = _pipelined(node, f"mg {key} t q\r\nmn\r\n".encode())
+        lines = pipelined(node, f"mg {key} t q\r\nmn\r\n".encode())
         if not lines or not lines[0].startswith("HD "):
             return None
         flags = {token[0]: token[1:] for token in lines[0].split()[1:]}
@@ -309,28 +305,6 @@ class MemcachedUserIndex:
 
 #: what "never expires" is kept as when an item is rewritten: 10 years, the longest lifetime
 NEVER = 3650 * 24 * 3600
-
-
-def _pipelined(node: Any, command: bytes) -> list[str]:
-    """The reply lines to a batch of quiet meta commands ended by ``mn`` (sent at once
-    on one of ``node``'s pooled connections), without the final ``MN``.
-
-    Read here rather than with pymemcache's ``raw_command``, which keeps only the last
-    chunk of a reply that arrives in several (pymemcache 4.0: a batch of 30 keys lost
-    its first 26 answers). Every hit line ends in ``t<seconds>``, so only the batch's
-    end ends in ``MN``; a connection that fails mid-reply is dropped from the pool."""
-    with node.client_pool.get_and_release(destroy_on_fail=True) as client:
-        if client.sock is None:
-            client._connect()
-        client.sock.sendall(command)
-        reply = b""
-        while not (reply == _END or reply.endswith(b"\r\n" + _END)):
-            chunk = client.sock.recv(65536)
-            if not chunk:
-                client.close()
-                raise MemcacheUnexpectedCloseError()
-            reply += chunk
-    return reply[: -len(_END)].decode("ascii", "replace").splitlines()
 
 
 def _set_item(entries: Entries, handle: str, item: str) -> None:

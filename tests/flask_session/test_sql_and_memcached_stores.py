@@ -125,6 +125,9 @@ def test_an_in_memory_engine_with_a_database_per_thread_is_refused():
         ({"SESSION_MEMCACHED_SERVERS": "127.0.0.1:http"}, "SESSION_MEMCACHED_SERVERS"),
         ({"SESSION_MEMCACHED_SERVERS": "127.0.0.1:0"}, "SESSION_MEMCACHED_SERVERS"),
         ({"SESSION_MEMCACHED": "127.0.0.1:11211"}, "SESSION_MEMCACHED"),
+        # the store writes its keys into commands itself: none may hold a space or non-ASCII
+        ({"SESSION_KEY_PREFIX": "my app:"}, "SESSION_KEY_PREFIX"),
+        ({"SESSION_KEY_PREFIX": "sessión:"}, "SESSION_KEY_PREFIX"),
     ],
 )
 def test_bad_memcached_settings_are_refused_naming_the_key(config, named):
@@ -261,6 +264,23 @@ def test_flask_session_0_8_memcached_sessions_carry_over(make_app, memcached_ser
     http.set_cookie("session", sid)
     assert http.get("/get").json == {"n": 41}
     assert http.post("/incr/n").json == {"value": 42}
+
+
+@pytest.mark.parametrize("store_type", ["memcached"])
+def test_memcached_replies_in_many_pieces_holding_protocol_words_are_read_whole(make_app):
+    """The store reads memcached's replies itself (stores/memcachewire.py): a session of
+    msgpack bytes holding the protocol's own lines, far larger than one read, comes back
+    whole through load, save and incr, and the connection serves the next command."""
+    store = make_app(SESSION_SERIALIZATION_FORMAT="msgpack").session_interface.store
+    blob = store.codec.encode(b"x\r\nEND\r\nVALUE s 0 1 1\r\nSTORED\r\n" * 20_000)  # ~700 kB
+    sid = new_session_id(32)
+    assert store.save(sid, {"blob": blob}, [], ttl=TTL, create=True)
+    for expected in (1, 2):
+        assert store.incr(sid, "n", 1, ttl=TTL, create=False).value == expected
+    loaded = store.load(sid, lock=False, refresh_ttl=TTL)
+    assert loaded.values == {"blob": blob, "n": store.codec.encode(2)}
+    assert store.save(sid, {}, ["blob"], ttl=TTL, create=False)
+    assert store.load(sid, lock=False, refresh_ttl=None).values == {"n": store.codec.encode(2)}
 
 
 def test_a_flask_session_0_8_memcached_client_is_accepted(app_builder, memcached_servers):
