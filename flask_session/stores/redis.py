@@ -394,8 +394,9 @@ class RedisStore(Store, Serves08):
         with self._errors():
             self._write(self._delete, self._keys(sid), [lock or ""])
             # A 0.8 session, or one of the raw-id layout, not yet carried over must not
-            # come back on the next load.
-            self.redis.delete(self._legacy_key(sid), self._raw_keys(sid)[0])
+            # come back on the next load; nor may the moving key a carry-over's mover
+            # that died left behind (it would be restored once its lease ended).
+            self.redis.delete(self._legacy_key(sid), *self._raw_keys(sid)[:2])
 
     def incr(
         self, sid: str, key: str, amount: int, *, ttl: float, create: bool

@@ -84,6 +84,25 @@ def test_a_session_of_the_raw_id_layout_is_carried_over_on_first_use(store):
     assert sid.encode() not in kit.dump(store)
 
 
+def test_a_carry_over_whose_mover_died_cannot_bring_a_deleted_session_back(store):
+    """Redis moves a session in steps (on a cluster its two keys are in two slots): a
+    mover that restored it at its hashed key and died before dropping its moving key
+    leaves that key behind. Deleting the session deletes it too, so a later miss, once
+    the dead mover's lease has ended, has nothing to restore."""
+    if store.name != "redis":
+        pytest.skip("only the Redis store carries a session over in steps")
+    sid = new_sid()
+    kit_of(store).write_unhashed(store, sid, {"a": store.codec.encode("old")}, TTL)
+    raw = store._raw_keys(sid)  # data, moving, lease
+    dump, pttl = store._claim_raw(raw, ["a-mover-that-dies", store._lock_ms])
+    store._write(store._restore_raw, store._keys(sid)[:1], [max(0, int(pttl)), dump])
+    # ... and the mover dies here, before its MOVED_RAW
+    assert store.load(sid, lock=False, refresh_ttl=None) is not None
+    store.delete(sid)
+    store.redis.delete(raw[2])  # the dead mover's lease has ended
+    assert store.load(sid, lock=False, refresh_ttl=None) is None
+
+
 def test_concurrent_increments_during_the_carry_over_lose_nothing(store):
     """Every thread's first increment meets the raw-id layout: one carries the session
     over, the others wait for it or find it moved; every increment counts once."""
