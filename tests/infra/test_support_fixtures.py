@@ -64,6 +64,20 @@ def test_a_taken_port_is_retried_elsewhere_and_restarts_keep_the_new_one(kind):
     assert not server.dir.exists()
 
 
+def test_a_cluster_node_whose_bus_port_is_taken_starts_on_new_ports():
+    """A cluster node listens on a bus port too: when that one is taken (a client's
+    outgoing connection can take it between choosing and binding), both are chosen again
+    (a cluster set failed to start this way in a full run)."""
+    node = RedisServer(cluster_bus=True, extra_args=("--cluster-enabled", "yes"))
+    with socket.socket() as squatter:
+        squatter.bind((HOST, node.bus_port))
+        squatter.listen()
+        taken = node.bus_port
+        with node:
+            assert node.running and node.bus_port != taken
+            assert _port_accepts(node.bus_port)
+
+
 # -- redis ---------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import redis
 from redis.crc import key_slot
 
-from .ports import HOST, free_port
+from .ports import HOST
 from .redis_server import RedisServer
 
 SLOTS = 16384
@@ -39,11 +39,10 @@ class RedisClusterSet:
         self.flavour = flavour
         self.ready_timeout = ready_timeout
         self.primaries = primaries
-        #: each node's cluster bus port (given, since port + 10000 may not exist)
-        self.bus_ports = [free_port() for _ in range(2 * primaries)]
         self.nodes = [
             RedisServer(
                 flavour=flavour,
+                cluster_bus=True,
                 extra_args=(
                     "--cluster-enabled",
                     "yes",
@@ -51,16 +50,13 @@ class RedisClusterSet:
                     "nodes.conf",
                     "--cluster-node-timeout",
                     str(NODE_TIMEOUT_MS),
-                    # its own free port: the default (port + 10000) may not exist
-                    "--cluster-port",
-                    str(bus_port),
                     # a replica promoted after its primary's crash should not wait for
                     # the data-age check on loopback
                     "--cluster-replica-validity-factor",
                     "0",
                 ),
             )  # fmt: skip
-            for bus_port in self.bus_ports
+            for _ in range(2 * primaries)
         ]
 
     @property
@@ -167,8 +163,8 @@ class RedisClusterSet:
     def _form(self) -> None:
         first = self.nodes[0]
         with first.client() as client:
-            for node, bus_port in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
-                client.execute_command("CLUSTER MEET", HOST, node.port, bus_port)
+            for node in self.nodes[1:]:
+                client.execute_command("CLUSTER MEET", HOST, node.port, node.bus_port)
         self._wait(lambda: all(self._known(node) == len(self.nodes) for node in self.nodes))
         per = SLOTS // self.primaries
         for index, node in enumerate(self.nodes[: self.primaries]):

@@ -19,7 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .ports import HOST
+from .ports import HOST, free_port
 from .server_process import ServerProcess
 
 INSTALL_HINT = (
@@ -87,16 +87,26 @@ class RedisServer(ServerProcess):
         flavour: str = "redis",
         config: str = "",
         extra_args: Iterable[str] = (),
+        cluster_bus: bool = False,
     ) -> None:
         """``flavour`` picks the binary (redis or valkey); ``config`` is written to a
         config file given first on the command line (a sentinel needs one it can
         rewrite); ``extra_args`` follow the usual options (e.g. ``--maxmemory 2mb``,
-        ``--cluster-enabled yes``)."""
+        ``--cluster-enabled yes``). ``cluster_bus``: a cluster node, listening on a
+        cluster bus port of its own too (``bus_port``; the default, port + 10000, may not
+        exist), chosen again with the port if either is taken."""
         self._binary = SERVER_BINARIES[flavour]()
         self.flavour = flavour
         self.config = config
         self.extra_args = tuple(extra_args)
+        #: the cluster bus port (None: not a cluster node)
+        self.bus_port: int | None = free_port() if cluster_bus else None
         super().__init__(port=port, ready_timeout=ready_timeout)
+
+    def choose_ports(self) -> None:
+        super().choose_ports()
+        if self.bus_port is not None:
+            self.bus_port = free_port()
 
     @property
     def url(self) -> str:
@@ -139,6 +149,7 @@ class RedisServer(ServerProcess):
             "--dir", str(self.dir),
             "--daemonize", "no",
             "--loglevel", "notice",
+            *(["--cluster-port", str(self.bus_port)] if self.bus_port is not None else []),
             *self.extra_args,
         ]  # fmt: skip
 

@@ -11,10 +11,11 @@ gunicorn and a command line started as an operator would::
     # close(): stopped for good, its temporary directory removed
 
 - The port is a free one on 127.0.0.1 unless given. `free_port()` releases the port before
-  the program binds it, so another process can take it in between: when the program exits
-  saying its address is in use, a new free port is chosen and the start tried again (up to
-  `BIND_ATTEMPTS`). A given port, or the port of a server that has run once, is kept:
-  restarts come back where clients expect them.
+  the program binds it, so another process (or a client's outgoing connection) can take it
+  in between: when the program exits saying its address is in use, new free ports are
+  chosen (`choose_ports`: the port, and any other the program listens on) and the start
+  tried again (up to `BIND_ATTEMPTS`). A given port, or the port of a server that has
+  run once, is kept: restarts come back where clients expect them.
 - The program runs in its own process group (Ctrl-C in the terminal goes to pytest, not
   to it) with its output in `log_path`; every error message carries the log's tail.
 - Readiness is awaited for at most `ready_timeout` seconds; a program that exits or stays
@@ -96,6 +97,11 @@ class ServerProcess:
         """One readiness probe: True once the program serves. Must not raise on refusal."""
         raise NotImplementedError
 
+    def choose_ports(self) -> None:
+        """New free ports for a start whose port was taken: ``port``, and any other port
+        the program listens on (a subclass that has one chooses it again too)."""
+        self.port = free_port()
+
     def popen_options(self) -> dict[str, Any]:
         """Extra subprocess.Popen options (cwd, env, user); by default runs in `dir`."""
         return {"cwd": self.dir}
@@ -129,7 +135,7 @@ class ServerProcess:
                     raise RuntimeError(
                         f"{self.kind} could not bind port {self.port}:\n{self.log_tail()}"
                     ) from None
-                self.port = free_port()
+                self.choose_ports()
                 continue
             self._fixed_port = True  # restarts must come back on this port
             return self
