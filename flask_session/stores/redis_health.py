@@ -261,17 +261,29 @@ class ReplicaWait:
     def _run_on_cluster(
         self, client: RedisCluster, sha: str, source: str, keys: list[str], args: list[Any]
     ) -> Any:
+        cluster: Any = client
+        node = cluster.get_node_from_key(keys[0])
         for attempt in range(2):
-            cluster: Any = client
-            server = client.get_redis_connection(cluster.get_node_from_key(keys[0]))
+            server = client.get_redis_connection(node)
             try:
                 return self._run_on(server, sha, source, keys, args)
-            except (MovedError, TryAgainError):
-                # Not executed: the slot lives elsewhere now. Learn the new map and go
-                # again once; the cluster client does the same for plain commands.
+            except MovedError as moved:
+                # Not executed: the slot lives elsewhere now. Go again once, to the node
+                # the redirect names, as the cluster client does for plain commands: the
+                # map learned meanwhile (for the next writes) may not have it yet, as the
+                # other nodes learn a moved slot by gossip.
+                if attempt:
+                    raise
+                with contextlib.suppress(RedisError, RedisClusterException):
+                    client.nodes_manager.initialize()
+                named = cluster.get_node(host=moved.host or node.host, port=moved.port)
+                node = named if named is not None else cluster.get_node_from_key(keys[0])
+            except TryAgainError:
+                # Not executed: the slot is being moved. Learn the map and go again once.
                 client.nodes_manager.initialize()
                 if attempt:
                     raise
+                node = cluster.get_node_from_key(keys[0])
             except (ConnectionError, TimeoutError):
                 with contextlib.suppress(RedisError, RedisClusterException):
                     client.nodes_manager.initialize()
