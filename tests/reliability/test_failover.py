@@ -169,6 +169,8 @@ def test_cluster_primary_killed_under_load(granian_server, cluster, replicas):
         victim = shared_counter_primary(cluster)
         victim.kill()
         if replicas:
+            # Back empty, it must never be promoted (see _rejoin_as_replica for Sentinel)
+            victim.extra_args = (*victim.extra_args, "--cluster-replica-no-failover", "yes")
             restarts.append(restart_when(lambda: len(cluster.current_primaries()) == 3, victim))
 
     report = run_failover(server.url, fail, time_limit=45)
@@ -185,18 +187,25 @@ def test_cluster_primary_killed_under_load(granian_server, cluster, replicas):
 def _rejoin_as_replica(topology: SentinelSet, old: RedisServer) -> threading.Thread:
     """Restart the killed master, as a replica of the one the sentinels promoted.
 
-    As an operator must (Redis's docs warn about masters restarted without persistence):
+    As an operator must (Redis's docs warn about servers restarted without persistence):
     it starts with ``--replicaof``, so it never serves as an empty master, and only once
     every sentinel names the new master. A sentinel still holding the old configuration
     would take the old master back as master and make the promoted one its replica,
     wiping the data (seen once under a loaded CI run before this waited for all three).
+    It also starts with ``--replica-priority 0``, so the sentinels never promote it:
+    otherwise, if the new master stalls for ``DOWN_AFTER_MS`` (as on a loaded machine)
+    before the restarted server has synced, they promote the empty server and the new
+    master becomes its replica, losing every session (reproduced by stopping the new
+    master for 2 s; a CI run lost every session this way, with a 19 s outage).
     """
 
     def promoted_everywhere() -> bool:
         address = topology.master_address(unanimous=True)
         if address is None or address[1] == old.port:
             return False
-        old.extra_args = (*old.extra_args, "--replicaof", HOST, str(address[1]))
+        old.extra_args = (
+            *old.extra_args, "--replicaof", HOST, str(address[1]), "--replica-priority", "0"
+        )  # fmt: skip
         return True
 
     return restart_when(promoted_everywhere, old)

@@ -23,7 +23,7 @@ import redis
 from redis.crc import key_slot
 
 from .ports import HOST
-from .redis_server import RedisServer
+from .redis_server import REPLICATION_ARGS, RedisServer
 
 SLOTS = 16384
 #: short, so a test's failover takes a couple of seconds
@@ -54,6 +54,7 @@ class RedisClusterSet:
                     # the data-age check on loopback
                     "--cluster-replica-validity-factor",
                     "0",
+                    *REPLICATION_ARGS,
                 ),
             )  # fmt: skip
             for _ in range(2 * primaries)

@@ -16,7 +16,7 @@ import time
 import redis
 
 from .ports import HOST
-from .redis_server import RedisServer
+from .redis_server import REPLICATION_ARGS, RedisServer
 from .tcp_proxy import TcpProxy
 
 MASTER_NAME = "mymaster"
@@ -34,7 +34,7 @@ class SentinelSet:
     ) -> None:
         self.flavour = flavour
         self.ready_timeout = ready_timeout
-        self.servers = [RedisServer(flavour=flavour) for _ in range(2)]
+        self.servers = [RedisServer(flavour=flavour, extra_args=REPLICATION_ARGS) for _ in range(2)]
         self.proxy: TcpProxy | None = None
         self._lag = lag
         self.sentinels: list[RedisServer] = []

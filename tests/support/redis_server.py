@@ -63,6 +63,11 @@ def find_valkey_server() -> str:
 #: server flavour -> finder of its binary
 SERVER_BINARIES = {"redis": find_redis_server, "valkey": find_valkey_server}
 
+#: For servers with replicas (Sentinel and Cluster sets): a replica's full sync starts at
+#: once, not after the default 5 s wait for more replicas to join it. A server brought
+#: back empty after a crash stays empty that long.
+REPLICATION_ARGS = ("--repl-diskless-sync-delay", "0")
+
 
 def no_retry() -> Retry:
     """A Retry that never retries (redis-py 8 retries 10 times by default)."""
