@@ -10,6 +10,9 @@ requests meet it, and SESSION_REDIS_MIN_REPLICAS.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 import redis
 from flask import Flask
@@ -311,17 +314,9 @@ def test_a_stale_cluster_client_is_told_about_moved_slots(redis_cluster, app_bui
     client = app.test_client()
     first = client.post("/inc", headers={"Accept": "application/json"})
     assert first.status_code == 200
-    store = app.session_interface.store
-    key = next(k for k in store.redis.scan_iter("session:{*") if not k.endswith(b":lock"))
-    owner = redis_cluster.primary_for(key.decode())
-    other = next(n for n in redis_cluster.current_primaries() if n is not owner)
-    slot = redis.cluster.key_slot(key)
-    _move_slot(owner, other, slot)
-    try:
+    with _session_slot_moved(redis_cluster, app.session_interface.store):
         reply = client.post("/inc", headers={"Accept": "application/json"})
-        assert reply.status_code == 200 and reply.get_json() == {"counter": 2}
-    finally:
-        _move_slot(other, owner, slot)
+    assert reply.status_code == 200 and reply.get_json() == {"counter": 2}
 
 
 def test_a_write_waiting_for_replicas_follows_moved_even_while_the_map_is_stale(
@@ -335,17 +330,26 @@ def test_a_write_waiting_for_replicas_follows_moved_even_while_the_map_is_stale(
     client = app.test_client()
     assert client.post("/inc", headers={"Accept": "application/json"}).status_code == 200
     store = app.session_interface.store
+    with _session_slot_moved(redis_cluster, store):
+        monkeypatch.setattr(store.redis.nodes_manager, "initialize", lambda *a, **k: None)
+        try:
+            reply = client.post("/inc", headers={"Accept": "application/json"})
+        finally:
+            monkeypatch.undo()
+    assert reply.status_code == 200 and reply.get_json() == {"counter": 2}
+
+
+@contextlib.contextmanager
+def _session_slot_moved(cluster, store) -> Iterator[None]:
+    """Move the slot of the one session in ``cluster`` to another primary; back after."""
     key = next(k for k in store.redis.scan_iter("session:{*") if not k.endswith(b":lock"))
-    owner = redis_cluster.primary_for(key.decode())
-    other = next(n for n in redis_cluster.current_primaries() if n is not owner)
+    owner = cluster.primary_for(key.decode())
+    other = next(n for n in cluster.current_primaries() if n is not owner)
     slot = redis.cluster.key_slot(key)
     _move_slot(owner, other, slot)
-    monkeypatch.setattr(store.redis.nodes_manager, "initialize", lambda *args, **kwargs: None)
     try:
-        reply = client.post("/inc", headers={"Accept": "application/json"})
-        assert reply.status_code == 200 and reply.get_json() == {"counter": 2}
+        yield
     finally:
-        monkeypatch.undo()
         _move_slot(other, owner, slot)
 
 
