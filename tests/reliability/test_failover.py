@@ -196,7 +196,7 @@ def _rejoin_as_replica(topology: SentinelSet, old: RedisServer) -> threading.Thr
     otherwise, if the new master stalls for ``DOWN_AFTER_MS`` (as on a loaded machine)
     before the restarted server has synced, they promote the empty server and the new
     master becomes its replica, losing every session (reproduced by stopping the new
-    master for 2 s; a CI run lost every session this way, with a 19 s outage).
+    master for 2 s). A CI run that lost every session, with a 19 s outage, matched it.
     """
 
     def promoted_everywhere() -> bool:
