@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -17,6 +19,16 @@ from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 
 TINY_APP = "tests.infra.tiny_app:app"
+
+
+@contextlib.contextmanager
+def _squatted(port: int | None) -> Iterator[int]:
+    """``port`` taken by another listener meanwhile (as by another process); yields it."""
+    assert port is not None
+    with socket.socket() as squatter:
+        squatter.bind((HOST, port))
+        squatter.listen()
+        yield port
 
 
 def _port_accepts(port: int) -> bool:
@@ -48,19 +60,15 @@ def test_a_taken_port_is_retried_elsewhere_and_restarts_keep_the_new_one(kind):
     """Another process takes the free port between choosing and binding it: the start
     moves to another free port (it used to fail for memcached and PostgreSQL)."""
     server = SERVER_PROCESSES[kind]()
-    with socket.socket() as squatter:
-        squatter.bind((HOST, server.port))
-        squatter.listen()
-        taken = server.port
-        with server:
-            assert server.running and server.port != taken
-            assert f"{server.kind} could not bind" not in server.log_text()
-            moved = server.port
-            server.stop()
-            assert not _port_accepts(moved)
-            server.start()
-            assert server.port == moved  # clients were told this one
-            assert _port_accepts(moved)
+    with _squatted(server.port) as taken, server:
+        assert server.running and server.port != taken
+        assert f"{server.kind} could not bind" not in server.log_text()
+        moved = server.port
+        server.stop()
+        assert not _port_accepts(moved)
+        server.start()
+        assert server.port == moved  # clients were told this one
+        assert _port_accepts(moved)
     assert not server.dir.exists()
 
 
@@ -69,13 +77,9 @@ def test_a_cluster_node_whose_bus_port_is_taken_starts_on_new_ports():
     outgoing connection can take it between choosing and binding), both are chosen again
     (a cluster set failed to start this way in a full run)."""
     node = RedisServer(cluster_bus=True, extra_args=("--cluster-enabled", "yes"))
-    with socket.socket() as squatter:
-        squatter.bind((HOST, node.bus_port))
-        squatter.listen()
-        taken = node.bus_port
-        with node:
-            assert node.running and node.bus_port != taken
-            assert _port_accepts(node.bus_port)
+    with _squatted(node.bus_port) as taken, node:
+        assert node.running and node.bus_port != taken
+        assert _port_accepts(node.bus_port)
 
 
 # -- redis ---------------------------------------------------------------------------------
